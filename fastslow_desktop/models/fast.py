@@ -1,0 +1,165 @@
+"""Fast dual encoder: open_clip image tower f and text tower g, scored by f(x)ᵀg(y).
+
+Three ways to build one: a named JSON architecture (`fast-tiny`, `fast-synth`) with random
+weights for training, an open_clip architecture plus pretrained tag from the hub, or a bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .config import load_arch
+from .device import configure_threads, resolve_device
+from .preprocess import ImagePreprocess, PreprocessConfig
+from .tokenizer import TextTokenizer, TokenizerConfig
+
+logger = logging.getLogger(__name__)
+
+
+def build_clip(arch: dict, vocab_size: int, context_length: int) -> torch.nn.Module:
+    """An open_clip CLIP model (random weights) from an architecture dict."""
+    from open_clip.model import CLIP
+
+    text_cfg = dict(arch["text_cfg"], vocab_size=vocab_size, context_length=context_length)
+    return CLIP(
+        embed_dim=arch["embed_dim"],
+        vision_cfg=copy.deepcopy(arch["vision_cfg"]),
+        text_cfg=text_cfg,
+        quick_gelu=arch.get("quick_gelu", False),
+    )
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+class FastEncoder:
+    """Embeds images and texts into one space; rows are float32 and L2-normalised."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        preprocess: ImagePreprocess,
+        model_id: str,
+        arch: dict | None = None,
+        device: str | torch.device = "auto",
+    ):
+        configure_threads()
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.model_id = model_id
+        self.arch = arch
+        self.dim = int(getattr(model, "text_projection").shape[-1]) if hasattr(model, "text_projection") \
+            else int(model.visual.output_dim)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_arch(
+        cls, arch: str | dict, tokenizer: TextTokenizer, model_id: str = "untrained", device="cpu"
+    ) -> FastEncoder:
+        """Random weights from a named or inline architecture (training starts here)."""
+        arch = load_arch(arch) if isinstance(arch, str) else arch
+        model = build_clip(arch, tokenizer.vocab_size, tokenizer.context_length)
+        preprocess = ImagePreprocess(PreprocessConfig.from_dict(arch.get("preprocess", {})))
+        return cls(model, tokenizer, preprocess, model_id, arch=arch, device=device)
+
+    @classmethod
+    def from_open_clip(cls, model_name: str, pretrained: str | None = None, device="auto",
+                       cache_dir: str | None = None) -> FastEncoder:
+        """An open_clip model by architecture + pretrained tag, or 'hf-hub:org/repo', or 'local-dir:PATH'.
+
+        Weights load through open_clip with torch.load(weights_only=True) or safetensors.
+        """
+        import open_clip
+
+        model, _, preprocess_val = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, cache_dir=cache_dir, weights_only=True
+        )
+        tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
+        pp = _OpenClipPreprocess(preprocess_val, getattr(model.visual, "preprocess_cfg", {}))
+        model_id = f"open_clip:{model_name}:{pretrained or ''}"
+        return cls(model, _OpenClipTokenizerAdapter(tokenizer), pp, model_id, device=device)
+
+    # -- encoding -------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_image_tensors(self, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """(n, 3, S, S) preprocessed pixels -> (n, d) float32 unit rows."""
+        out = []
+        for start in range(0, len(pixels), batch_size):
+            chunk = pixels[start : start + batch_size].to(self.device, non_blocking=True)
+            with _autocast(self.device):
+                feats = self.model.encode_image(chunk)
+            out.append(F.normalize(feats.float(), dim=-1).cpu())
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """list of PIL images -> (n, d) float32, rows L2-normalised."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images]), batch_size)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """list of strings -> (n, d) float32, rows L2-normalised."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            ids = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
+            with _autocast(self.device):
+                feats = self.model.encode_text(ids)
+            out.append(F.normalize(feats.float(), dim=-1).cpu())
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+class _OpenClipPreprocess:
+    """Adapts open_clip's torchvision transform to our preprocess interface."""
+
+    def __init__(self, transform, cfg: dict):
+        self._transform = transform
+        size = cfg.get("size", 224)
+        self.config = PreprocessConfig(
+            image_size=size[0] if isinstance(size, (tuple, list)) else int(size),
+            mean=tuple(cfg.get("mean", PreprocessConfig.mean)),
+            std=tuple(cfg.get("std", PreprocessConfig.std)),
+            resize_mode=cfg.get("resize_mode", "shortest"),
+            interpolation=cfg.get("interpolation", "bicubic"),
+        )
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self._transform(image)
+
+    def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([self(im) for im in images])
+
+
+class _OpenClipTokenizerAdapter:
+    """open_clip's own tokenizer for hub models, with our query normalisation in front."""
+
+    def __init__(self, tokenizer):
+        from .tokenizer import normalize_query
+
+        self._tok = tokenizer
+        self._normalize = normalize_query
+        self.context_length = getattr(tokenizer, "context_length", 77)
+        self.config = TokenizerConfig(context_length=self.context_length)
+
+    def __call__(self, texts):
+        if isinstance(texts, str):
+            texts = [texts]
+        return self._tok([self._normalize(t) for t in texts])

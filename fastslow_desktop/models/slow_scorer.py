@@ -1,0 +1,124 @@
+"""Runtime wrappers that give every slow model one interface: visual tokens once, then scores.
+
+`CaptionerScorer` wraps our bidirectional captioner; `CocaScorer` uses a pretrained open_clip
+CoCa as a forward-only likelihood scorer (the hub preset). Both score K candidates in one pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .device import configure_threads, resolve_device
+from .preprocess import ImagePreprocess
+from .slow import SlowCaptioner
+from .tokenizer import PAD_ID
+
+logger = logging.getLogger(__name__)
+
+
+def _autocast(device: torch.device):
+    # Half precision is safe for the decoder's matmuls; log-softmax is taken in float32 inside.
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+class SlowScorerBase:
+    """h(x, y) for one text against many images or frame groups; higher = better match."""
+
+    bidirectional: bool = False
+
+    def __init__(self, tokenizer, preprocess: ImagePreprocess, device: torch.device, batch_size: int = 32):
+        configure_threads()
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.device = device
+        self.batch_size = batch_size
+
+    # Subclasses implement these two on tensors.
+    def _tokens(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, N, D)
+        raise NotImplementedError
+
+    def _score(self, ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:  # (B, L), (B, N, D) -> (B,)
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def visual_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Encode images once; the result can be scored against any number of texts. (n, N, D)"""
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            pixels = self.preprocess.batch(images[start : start + self.batch_size]).to(self.device)
+            with _autocast(self.device):
+                chunks.append(self._tokens(pixels))
+        return torch.cat(chunks) if chunks else torch.zeros(0)
+
+    @torch.no_grad()
+    def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
+        """Score one text against precomputed visual tokens (n, N, D) in batches. (n,) float32"""
+        ids = self.tokenizer([text]).to(self.device)
+        out = []
+        for start in range(0, len(tokens), self.batch_size):
+            memory = tokens[start : start + self.batch_size].to(self.device)
+            with _autocast(self.device):
+                out.append(self._score(ids.expand(len(memory), -1), memory).float().cpu())
+        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, np.float32)
+
+    def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
+        """h(x, y) for each image. (n,) float32"""
+        if not images:
+            return np.zeros(0, np.float32)
+        return self.score_tokens(text, self.visual_tokens(images))
+
+    def score_groups(self, text: str, groups: Sequence[Sequence[Image.Image]]) -> np.ndarray:
+        """Score frame groups (video segments): the decoder attends over all frames' tokens at once."""
+        memories = [self.visual_tokens(frames).flatten(0, 1).unsqueeze(0) for frames in groups]
+        scores = np.zeros(len(groups), np.float32)
+        by_len: dict[int, list[int]] = {}
+        for i, mem in enumerate(memories):
+            by_len.setdefault(mem.shape[1], []).append(i)
+        for idx in by_len.values():  # equal token counts batch together
+            scores[idx] = self.score_tokens(text, torch.cat([memories[i] for i in idx]))
+        return scores
+
+
+class CaptionerScorer(SlowScorerBase):
+    """Our bidirectional captioner with fine-grained tokens."""
+
+    def __init__(self, model: SlowCaptioner, tokenizer, preprocess: ImagePreprocess,
+                 device: str | torch.device = "auto", batch_size: int = 32):
+        device = resolve_device(device) if isinstance(device, str) else device
+        super().__init__(tokenizer, preprocess, device, batch_size)
+        self.model = model.to(device).eval()
+        self.bidirectional = model.bwd is not None
+
+    def _tokens(self, pixels):
+        return self.model.visual_tokens(pixels)
+
+    def _score(self, ids, memory):
+        return self.model.score_tokens(ids, memory)
+
+
+class CocaScorer(SlowScorerBase):
+    """A pretrained open_clip CoCa read as a forward caption likelihood: Σ log p(yˡ | y<ˡ, x)."""
+
+    def __init__(self, model, tokenizer, preprocess, device: str | torch.device = "auto", batch_size: int = 16):
+        device = resolve_device(device) if isinstance(device, str) else device
+        super().__init__(tokenizer, preprocess, device, batch_size)
+        self.model = model.to(device).eval()
+
+    def _tokens(self, pixels):
+        _, image_embs = self.model._encode_image(pixels)  # (B, N, D) attentional-pool tokens
+        return image_embs
+
+    def _score(self, ids, memory):
+        _, token_embs = self.model._encode_text(ids)
+        logits = self.model.text_decoder(memory, token_embs[:, :-1])  # (B, L-1, V)
+        targets = ids[:, 1:]
+        logp = torch.log_softmax(logits.float(), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
+        return (logp * (targets != PAD_ID)).sum(1)

@@ -1,0 +1,114 @@
+"""Text tokenizer: open_clip's BPE (vocabulary shipped in the package), optionally compacted.
+
+Small models trained on a narrow world (SynthScenes) would spend most of their weights on a
+49 408-row embedding table they never use, so a bundle may keep only the BPE ids seen in
+training. Unknown pieces then map to UNK. Hub models use the full vocabulary unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+PAD_ID = 0
+
+_VOWEL_START = re.compile(r"\ba (?=[aeiou])")
+_CONSONANT_START = re.compile(r"\ban (?=[^aeiou\s])")
+
+
+def normalize_query(text: str) -> str:
+    """Lower-case, collapse spaces, drop a final full stop, and fix a/an so either article matches."""
+    text = " ".join(text.strip().lower().split())
+    text = text.rstrip(".").rstrip()
+    text = _VOWEL_START.sub("an ", text)
+    return _CONSONANT_START.sub("a ", text)
+
+
+@dataclass
+class TokenizerConfig:
+    """What a bundle's manifest records about its tokenizer."""
+
+    type: str = "open_clip"  # open_clip BPE
+    context_length: int = 16  # tokens incl. start and end
+    vocab: list[int] | None = None  # kept BPE ids (compact vocabulary); None = the full BPE vocabulary
+    open_clip_name: str | None = None  # for hub models: the open_clip tokenizer name (e.g. ViT-B-32)
+    extra: dict = field(default_factory=dict)
+
+
+class TextTokenizer:
+    """Turns strings into (n, context_length) id tensors: [SOT, pieces..., EOT, PAD...]."""
+
+    def __init__(self, config: TokenizerConfig):
+        from open_clip.tokenizer import SimpleTokenizer
+
+        self.config = config
+        self._bpe = SimpleTokenizer(context_length=config.context_length)
+        self.context_length = config.context_length
+        if config.vocab is None:
+            self._compact = None
+            self.vocab_size = len(self._bpe.encoder)
+            self.sot_id = self._bpe.sot_token_id
+            self.eot_id = self._bpe.eot_token_id
+            self.unk_id = None
+        else:
+            # 0 = PAD, 1 = UNK, then kept pieces, then SOT, then EOT last: open_clip's text tower
+            # pools at the argmax id, which must be the end token.
+            self._compact = {bpe: i + 2 for i, bpe in enumerate(config.vocab)}
+            self.unk_id = 1
+            self.sot_id = len(config.vocab) + 2
+            self.eot_id = len(config.vocab) + 3
+            self.vocab_size = len(config.vocab) + 4
+
+    @classmethod
+    def compact_for(cls, texts: Iterable[str], context_length: int = 16) -> TextTokenizer:
+        """A tokenizer whose vocabulary is exactly the BPE pieces used by `texts`."""
+        from open_clip.tokenizer import SimpleTokenizer
+
+        bpe = SimpleTokenizer(context_length=context_length)
+        seen: set[int] = set()
+        for text in texts:
+            seen.update(bpe.encode(normalize_query(text)))
+        return cls(TokenizerConfig(context_length=context_length, vocab=sorted(seen)))
+
+    def encode_pieces(self, text: str) -> list[int]:
+        pieces = self._bpe.encode(normalize_query(text))
+        if self._compact is None:
+            return pieces
+        return [self._compact.get(p, self.unk_id) for p in pieces]
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        if isinstance(texts, str):
+            texts = [texts]
+        out = torch.full((len(texts), self.context_length), PAD_ID, dtype=torch.long)
+        for row, text in enumerate(texts):
+            ids = [self.sot_id, *self.encode_pieces(text)][: self.context_length - 1] + [self.eot_id]
+            out[row, : len(ids)] = torch.tensor(ids)
+        return out
+
+    def to_config(self) -> dict:
+        cfg = self.config
+        return {
+            "type": cfg.type,
+            "context_length": cfg.context_length,
+            "vocab": cfg.vocab,
+            "open_clip_name": cfg.open_clip_name,
+        }
+
+    @classmethod
+    def from_config(cls, data: dict) -> TextTokenizer:
+        return cls(
+            TokenizerConfig(
+                type=data.get("type", "open_clip"),
+                context_length=int(data["context_length"]),
+                vocab=data.get("vocab"),
+                open_clip_name=data.get("open_clip_name"),
+            )
+        )
+
+
+def sequence_lengths(ids: torch.Tensor) -> torch.Tensor:
+    """Number of non-pad tokens per row (SOT..EOT inclusive)."""
+    return (ids != PAD_ID).sum(dim=1)

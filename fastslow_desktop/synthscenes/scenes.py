@@ -1,0 +1,547 @@
+"""The SynthScenes world: vocabulary, scenes, captions, the relevance rule and confusable twins."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 205, 40),
+    "purple": (140, 60, 180),
+    "orange": (240, 130, 30),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
+SIZES: tuple[str, ...] = ("small", "large")
+# Bounding-box side as a fraction of the image side.
+SIZE_RANGES: dict[str, tuple[float, float]] = {"small": (0.14, 0.22), "large": (0.32, 0.45)}
+RELATIONS: tuple[str, ...] = ("to the left of", "to the right of", "above", "below")
+CONVERSE: dict[str, str] = {
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    "above": "below",
+    "below": "above",
+}
+COUNTS: dict[str, int] = {"two": 2, "three": 3}
+COUNT_WORDS: dict[int, str] = {n: word for word, n in COUNTS.items()}
+KINDS: tuple[str, ...] = ("single", "pair", "count")
+KIND_WEIGHTS: tuple[float, ...] = (0.3, 0.5, 0.2)
+
+COLOUR_JITTER = 20
+MAX_SQUARE_ROTATION = 10.0
+MIN_GAP = 0.04  # between bounding boxes, fraction of the side
+MIN_SHIFT = 0.15  # between centres on a relation's axis
+EDGE_MARGIN = 0.01
+# Generated pairs keep the off-axis displacement at most this fraction of the on-axis one, so that
+# the relation is obvious to a viewer and survives a few pixels of drift in videos.
+CLEAR_RATIO = 0.5
+MAX_GRADIENT = 0.15
+MAX_NOISE = 6.0  # in 8-bit levels
+_PLACEMENT_TRIES = 60
+_DECIMALS = 4  # positions and extents are stored rounded, so files and objects agree
+_EPS = 1e-9  # tolerance for rounded values sitting exactly on a limit
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One drawn object; x, y are centre fractions (y grows downward), extent its bounding-box side."""
+
+    shape: str
+    colour: str
+    size: str
+    x: float
+    y: float
+    extent: float = 0.0  # 0 means "middle of the size's range"
+    rotation: float = 0.0  # degrees, squares only
+    rgb: tuple[int, int, int] | None = None  # jittered colour; None means the listed colour
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES or self.colour not in COLOURS or self.size not in SIZES:
+            raise ValueError(f"not a SynthScenes object: {self.size} {self.colour} {self.shape}")
+        if not self.extent:
+            object.__setattr__(self, "extent", round(sum(SIZE_RANGES[self.size]) / 2, _DECIMALS))
+        object.__setattr__(self, "rgb", tuple(self.rgb) if self.rgb is not None else COLOURS[self.colour])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "colour": self.colour,
+            "size": self.size,
+            "x": self.x,
+            "y": self.y,
+            "extent": self.extent,
+            "rotation": self.rotation,
+            "rgb": list(self.rgb),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SceneObject:
+        return cls(
+            shape=data["shape"],
+            colour=data["colour"],
+            size=data["size"],
+            x=float(data["x"]),
+            y=float(data["y"]),
+            extent=float(data.get("extent", 0.0)),
+            rotation=float(data.get("rotation", 0.0)),
+            rgb=tuple(data["rgb"]) if data.get("rgb") is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Background:
+    """A neutral grey, optionally a linear gradient from `start` to `end`, plus pixel noise."""
+
+    start: float = 0.5  # grey level at the top (vertical) or left (horizontal) edge
+    end: float = 0.5
+    axis: str = "none"  # "none" | "vertical" | "horizontal"
+    noise: float = 0.0  # Gaussian sigma in 8-bit levels
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "axis": self.axis, "noise": self.noise}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Background:
+        if not data:
+            return cls()
+        return cls(float(data["start"]), float(data["end"]), str(data["axis"]), float(data["noise"]))
+
+
+@dataclass(frozen=True)
+class Scene:
+    kind: str  # "single" | "pair" | "count"
+    objects: tuple[SceneObject, ...]
+    background: Background = Background()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "objects", tuple(self.objects))
+        allowed = {"single": (1,), "pair": (2,), "count": (2, 3)}.get(self.kind)
+        if allowed is None or len(self.objects) not in allowed:
+            raise ValueError(f"a {self.kind!r} scene cannot hold {len(self.objects)} objects")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "objects": [obj.to_dict() for obj in self.objects],
+            "background": self.background.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scene:
+        objects = tuple(SceneObject.from_dict(obj) for obj in data["objects"])
+        kind = data.get("kind") or _infer_kind(objects)
+        return cls(kind, objects, Background.from_dict(data.get("background")))
+
+
+def _infer_kind(objects: tuple[SceneObject, ...]) -> str:
+    """Kind of a scene written by a renderer that does not store it."""
+    if len(objects) == 1:
+        return "single"
+    if len({(o.shape, o.colour, o.size) for o in objects}) == 1:
+        return "count"
+    return "pair"
+
+
+# --- geometry -----------------------------------------------------------------------------------
+
+
+def relation_between(a: SceneObject, b: SceneObject) -> str | None:
+    """How `a` stands to `b` ("a ... {relation} b"), or None when the centres are too close."""
+    dx, dy = a.x - b.x, a.y - b.y
+    if abs(dx) >= abs(dy):
+        if abs(dx) < MIN_SHIFT:
+            return None
+        return "to the left of" if dx < 0 else "to the right of"
+    if abs(dy) < MIN_SHIFT:
+        return None
+    return "above" if dy < 0 else "below"
+
+
+def _inside(obj: SceneObject, slack: float) -> bool:
+    low = EDGE_MARGIN + slack + obj.extent / 2 - _EPS
+    return low <= obj.x <= 1 - low and low <= obj.y <= 1 - low
+
+
+def _apart(a: SceneObject, b: SceneObject, slack: float) -> bool:
+    half = (a.extent + b.extent) / 2
+    gap = MIN_GAP + 2 * slack - _EPS
+    return abs(a.x - b.x) - half >= gap or abs(a.y - b.y) - half >= gap
+
+
+def _clear_relation(a: SceneObject, b: SceneObject, slack: float) -> bool:
+    along, across = sorted((abs(a.x - b.x), abs(a.y - b.y)), reverse=True)
+    return along >= MIN_SHIFT + 2 * slack and across <= CLEAR_RATIO * along - 2 * slack
+
+
+def _layout_ok(objects: tuple[SceneObject, ...], slack: float) -> bool:
+    if not all(_inside(obj, slack) for obj in objects):
+        return False
+    return all(_apart(a, b, slack) for i, a in enumerate(objects) for b in objects[i + 1 :])
+
+
+def is_valid_scene(scene: Scene, slack: float = 0.0) -> bool:
+    """Whether a scene obeys the spec: inside the image, no overlap, and its kind's constraints."""
+    objs = scene.objects
+    if not _layout_ok(objs, slack):
+        return False
+    if scene.kind == "pair":
+        a, b = objs
+        return (a.colour, a.shape) != (b.colour, b.shape) and relation_between(a, b) is not None
+    if scene.kind == "count":
+        return len({(o.shape, o.colour, o.size) for o in objs}) == 1
+    return True
+
+
+# --- sampling -----------------------------------------------------------------------------------
+
+
+def sample_background(rng: random.Random) -> Background:
+    noise = round(rng.uniform(0.0, MAX_NOISE), 2) if rng.random() < 0.7 else 0.0
+    if rng.random() < 0.5:
+        level = round(rng.uniform(0.2, 0.9), 3)
+        return Background(level, level, "none", noise)
+    spread = rng.uniform(0.02, MAX_GRADIENT)
+    start = rng.uniform(0.2, 0.9 - spread)
+    ends = (round(start, 3), round(start + spread, 3))
+    if rng.random() < 0.5:
+        ends = ends[::-1]
+    return Background(ends[0], ends[1], rng.choice(("vertical", "horizontal")), noise)
+
+
+def _jittered_rgb(rng: random.Random, colour: str) -> tuple[int, int, int]:
+    return tuple(min(255, max(0, c + rng.randint(-COLOUR_JITTER, COLOUR_JITTER))) for c in COLOURS[colour])
+
+
+def _rotation(rng: random.Random, shape: str) -> float:
+    return round(rng.uniform(-MAX_SQUARE_ROTATION, MAX_SQUARE_ROTATION), 1) if shape == "square" else 0.0
+
+
+def _extent(rng: random.Random, size: str) -> float:
+    return round(rng.uniform(*SIZE_RANGES[size]), _DECIMALS)
+
+
+def _rounded_span(extent: float, slack: float) -> tuple[float, float]:
+    """The centre's allowed range, rounded inwards so that rounded centres stay allowed."""
+    scale = 10**_DECIMALS
+    low = math.ceil((EDGE_MARGIN + slack + extent / 2) * scale) / scale
+    return low, math.floor((1 - low) * scale) / scale
+
+
+def _centre(rng: random.Random, extent: float, slack: float) -> float:
+    low, high = _rounded_span(extent, slack)
+    return min(max(round(rng.uniform(low, high), _DECIMALS), low), high)
+
+
+def _new_object(rng: random.Random, shape: str, colour: str, size: str, slack: float) -> SceneObject:
+    extent = _extent(rng, size)
+    return SceneObject(
+        shape, colour, size, _centre(rng, extent, slack), _centre(rng, extent, slack),
+        extent, _rotation(rng, shape), _jittered_rgb(rng, colour),
+    )
+
+
+def _moved(rng: random.Random, obj: SceneObject, slack: float) -> SceneObject:
+    return replace(obj, x=_centre(rng, obj.extent, slack), y=_centre(rng, obj.extent, slack),
+                   rotation=_rotation(rng, obj.shape))
+
+
+def _random_attributes(rng: random.Random) -> tuple[str, str, str]:
+    return rng.choice(SHAPES), rng.choice(tuple(COLOURS)), rng.choice(SIZES)
+
+
+def _other_attributes(rng: random.Random, shape: str, colour: str) -> tuple[str, str, str]:
+    """Attributes of a pair partner: it must differ in colour or shape."""
+    while True:
+        attrs = _random_attributes(rng)
+        if (attrs[0], attrs[1]) != (shape, colour):
+            return attrs
+
+
+def _sample_single(rng: random.Random, background: Background, slack: float) -> Scene:
+    return Scene("single", (_new_object(rng, *_random_attributes(rng), slack),), background)
+
+
+def _span(extent: float, slack: float) -> tuple[float, float]:
+    low = EDGE_MARGIN + slack + extent / 2
+    return low, 1 - low
+
+
+def _sample_pair(rng: random.Random, background: Background, slack: float) -> Scene:
+    shape_a, colour_a, size_a = _random_attributes(rng)
+    shape_b, colour_b, size_b = _other_attributes(rng, shape_a, colour_a)
+    while True:
+        a = _new_object(rng, shape_a, colour_a, size_a, slack)
+        b = _new_object(rng, shape_b, colour_b, size_b, slack)
+        relation = rng.choice(RELATIONS)
+        # Place the two centres along the relation's axis, first the one with the smaller coordinate.
+        first, second = (a, b) if relation in ("to the left of", "above") else (b, a)
+        need = max(MIN_SHIFT, (a.extent + b.extent) / 2 + MIN_GAP) + 2 * slack + 1e-3
+        lo1, hi1 = _span(first.extent, slack)
+        lo2, hi2 = _span(second.extent, slack)
+        hi1 = min(hi1, hi2 - need)
+        if hi1 < lo1:
+            continue
+        c1 = rng.uniform(lo1, hi1)
+        c2 = rng.uniform(max(lo2, c1 + need), hi2)
+        limit = CLEAR_RATIO * (c2 - c1) - 2 * slack - 1e-3
+        lo_a, hi_a = _span(first.extent, slack)
+        lo_b, hi_b = _span(second.extent, slack)
+        d1 = rng.uniform(lo_a, hi_a)
+        lo_b, hi_b = max(lo_b, d1 - limit), min(hi_b, d1 + limit)
+        if hi_b < lo_b:
+            continue
+        d2 = rng.uniform(lo_b, hi_b)
+        c1, c2, d1, d2 = (round(v, _DECIMALS) for v in (c1, c2, d1, d2))
+        if relation in ("to the left of", "to the right of"):
+            first, second = replace(first, x=c1, y=d1), replace(second, x=c2, y=d2)
+        else:
+            first, second = replace(first, x=d1, y=c1), replace(second, x=d2, y=c2)
+        a, b = (first, second) if relation in ("to the left of", "above") else (second, first)
+        scene = Scene("pair", (a, b), background)
+        if is_valid_scene(scene, slack) and _clear_relation(a, b, slack):
+            return scene
+
+
+def _sample_count(
+    rng: random.Random,
+    background: Background,
+    slack: float,
+    n: int | None = None,
+    template: SceneObject | None = None,
+) -> Scene:
+    n = n or rng.choice(tuple(COUNTS.values()))
+    if template is None:
+        template = _new_object(rng, *_random_attributes(rng), slack)
+    while True:
+        for _ in range(_PLACEMENT_TRIES):
+            objects = tuple(_moved(rng, template, slack) for _ in range(n))
+            if _layout_ok(objects, slack):
+                return Scene("count", objects, background)
+        # Large objects may not fit three times; a smaller extent in the same size range will.
+        template = replace(template, extent=_extent(rng, template.size))
+
+
+def sample_scene(
+    rng: random.Random,
+    kind: str | None = None,
+    *,
+    background: Background | None = None,
+    slack: float = 0.0,
+) -> Scene:
+    """A random valid scene; `slack` keeps every constraint true when objects move by that much."""
+    kind = kind or rng.choices(KINDS, weights=KIND_WEIGHTS)[0]
+    background = background or sample_background(rng)
+    if kind == "single":
+        return _sample_single(rng, background, slack)
+    if kind == "pair":
+        return _sample_pair(rng, background, slack)
+    if kind == "count":
+        return _sample_count(rng, background, slack)
+    raise ValueError(f"unknown scene kind {kind!r}; expected one of {KINDS}")
+
+
+def _with_added(
+    rng: random.Random, scene: Scene, new: SceneObject, kind: str, slack: float
+) -> Scene | None:
+    """`scene` plus `new` somewhere free, or None when no free place turned up."""
+    for _ in range(_PLACEMENT_TRIES):
+        placed = _moved(rng, new, slack)
+        objects = (*scene.objects, placed)
+        if kind == "pair" and rng.random() < 0.5:
+            objects = objects[::-1]
+        if not _layout_ok(objects, slack):
+            continue
+        if kind == "pair" and not _clear_relation(objects[0], objects[1], slack):
+            continue
+        return Scene(kind, objects, scene.background)
+    return None
+
+
+def evolve_scene(scene: Scene, rng: random.Random, *, slack: float = 0.0) -> Scene:
+    """The next event of a clip: objects appear or disappear, the background stays."""
+    n = len(scene.objects)
+    for _ in range(20):
+        move = rng.choice(
+            {
+                "single": ("add_other", "add_copy", "replace"),
+                "pair": ("drop", "drop", "replace"),
+                "count": ("add_copy" if n == 2 else "drop", "drop", "replace"),
+            }[scene.kind]
+        )
+        if move == "replace":
+            new = sample_scene(rng, background=scene.background, slack=slack)
+        elif move == "drop" and scene.kind == "count" and n == 3:
+            keep = rng.sample(range(3), 2)
+            new = Scene("count", tuple(scene.objects[i] for i in sorted(keep)), scene.background)
+        elif move == "drop":
+            new = Scene("single", (rng.choice(scene.objects),), scene.background)
+        elif move == "add_copy":
+            new = _with_added(rng, scene, scene.objects[0], "count", slack)
+        else:
+            obj = scene.objects[0]
+            shape, colour, size = _other_attributes(rng, obj.shape, obj.colour)
+            new = _with_added(rng, scene, _new_object(rng, shape, colour, size, slack), "pair", slack)
+        if new is not None and canonical_caption(new) != canonical_caption(scene):
+            return new
+    raise RuntimeError("could not evolve scene")  # pragma: no cover - "replace" succeeds quickly
+
+
+# --- captions -----------------------------------------------------------------------------------
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _noun_phrase(colour: str, shape: str, size: str | None = None) -> str:
+    words = [w for w in (size, colour, shape) if w]
+    return f"{_article(words[0])} {' '.join(words)}"
+
+
+def _pair_relation(scene: Scene) -> str:
+    relation = relation_between(*scene.objects)
+    if relation is None:
+        raise ValueError("the two objects are too close for any relation to hold")
+    return relation
+
+
+def canonical_caption(scene: Scene) -> str:
+    first = scene.objects[0]
+    if scene.kind == "single":
+        return _noun_phrase(first.colour, first.shape, first.size)
+    if scene.kind == "pair":
+        second = scene.objects[1]
+        return (f"{_noun_phrase(first.colour, first.shape)} {_pair_relation(scene)} "
+                f"{_noun_phrase(second.colour, second.shape)}")
+    return f"{COUNT_WORDS[len(scene.objects)]} {first.size} {first.colour} {first.shape}s"
+
+
+def true_captions(scene: Scene) -> list[str]:
+    """Every caption the scene satisfies: the canonical one first."""
+    captions = [canonical_caption(scene)]
+    first = scene.objects[0]
+    if scene.kind == "single":
+        captions.append(_noun_phrase(first.colour, first.shape))
+    elif scene.kind == "pair":
+        second = scene.objects[1]
+        captions.append(f"{_noun_phrase(second.colour, second.shape)} "
+                        f"{CONVERSE[_pair_relation(scene)]} {_noun_phrase(first.colour, first.shape)}")
+    return captions
+
+
+@dataclass(frozen=True)
+class ObjectTerm:
+    """An object as a query names it; size None means "any size"."""
+
+    colour: str
+    shape: str
+    size: str | None = None
+
+    def matches(self, obj: SceneObject) -> bool:
+        return (obj.colour == self.colour and obj.shape == self.shape
+                and (self.size is None or obj.size == self.size))
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str  # "single" | "pair" | "count"
+    subject: ObjectTerm
+    relation: str | None = None  # pairs: how subject stands to other
+    other: ObjectTerm | None = None
+    count: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The query in canonical wording."""
+        s = self.subject
+        if self.kind == "count":
+            return f"{COUNT_WORDS[self.count]} {s.size} {s.colour} {s.shape}s"
+        if self.kind == "pair":
+            return (f"{_noun_phrase(s.colour, s.shape)} {self.relation} "
+                    f"{_noun_phrase(self.other.colour, self.other.shape)}")
+        return _noun_phrase(s.colour, s.shape, s.size)
+
+
+_COLOUR = "(" + "|".join(COLOURS) + ")"
+_SHAPE = "(" + "|".join(SHAPES) + ")"
+_SIZE = "(" + "|".join(SIZES) + ")"
+_RELATION = "(" + "|".join(RELATIONS) + ")"
+_SINGLE_RE = re.compile(rf"an? (?:{_SIZE} )?{_COLOUR} {_SHAPE}")
+_PAIR_RE = re.compile(rf"an? {_COLOUR} {_SHAPE} {_RELATION} an? {_COLOUR} {_SHAPE}")
+_COUNT_RE = re.compile(rf"({'|'.join(COUNTS)}) {_SIZE} {_COLOUR} {_SHAPE}s")
+
+
+def parse_caption(text: str) -> Query | None:
+    """The query a caption states, or None when it is not in the SynthScenes grammar."""
+    text = text.strip().lower()
+    if text.endswith("."):
+        text = text[:-1]
+    text = " ".join(text.split())
+    if match := _SINGLE_RE.fullmatch(text):
+        size, colour, shape = match.groups()
+        return Query("single", ObjectTerm(colour, shape, size))
+    if match := _PAIR_RE.fullmatch(text):
+        colour_a, shape_a, relation, colour_b, shape_b = match.groups()
+        return Query("pair", ObjectTerm(colour_a, shape_a), relation, ObjectTerm(colour_b, shape_b))
+    if match := _COUNT_RE.fullmatch(text):
+        word, size, colour, shape = match.groups()
+        return Query("count", ObjectTerm(colour, shape, size), count=COUNTS[word])
+    return None
+
+
+def satisfies(scene: Scene, query: str | Query) -> bool:
+    """The relevance rule: the scene holds exactly the query's objects (and relation, for pairs)."""
+    if isinstance(query, str):
+        query = parse_caption(query)
+        if query is None:
+            return False
+    if scene.kind != query.kind:
+        return False
+    objs = scene.objects
+    if query.kind == "single":
+        return query.subject.matches(objs[0])
+    if query.kind == "count":
+        return len(objs) == query.count and all(query.subject.matches(o) for o in objs)
+    for a, b in (objs, objs[::-1]):
+        if query.subject.matches(a) and query.other.matches(b) and relation_between(a, b) == query.relation:
+            return True
+    return False
+
+
+# --- hard negatives -----------------------------------------------------------------------------
+
+
+def twins(scene: Scene, rng: random.Random) -> list[Scene]:
+    """Confusable twins: a scene that differs from `scene` only in what a bag of words misses."""
+    if scene.kind == "pair":
+        a, b = scene.objects
+        horizontal = _pair_relation(scene) in ("to the left of", "to the right of")
+        # Mirroring the centres reverses the relation and keeps every gap and margin.
+        mirrored = tuple(replace(o, x=round(1 - o.x, _DECIMALS)) if horizontal
+                         else replace(o, y=round(1 - o.y, _DECIMALS)) for o in (a, b))
+        result = [Scene("pair", mirrored, scene.background)]
+        if a.colour != b.colour:
+            swapped = (replace(a, colour=b.colour, rgb=b.rgb), replace(b, colour=a.colour, rgb=a.rgb))
+            result.append(Scene("pair", swapped, scene.background))
+        return result
+    if scene.kind == "count":
+        if len(scene.objects) == 3:
+            keep = sorted(rng.sample(range(3), 2))
+            return [Scene("count", tuple(scene.objects[i] for i in keep), scene.background)]
+        added = _with_added(rng, scene, scene.objects[0], "count", 0.0)
+        return [added or _sample_count(rng, scene.background, 0.0, 3, scene.objects[0])]
+    obj = scene.objects[0]
+    other_size = SIZES[1 - SIZES.index(obj.size)]
+    extent = _extent(rng, other_size)
+    low, high = _rounded_span(extent, 0.0)
+    resized = replace(obj, size=other_size, extent=extent,
+                      x=min(max(obj.x, low), high), y=min(max(obj.y, low), high))
+    return [Scene("single", (resized,), scene.background)]

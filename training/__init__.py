@@ -1,0 +1,1 @@
+"""Training programs for the FastSlow models: data generation, training, evaluation and export."""
