@@ -14,17 +14,25 @@ logger = logging.getLogger(__name__)
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.synthscenes",
-        description="Generate a SynthScenes set. Use disjoint seeds for train, validation and test.",
+        description="Generate a SynthScenes set; use disjoint seeds for train, validation, test.",
     )
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--images", type=int, default=1000, help="number of images")
     parser.add_argument("--videos", type=int, default=0, help="number of video clips")
-    parser.add_argument("--seed", type=int, required=True, help="the same seed gives the same files")
-    parser.add_argument("--twins", action=argparse.BooleanOptionalAction, default=True,
-                        help="add confusable twins (hard negatives); keep on for test sets")
+    parser.add_argument(
+        "--seed", type=int, required=True, help="the same seed gives the same files"
+    )
+    parser.add_argument(
+        "--twins",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add confusable twins (hard negatives); keep on for test sets",
+    )
     parser.add_argument("--min-size", type=int, default=96, help="smallest image side in pixels")
     parser.add_argument("--max-size", type=int, default=320, help="largest image side in pixels")
-    parser.add_argument("--format", choices=("png", "jpeg"), default="png", help="image file format")
+    parser.add_argument(
+        "--format", choices=("png", "jpeg"), default="png", help="image file format"
+    )
     args = parser.parse_args(argv)
     if args.images < 0 or args.videos < 0:
         parser.error("--images and --videos must not be negative")
@@ -35,10 +43,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     captions = generate(
-        args.out, args.images, args.videos, args.seed,
-        twins=args.twins, image_format=args.format, sizes=(args.min_size, args.max_size),
+        args.out,
+        args.images,
+        args.videos,
+        args.seed,
+        twins=args.twins,
+        image_format=args.format,
+        sizes=(args.min_size, args.max_size),
     )
     logger.info("captions written to %s", captions)
     return 0

@@ -61,9 +61,11 @@ def generate(
     image_format: str = "png",
     sizes: tuple[int, int] = (96, 320),
 ) -> Path:
-    """Writes `n_images` images and `n_videos` clips under `out_dir`; returns the captions.jsonl path."""
+    """Writes images, videos and captions.jsonl under `out_dir`; returns the captions.jsonl path."""
     if image_format.lower() not in IMAGE_FORMATS:
-        raise ValueError(f"image format must be one of {sorted(IMAGE_FORMATS)}, not {image_format!r}")
+        raise ValueError(
+            f"image format must be one of {sorted(IMAGE_FORMATS)}, not {image_format!r}"
+        )
     pil_format, suffix = IMAGE_FORMATS[image_format.lower()]
     min_size, max_size = sizes
     if not 1 <= min_size <= max_size:
@@ -81,8 +83,14 @@ def generate(
         image = render_image(scene, size, rng)
         options = {"quality": JPEG_QUALITY} if pil_format == "JPEG" else {}
         image.save(out / name, format=pil_format, **options)
-        records.append({"file": name, "kind": "image", "captions": true_captions(scene),
-                        "scene": scene.to_dict()})
+        records.append(
+            {
+                "file": name,
+                "kind": "image",
+                "captions": true_captions(scene),
+                "scene": scene.to_dict(),
+            }
+        )
         if (index + 1) % 1000 == 0:
             logger.info("rendered %d/%d images", index + 1, len(scenes))
 
@@ -90,9 +98,19 @@ def generate(
         rng = _item_rng(seed, "video", index)
         clip = sample_clip(rng)
         name = f"videos/{index:06d}.mp4"
-        events = render_clip(out / name, list(clip.events), list(clip.durations), clip.fps, clip.size, rng)
-        records.append({"file": name, "kind": "video", "fps": clip.fps, "size": clip.size,
-                        "duration": round(clip.duration, 4), "events": events})
+        events = render_clip(
+            out / name, list(clip.events), list(clip.durations), clip.fps, clip.size, rng
+        )
+        records.append(
+            {
+                "file": name,
+                "kind": "video",
+                "fps": clip.fps,
+                "size": clip.size,
+                "duration": round(clip.duration, 4),
+                "events": events,
+            }
+        )
         if (index + 1) % 50 == 0:
             logger.info("rendered %d/%d videos", index + 1, n_videos)
 

@@ -13,12 +13,22 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .scenes import Background, Scene, SceneObject, canonical_caption, evolve_scene, sample_background, sample_scene
+from .scenes import (
+    Background,
+    Scene,
+    SceneObject,
+    canonical_caption,
+    evolve_scene,
+    sample_background,
+    sample_scene,
+)
 
 logger = logging.getLogger(__name__)
 
 SUPERSAMPLE = 2  # shapes are drawn at this scale and box-filtered down, for antialiased edges
-STAR_INNER_RATIO = 0.45  # inner/outer radius; a regular pentagram has 0.38, a little fatter reads better
+STAR_INNER_RATIO = (
+    0.45  # inner/outer radius; a regular pentagram has 0.38, a little fatter reads better
+)
 DRIFT_AMPLITUDE = 0.015  # objects in clips sway by at most this fraction of the side
 FOURCC = "mp4v"
 CLIP_SECONDS = (4.0, 12.0)
@@ -57,12 +67,17 @@ def render_background(background: Background, size: int, rng: random.Random) -> 
     else:
         grey = np.full((size, size), background.start * 255.0, dtype=np.float32)
     if background.noise > 0:
-        grey = grey + _numpy_rng(rng).standard_normal((size, size), dtype=np.float32) * background.noise
+        grey = (
+            grey
+            + _numpy_rng(rng).standard_normal((size, size), dtype=np.float32) * background.noise
+        )
     grey = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, side: int, dx: float = 0.0, dy: float = 0.0) -> None:
+def _draw_object(
+    draw: ImageDraw.ImageDraw, obj: SceneObject, side: int, dx: float = 0.0, dy: float = 0.0
+) -> None:
     """Draws `obj` on a canvas `side` pixels wide, shifted by (dx, dy) fractions of the side."""
     cx, cy = (obj.x + dx) * side, (obj.y + dy) * side
     half = obj.extent * side / 2
@@ -74,15 +89,23 @@ def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, side: int, dx: flo
         # The rotated square's bounding box, not the square's side, is the object's extent.
         s = half / (abs(cos) + abs(sin))
         corners = [(-s, -s), (s, -s), (s, s), (-s, s)]
-        draw.polygon([(cx + u * cos - v * sin, cy + u * sin + v * cos) for u, v in corners], fill=obj.rgb)
+        draw.polygon(
+            [(cx + u * cos - v * sin, cy + u * sin + v * cos) for u, v in corners], fill=obj.rgb
+        )
     elif obj.shape == "triangle":
-        draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=obj.rgb)
+        draw.polygon(
+            [(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=obj.rgb
+        )
     else:
         width = 2 * half
         draw.polygon([(cx + u * width, cy + v * width) for u, v in _STAR], fill=obj.rgb)
 
 
-def _compose(canvas: Image.Image, objects: tuple[SceneObject, ...], offsets: list[tuple[float, float]] | None = None) -> Image.Image:
+def _compose(
+    canvas: Image.Image,
+    objects: tuple[SceneObject, ...],
+    offsets: list[tuple[float, float]] | None = None,
+) -> Image.Image:
     """Draws objects on a supersampled background copy and returns the downsampled frame."""
     frame = canvas.copy()
     draw = ImageDraw.Draw(frame)
@@ -126,7 +149,7 @@ def sample_clip(rng: random.Random) -> ClipSpec:
     most = min(MAX_EVENTS, total // shortest)
     n_events = rng.randint(min(2, most), most)
     cuts = sorted(rng.randint(0, total - n_events * shortest) for _ in range(n_events - 1))
-    extra = [b - a for a, b in zip([0, *cuts], [*cuts, total - n_events * shortest])]
+    extra = [b - a for a, b in zip([0, *cuts], [*cuts, total - n_events * shortest], strict=True)]
     frames = [shortest + e for e in extra]
 
     background = sample_background(rng)
@@ -160,9 +183,12 @@ def render_clip(
             if obj not in sway:
                 # amplitude x, y (fraction of side), angular speed x, y (rad/s), phase x, y
                 sway[obj] = (
-                    rng.uniform(0.3, 1.0) * DRIFT_AMPLITUDE, rng.uniform(0.3, 1.0) * DRIFT_AMPLITUDE,
-                    rng.uniform(1.5, 3.0), rng.uniform(1.5, 3.0),
-                    rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi),
+                    rng.uniform(0.3, 1.0) * DRIFT_AMPLITUDE,
+                    rng.uniform(0.3, 1.0) * DRIFT_AMPLITUDE,
+                    rng.uniform(1.5, 3.0),
+                    rng.uniform(1.5, 3.0),
+                    rng.uniform(0, 2 * math.pi),
+                    rng.uniform(0, 2 * math.pi),
                 )
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), float(fps), (size, size))
     if not writer.isOpened():
@@ -170,7 +196,7 @@ def render_clip(
     annotations = []
     frame_index = 0
     try:
-        for scene, seconds in zip(events, durations):
+        for scene, seconds in zip(events, durations, strict=True):
             n_frames = round(seconds * fps)
             if n_frames < 1:
                 raise ValueError(f"event of {seconds} s is shorter than one frame at {fps} fps")
@@ -184,12 +210,14 @@ def render_clip(
                 frame = np.asarray(_compose(canvas, scene.objects, offsets))
                 writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
                 frame_index += 1
-            annotations.append({
-                "t_start": round(start / fps, 4),
-                "t_end": round(frame_index / fps, 4),
-                "caption": canonical_caption(scene),
-                "scene": scene.to_dict(),
-            })
+            annotations.append(
+                {
+                    "t_start": round(start / fps, 4),
+                    "t_end": round(frame_index / fps, 4),
+                    "caption": canonical_caption(scene),
+                    "scene": scene.to_dict(),
+                }
+            )
     finally:
         writer.release()
     return annotations

@@ -52,7 +52,7 @@ _EPS = 1e-9  # tolerance for rounded values sitting exactly on a limit
 
 @dataclass(frozen=True)
 class SceneObject:
-    """One drawn object; x, y are centre fractions (y grows downward), extent its bounding-box side."""
+    """One object: x, y are centre fractions (y grows down), extent its bounding-box side."""
 
     shape: str
     colour: str
@@ -68,7 +68,9 @@ class SceneObject:
             raise ValueError(f"not a SynthScenes object: {self.size} {self.colour} {self.shape}")
         if not self.extent:
             object.__setattr__(self, "extent", round(sum(SIZE_RANGES[self.size]) / 2, _DECIMALS))
-        object.__setattr__(self, "rgb", tuple(self.rgb) if self.rgb is not None else COLOURS[self.colour])
+        object.__setattr__(
+            self, "rgb", tuple(self.rgb) if self.rgb is not None else COLOURS[self.colour]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,7 +114,9 @@ class Background:
     def from_dict(cls, data: dict[str, Any] | None) -> Background:
         if not data:
             return cls()
-        return cls(float(data["start"]), float(data["end"]), str(data["axis"]), float(data["noise"]))
+        return cls(
+            float(data["start"]), float(data["end"]), str(data["axis"]), float(data["noise"])
+        )
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def _infer_kind(objects: tuple[SceneObject, ...]) -> str:
     return "pair"
 
 
-# --- geometry -----------------------------------------------------------------------------------
+# --- geometry ------------------------------------------------------------------------------------
 
 
 def relation_between(a: SceneObject, b: SceneObject) -> str | None:
@@ -200,28 +204,35 @@ def is_valid_scene(scene: Scene, slack: float = 0.0) -> bool:
     return True
 
 
-# --- sampling -----------------------------------------------------------------------------------
+# --- sampling ------------------------------------------------------------------------------------
 
 
 def sample_background(rng: random.Random) -> Background:
     noise = round(rng.uniform(0.0, MAX_NOISE), 2) if rng.random() < 0.7 else 0.0
+    # Grey levels in thousandths, so that stored values keep the limits exactly.
     if rng.random() < 0.5:
-        level = round(rng.uniform(0.2, 0.9), 3)
+        level = rng.randint(200, 900) / 1000
         return Background(level, level, "none", noise)
-    spread = rng.uniform(0.02, MAX_GRADIENT)
-    start = rng.uniform(0.2, 0.9 - spread)
-    ends = (round(start, 3), round(start + spread, 3))
+    spread = rng.randint(20, round(MAX_GRADIENT * 1000))
+    start = rng.randint(200, 900 - spread)
+    ends = (start / 1000, (start + spread) / 1000)
     if rng.random() < 0.5:
         ends = ends[::-1]
     return Background(ends[0], ends[1], rng.choice(("vertical", "horizontal")), noise)
 
 
 def _jittered_rgb(rng: random.Random, colour: str) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, c + rng.randint(-COLOUR_JITTER, COLOUR_JITTER))) for c in COLOURS[colour])
+    return tuple(
+        min(255, max(0, c + rng.randint(-COLOUR_JITTER, COLOUR_JITTER))) for c in COLOURS[colour]
+    )
 
 
 def _rotation(rng: random.Random, shape: str) -> float:
-    return round(rng.uniform(-MAX_SQUARE_ROTATION, MAX_SQUARE_ROTATION), 1) if shape == "square" else 0.0
+    return (
+        round(rng.uniform(-MAX_SQUARE_ROTATION, MAX_SQUARE_ROTATION), 1)
+        if shape == "square"
+        else 0.0
+    )
 
 
 def _extent(rng: random.Random, size: str) -> float:
@@ -240,17 +251,29 @@ def _centre(rng: random.Random, extent: float, slack: float) -> float:
     return min(max(round(rng.uniform(low, high), _DECIMALS), low), high)
 
 
-def _new_object(rng: random.Random, shape: str, colour: str, size: str, slack: float) -> SceneObject:
+def _new_object(
+    rng: random.Random, shape: str, colour: str, size: str, slack: float
+) -> SceneObject:
     extent = _extent(rng, size)
     return SceneObject(
-        shape, colour, size, _centre(rng, extent, slack), _centre(rng, extent, slack),
-        extent, _rotation(rng, shape), _jittered_rgb(rng, colour),
+        shape,
+        colour,
+        size,
+        _centre(rng, extent, slack),
+        _centre(rng, extent, slack),
+        extent,
+        _rotation(rng, shape),
+        _jittered_rgb(rng, colour),
     )
 
 
 def _moved(rng: random.Random, obj: SceneObject, slack: float) -> SceneObject:
-    return replace(obj, x=_centre(rng, obj.extent, slack), y=_centre(rng, obj.extent, slack),
-                   rotation=_rotation(rng, obj.shape))
+    return replace(
+        obj,
+        x=_centre(rng, obj.extent, slack),
+        y=_centre(rng, obj.extent, slack),
+        rotation=_rotation(rng, obj.shape),
+    )
 
 
 def _random_attributes(rng: random.Random) -> tuple[str, str, str]:
@@ -281,7 +304,7 @@ def _sample_pair(rng: random.Random, background: Background, slack: float) -> Sc
         a = _new_object(rng, shape_a, colour_a, size_a, slack)
         b = _new_object(rng, shape_b, colour_b, size_b, slack)
         relation = rng.choice(RELATIONS)
-        # Place the two centres along the relation's axis, first the one with the smaller coordinate.
+        # Along the relation's axis: first the centre with the smaller coordinate, then the other.
         first, second = (a, b) if relation in ("to the left of", "above") else (b, a)
         need = max(MIN_SHIFT, (a.extent + b.extent) / 2 + MIN_GAP) + 2 * slack + 1e-3
         lo1, hi1 = _span(first.extent, slack)
@@ -321,12 +344,24 @@ def _sample_count(
     if template is None:
         template = _new_object(rng, *_random_attributes(rng), slack)
     while True:
-        for _ in range(_PLACEMENT_TRIES):
-            objects = tuple(_moved(rng, template, slack) for _ in range(n))
-            if _layout_ok(objects, slack):
-                return Scene("count", objects, background)
-        # Large objects may not fit three times; a smaller extent in the same size range will.
-        template = replace(template, extent=_extent(rng, template.size))
+        for _ in range(_PLACEMENT_TRIES // 4):
+            # One object at a time, each retried where it lands on another one.
+            placed: list[SceneObject] = []
+            for _ in range(n):
+                for _ in range(_PLACEMENT_TRIES // 4):
+                    candidate = _moved(rng, template, slack)
+                    if all(_apart(candidate, other, slack) for other in placed):
+                        placed.append(candidate)
+                        break
+                else:
+                    break
+            if len(placed) == n:
+                return Scene("count", tuple(placed), background)
+        # Large objects may not fit three times: try a smaller extent in the same size range.
+        smallest = SIZE_RANGES[template.size][0]
+        template = replace(
+            template, extent=round(rng.uniform(smallest, template.extent), _DECIMALS)
+        )
 
 
 def sample_scene(
@@ -388,13 +423,15 @@ def evolve_scene(scene: Scene, rng: random.Random, *, slack: float = 0.0) -> Sce
         else:
             obj = scene.objects[0]
             shape, colour, size = _other_attributes(rng, obj.shape, obj.colour)
-            new = _with_added(rng, scene, _new_object(rng, shape, colour, size, slack), "pair", slack)
+            new = _with_added(
+                rng, scene, _new_object(rng, shape, colour, size, slack), "pair", slack
+            )
         if new is not None and canonical_caption(new) != canonical_caption(scene):
             return new
     raise RuntimeError("could not evolve scene")  # pragma: no cover - "replace" succeeds quickly
 
 
-# --- captions -----------------------------------------------------------------------------------
+# --- captions ------------------------------------------------------------------------------------
 
 
 def _article(word: str) -> str:
@@ -419,8 +456,10 @@ def canonical_caption(scene: Scene) -> str:
         return _noun_phrase(first.colour, first.shape, first.size)
     if scene.kind == "pair":
         second = scene.objects[1]
-        return (f"{_noun_phrase(first.colour, first.shape)} {_pair_relation(scene)} "
-                f"{_noun_phrase(second.colour, second.shape)}")
+        return (
+            f"{_noun_phrase(first.colour, first.shape)} {_pair_relation(scene)} "
+            f"{_noun_phrase(second.colour, second.shape)}"
+        )
     return f"{COUNT_WORDS[len(scene.objects)]} {first.size} {first.colour} {first.shape}s"
 
 
@@ -432,8 +471,10 @@ def true_captions(scene: Scene) -> list[str]:
         captions.append(_noun_phrase(first.colour, first.shape))
     elif scene.kind == "pair":
         second = scene.objects[1]
-        captions.append(f"{_noun_phrase(second.colour, second.shape)} "
-                        f"{CONVERSE[_pair_relation(scene)]} {_noun_phrase(first.colour, first.shape)}")
+        captions.append(
+            f"{_noun_phrase(second.colour, second.shape)} "
+            f"{CONVERSE[_pair_relation(scene)]} {_noun_phrase(first.colour, first.shape)}"
+        )
     return captions
 
 
@@ -446,8 +487,11 @@ class ObjectTerm:
     size: str | None = None
 
     def matches(self, obj: SceneObject) -> bool:
-        return (obj.colour == self.colour and obj.shape == self.shape
-                and (self.size is None or obj.size == self.size))
+        return (
+            obj.colour == self.colour
+            and obj.shape == self.shape
+            and (self.size is None or obj.size == self.size)
+        )
 
 
 @dataclass(frozen=True)
@@ -465,8 +509,10 @@ class Query:
         if self.kind == "count":
             return f"{COUNT_WORDS[self.count]} {s.size} {s.colour} {s.shape}s"
         if self.kind == "pair":
-            return (f"{_noun_phrase(s.colour, s.shape)} {self.relation} "
-                    f"{_noun_phrase(self.other.colour, self.other.shape)}")
+            return (
+                f"{_noun_phrase(s.colour, s.shape)} {self.relation} "
+                f"{_noun_phrase(self.other.colour, self.other.shape)}"
+            )
         return _noun_phrase(s.colour, s.shape, s.size)
 
 
@@ -511,12 +557,16 @@ def satisfies(scene: Scene, query: str | Query) -> bool:
     if query.kind == "count":
         return len(objs) == query.count and all(query.subject.matches(o) for o in objs)
     for a, b in (objs, objs[::-1]):
-        if query.subject.matches(a) and query.other.matches(b) and relation_between(a, b) == query.relation:
+        if (
+            query.subject.matches(a)
+            and query.other.matches(b)
+            and relation_between(a, b) == query.relation
+        ):
             return True
     return False
 
 
-# --- hard negatives -----------------------------------------------------------------------------
+# --- hard negatives ------------------------------------------------------------------------------
 
 
 def twins(scene: Scene, rng: random.Random) -> list[Scene]:
@@ -525,11 +575,18 @@ def twins(scene: Scene, rng: random.Random) -> list[Scene]:
         a, b = scene.objects
         horizontal = _pair_relation(scene) in ("to the left of", "to the right of")
         # Mirroring the centres reverses the relation and keeps every gap and margin.
-        mirrored = tuple(replace(o, x=round(1 - o.x, _DECIMALS)) if horizontal
-                         else replace(o, y=round(1 - o.y, _DECIMALS)) for o in (a, b))
+        mirrored = tuple(
+            replace(o, x=round(1 - o.x, _DECIMALS))
+            if horizontal
+            else replace(o, y=round(1 - o.y, _DECIMALS))
+            for o in (a, b)
+        )
         result = [Scene("pair", mirrored, scene.background)]
         if a.colour != b.colour:
-            swapped = (replace(a, colour=b.colour, rgb=b.rgb), replace(b, colour=a.colour, rgb=a.rgb))
+            swapped = (
+                replace(a, colour=b.colour, rgb=b.rgb),
+                replace(b, colour=a.colour, rgb=a.rgb),
+            )
             result.append(Scene("pair", swapped, scene.background))
         return result
     if scene.kind == "count":
@@ -542,6 +599,11 @@ def twins(scene: Scene, rng: random.Random) -> list[Scene]:
     other_size = SIZES[1 - SIZES.index(obj.size)]
     extent = _extent(rng, other_size)
     low, high = _rounded_span(extent, 0.0)
-    resized = replace(obj, size=other_size, extent=extent,
-                      x=min(max(obj.x, low), high), y=min(max(obj.y, low), high))
+    resized = replace(
+        obj,
+        size=other_size,
+        extent=extent,
+        x=min(max(obj.x, low), high),
+        y=min(max(obj.y, low), high),
+    )
     return [Scene("single", (resized,), scene.background)]
