@@ -1,0 +1,183 @@
+"""Models core: fast encoder, slow captioner, re-ranker and bundles (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from fastslow_desktop.models import BundleError, RerankConfig, Reranker, load_bundle
+from fastslow_desktop.models.slow import SlowCaptioner, SlowConfig, reverse_sequences
+from tests.helpers import make_tiny_bundle
+
+
+def _images(n: int, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def test_tiny_fast_and_slow_build_from_config_and_produce_contract_shapes(tiny_bundle):
+    models = load_bundle(tiny_bundle)
+    imgs = _images(3)
+    emb = models.fast.encode_images(imgs)
+    txt = models.fast.encode_texts(["a red circle", "two small yellow triangles"])
+    assert emb.shape == (3, models.embedding_dim) and txt.shape == (2, models.embedding_dim)
+    assert models.slow.score("a red circle", imgs).shape == (3,)
+
+
+def test_embeddings_are_float32_and_unit_length(tiny_bundle):
+    models = load_bundle(tiny_bundle)
+    for arr in (models.fast.encode_images(_images(5)), models.fast.encode_texts(["a", "a large green star"])):
+        assert arr.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+
+
+def test_bundle_round_trip_gives_identical_outputs(tmp_path):
+    a = load_bundle(make_tiny_bundle(tmp_path / "a", seed=3))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    b = load_bundle(tmp_path / "b")
+    imgs = _images(4, seed=1)
+    np.testing.assert_array_equal(a.fast.encode_images(imgs), b.fast.encode_images(imgs))
+    np.testing.assert_array_equal(a.slow.score("a large green star", imgs), b.slow.score("a large green star", imgs))
+    assert a.model_id == b.model_id
+
+
+def test_flipped_byte_in_a_weight_file_is_refused(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "b")
+    weights = bundle / "slow.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="slow.safetensors.*damaged"):
+        load_bundle(bundle)
+
+
+def test_unknown_bundle_version_is_refused_with_advice(tmp_path):
+    bundle = make_tiny_bundle(tmp_path / "b")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="version 99.*Update FastSlow"):
+        load_bundle(bundle)
+
+
+def test_missing_bundle_names_the_path_and_the_presets(tmp_path):
+    with pytest.raises(BundleError, match="No model bundle at .*nowhere.*presets"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_batched_slow_scores_equal_one_at_a_time_scores(tiny_bundle):
+    slow = load_bundle(tiny_bundle).slow
+    imgs = _images(7, seed=2)
+    batched = slow.score("an orange star above a purple circle", imgs)
+    single = np.array([slow.score("an orange star above a purple circle", [im])[0] for im in imgs])
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-4)
+
+
+def test_visual_tokens_are_reusable_across_texts(tiny_bundle):
+    slow = load_bundle(tiny_bundle).slow
+    imgs = _images(3)
+    tokens = slow.visual_tokens(imgs)
+    for text in ["a red circle", "three large red squares"]:
+        np.testing.assert_allclose(slow.score_tokens(text, tokens), slow.score(text, imgs), rtol=1e-5)
+
+
+def _tiny_slow(vocab: int = 20) -> SlowCaptioner:
+    torch.manual_seed(0)
+    cfg = SlowConfig(image_size=32, stem_width=8, stage_widths=[8, 16, 16, 16], token_stride=8,
+                     pyramid_dim=16, width=32, layers=1, heads=2, vocab_size=vocab, context_length=8)
+    return SlowCaptioner(cfg).eval()
+
+
+def test_reverse_sequences_reverses_only_the_real_tokens():
+    ids = torch.tensor([[18, 3, 4, 5, 19, 0, 0, 0]])
+    assert reverse_sequences(ids).tolist() == [[19, 5, 4, 3, 18, 0, 0, 0]]
+
+
+def test_backward_decoder_reads_right_to_left():
+    model = _tiny_slow()
+    memory = model.visual_tokens(torch.randn(1, 3, 32, 32)).expand(2, -1, -1)
+    # Two captions that differ only in their first word.
+    ids = torch.tensor([[18, 3, 4, 5, 6, 19, 0, 0], [18, 7, 4, 5, 6, 19, 0, 0]])
+    with torch.no_grad():
+        bwd = model.token_logprobs(ids, memory, "bwd")
+        fwd = model.token_logprobs(ids, memory, "fwd")
+    # Backward: p(y_l | y_>l) for the later words never sees the first word.
+    torch.testing.assert_close(bwd[0, 2:5], bwd[1, 2:5])
+    # Forward does see it, so the later words' log-probs change.
+    assert not torch.allclose(fwd[0, 2:5], fwd[1, 2:5])
+    # And backward predictions of the first word's position differ (different target), as they must.
+    assert not torch.allclose(bwd[0, 1], bwd[1, 1])
+
+
+def _scene(left_colour: str, right_colour: str) -> Image.Image:
+    im = Image.new("RGB", (32, 32), (128, 128, 128))
+    d = ImageDraw.Draw(im)
+    d.ellipse([2, 10, 14, 22], fill=left_colour)  # circle on the left
+    d.rectangle([18, 10, 30, 22], fill=right_colour)  # square on the right
+    return im
+
+
+def test_slow_model_learns_to_prefer_true_caption_over_swapped_twin():
+    from fastslow_desktop.models import PreprocessConfig, TextTokenizer
+    from fastslow_desktop.models.preprocess import ImagePreprocess
+
+    captions = ["a red circle to the left of a blue square", "a blue circle to the left of a red square"]
+    images = [_scene("red", "blue"), _scene("blue", "red")]
+    tok = TextTokenizer.compact_for(captions, context_length=12)
+    pre = ImagePreprocess(PreprocessConfig(image_size=32, resize_mode="squash"))
+    torch.manual_seed(0)
+    cfg = SlowConfig(image_size=32, stem_width=8, stage_widths=[8, 16, 16, 16], token_stride=8,
+                     pyramid_dim=16, width=32, layers=1, heads=2, vocab_size=tok.vocab_size, context_length=12)
+    model = SlowCaptioner(cfg)
+    pixels, ids = pre.batch(images), tok(captions)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(300):
+        loss = sum(model.caption_loss(ids, pixels).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        memory = model.visual_tokens(pixels)
+        true = model.score_tokens(ids, memory)
+        twin = model.score_tokens(ids.flip(0), memory)
+    assert (true > twin + 1.0).all(), (true, twin)
+
+
+class _FakeSlow:
+    """Scores by a fixed table so the re-ranker's arithmetic can be checked exactly."""
+
+    def __init__(self, table):
+        self.table = table
+        from fastslow_desktop.models import TextTokenizer
+
+        self.tokenizer = TextTokenizer.compact_for(["a b"])
+
+    def score_groups(self, text, groups):
+        return np.array([self.table[g[0]] for g in groups], np.float32)
+
+
+def test_reranker_reorders_only_top_k_and_keeps_fast_scores():
+    table = {"a": 0.0, "b": 5.0, "c": 1.0, "d": 100.0}
+    rr = Reranker(_FakeSlow(table), RerankConfig(k=3, beta=0.0, normalization="zscore"))
+    out = rr.rerank("q", ["a", "b", "c", "d"], [0.9, 0.8, 0.7, 0.1], load_frames=lambda key: [key])
+    assert [r.key for r in out] == ["b", "c", "a", "d"]  # d is outside K: slow never saw it
+    assert out[-1].slow_score is None and out[0].slow_score == 5.0
+    assert [r.fast_score for r in out] == [0.8, 0.7, 0.9, 0.1]
+
+
+def test_reranker_keeps_an_unreadable_candidate_at_its_fast_rank():
+    def load(key):
+        if key == "b":
+            raise OSError("file vanished")
+        return [key]
+
+    rr = Reranker(_FakeSlow({"a": 0.0, "b": 9.0, "c": 1.0}), RerankConfig(k=3, beta=0.0))
+    out = rr.rerank("q", ["a", "b", "c"], [0.9, 0.8, 0.7], load_frames=load)
+    assert [r.key for r in out] == ["c", "a", "b"] and out[-1].slow_score is None
