@@ -62,12 +62,18 @@ def _mean_unit(vectors: np.ndarray) -> np.ndarray:
 class Indexer:
     """One reconcile + embed pass over a library (`run`); pause, resume and cancel via events."""
 
-    def __init__(self, library: Library, workers: int | None = None, batch_frames: int = BATCH_FRAMES):
+    def __init__(self, library: Library, workers: int | None = None, batch_frames: int = BATCH_FRAMES,
+                 torch_threads: int | None = None):
         self.library = library
         self.store = library.store
         self.models = library.models
         self.model_id = library.models.model_id
-        self.workers = workers or max(1, min(4, (os.cpu_count() or 2)))
+        cores = os.cpu_count() or 2
+        # Split the cores between decoding and inference instead of letting both use all of them:
+        # torch's intra-op threads spin, and on a 2-core laptop oversubscription made tiny-batch
+        # inference 100x slower in measurements.
+        self.workers = workers or max(1, min(4, cores // 2))
+        self.torch_threads = torch_threads or max(1, cores - self.workers)
         self.batch_frames = batch_frames
         self._fast = None
 
@@ -223,53 +229,62 @@ class Indexer:
 
         if jobs:
             emit(event(None))
-            side = self._decode_side()
+            import torch
+
+            loading = time.perf_counter()
+            side = self._decode_side()  # loads the model weights: only when there is work
+            report.load_seconds = time.perf_counter() - loading
+            saved_threads = torch.get_num_threads()
+            torch.set_num_threads(min(saved_threads, self.torch_threads))
             inflight_limit = max(2 * self.workers, 2 * self.batch_frames)
             job_iter = iter(jobs)
             pending: set[Future] = set()
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="fastslow-decode") as pool:
-                def fill() -> None:
-                    while len(pending) < inflight_limit and not cancel.is_set() and not pause.is_set():
-                        job = next(job_iter, None)
-                        if job is None:
-                            return
-                        kind, item = job
-                        fn = self._decode_full if kind == "full" else self._decode_reembed
-                        pending.add(pool.submit(fn, item, side))
+            try:
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="fastslow-decode") as pool:
+                    def fill() -> None:
+                        while len(pending) < inflight_limit and not cancel.is_set() and not pause.is_set():
+                            job = next(job_iter, None)
+                            if job is None:
+                                return
+                            kind, item = job
+                            fn = self._decode_full if kind == "full" else self._decode_reembed
+                            pending.add(pool.submit(fn, item, side))
 
-                fill()
-                while pending or (not cancel.is_set() and done < total):
-                    if pause.is_set() and not cancel.is_set():
-                        flush()
-                        emit(event(None, paused=True))
-                        while pause.is_set() and not cancel.is_set():
-                            cancel.wait(0.2)
-                        fill()
-                    if cancel.is_set():
-                        for fut in pending:
-                            fut.cancel()
-                        break
-                    if not pending:
-                        fill()
-                        if not pending:
-                            break
-                    finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        pending.discard(fut)
-                        decoded = fut.result()
-                        batch.append(decoded)
-                        done += 1
-                        path = decoded.record.path if decoded.record else decoded.row.path
-                        emit(event(path))
                     fill()
-                    if sum(d.n_frames for d in batch) >= self.batch_frames or \
-                            time.perf_counter() - last_flush > FLUSH_SECONDS:
-                        flush()
-                # Whatever finished decoding before a cancel is still written: that work is done.
-                for fut in pending:
-                    if fut.done() and not fut.cancelled():
-                        batch.append(fut.result())
-                flush()
+                    while pending or (not cancel.is_set() and done < total):
+                        if pause.is_set() and not cancel.is_set():
+                            flush()
+                            emit(event(None, paused=True))
+                            while pause.is_set() and not cancel.is_set():
+                                cancel.wait(0.2)
+                            fill()
+                        if cancel.is_set():
+                            for fut in pending:
+                                fut.cancel()
+                            break
+                        if not pending:
+                            fill()
+                            if not pending:
+                                break
+                        finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            pending.discard(fut)
+                            decoded = fut.result()
+                            batch.append(decoded)
+                            done += 1
+                            path = decoded.record.path if decoded.record else decoded.row.path
+                            emit(event(path))
+                        fill()
+                        if sum(d.n_frames for d in batch) >= self.batch_frames or \
+                                time.perf_counter() - last_flush > FLUSH_SECONDS:
+                            flush()
+                    # Whatever finished decoding before a cancel is still written: that work is done.
+                    for fut in pending:
+                        if fut.done() and not fut.cancelled():
+                            batch.append(fut.result())
+                    flush()
+            finally:
+                torch.set_num_threads(saved_threads)
             report.cancelled = cancel.is_set()
 
         emit(Progress("saving", done, total))

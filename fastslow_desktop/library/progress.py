@@ -31,30 +31,38 @@ class IndexReport:
     failed: int = 0  # files that could not be decoded in this run
     reembedded: int = 0  # files given embeddings for a new model (their segments kept)
     segments: int = 0  # segments embedded in this run
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, model loading included
+    load_seconds: float = 0.0  # of which loading the model (throughput leaves it out)
     cancelled: bool = False
     offline_roots: tuple[str, ...] = ()
 
     @property
+    def work_seconds(self) -> float:
+        return max(0.0, self.seconds - self.load_seconds)
+
+    @property
     def files_per_s(self) -> float:
-        return (self.indexed + self.reembedded + self.failed) / self.seconds if self.seconds > 0 else 0.0
+        files = self.indexed + self.reembedded + self.failed
+        return files / self.work_seconds if self.work_seconds > 0 else 0.0
 
     @property
     def segments_per_s(self) -> float:
-        return self.segments / self.seconds if self.seconds > 0 else 0.0
+        return self.segments / self.work_seconds if self.work_seconds > 0 else 0.0
 
     def to_json(self) -> dict:
         data = {key: getattr(self, key) for key in ("indexed", "moved", "unchanged", "removed", "failed")}
         data["seconds"] = round(self.seconds, 3)
-        data.update(segments=self.segments, reembedded=self.reembedded,
+        data.update(load_seconds=round(self.load_seconds, 3), segments=self.segments, reembedded=self.reembedded,
                     files_per_s=round(self.files_per_s, 2), segments_per_s=round(self.segments_per_s, 2),
                     cancelled=self.cancelled, offline_roots=list(self.offline_roots))
         return data
 
     def throughput_line(self) -> str:
-        return (f"indexed {self.indexed} files ({self.segments} segments) in {self.seconds:.1f} s: "
+        loading = f" (+{self.load_seconds:.1f} s loading models)" if self.load_seconds >= 0.05 else ""
+        return (f"indexed {self.indexed} files ({self.segments} segments) in {self.work_seconds:.1f} s{loading}: "
                 f"{self.files_per_s:.1f} files/s, {self.segments_per_s:.1f} segments/s; "
-                f"{self.moved} moved, {self.unchanged} unchanged, {self.removed} removed, {self.failed} failed")
+                f"{self.moved} moved, {self.unchanged} unchanged, {self.removed} removed, {self.failed} failed"
+                + (" (cancelled)" if self.cancelled else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
