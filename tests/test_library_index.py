@@ -1,0 +1,245 @@
+"""Indexing a hostile SynthScenes folder: nothing crashes, good files are searchable, bad ones explained,
+and later runs keep the library in step with the disk (unchanged, renamed, deleted, edited, unplugged)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastslow_desktop.cli import main as cli_main
+from fastslow_desktop.library import Library, Progress
+from fastslow_desktop.library import ann as ann_module
+from fastslow_desktop.models import load_bundle
+from fastslow_desktop.synthscenes import generate
+from tests.helpers import make_tiny_bundle
+from tests.test_library_decode import make_bad_files, make_odd_good_files
+
+N_IMAGES = 400
+N_VIDEOS = 4
+CLUTTER = [".hidden.png", "Thumbs.db", ".DS_Store", "desktop.ini", "@eaDir/SYNOPHOTO_THUMB.jpg",
+           ".cache/secret.png", "notes.txt"]
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> Path:
+    """400 small SynthScenes photos and a few SynthClips videos, generated once per session."""
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, N_IMAGES, N_VIDEOS, seed=7, sizes=(96, 96))
+    return out
+
+
+def build_hostile_folder(root: Path, dataset: Path) -> tuple[set[str], dict[str, str]]:
+    """Photos, videos, odd-but-valid files, bad files, clutter and a symlink loop.
+    Returns (paths of good media, {bad path: reason})."""
+    shutil.copytree(dataset / "images", root / "photos")
+    shutil.copytree(dataset / "videos", root / "vidéos à trier")
+    good = {str(p.resolve()) for p in root.rglob("*") if p.suffix in (".png", ".mp4")}
+    good |= set(make_odd_good_files(root / "odd ones"))
+    bad = make_bad_files(root / "bad")
+    for name in CLUTTER:
+        path = root / "photos" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(path, "PNG") if name.endswith(".png") or name.endswith(".jpg") \
+            else path.write_text("clutter")
+    os.symlink(root, root / "photos" / "loop")  # a symlink back to the root: must not loop
+    return good, bad
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, synth_dataset, tiny_bundle):
+    root = tmp_path_factory.mktemp("hostile")
+    media = root / "media"
+    good, bad = build_hostile_folder(media, synth_dataset)
+    library = Library.open(root / "library", load_bundle(tiny_bundle))
+    library.add_root(media)
+    events: list[Progress] = []
+    report = library.index(progress=events.append)
+    yield {"library": library, "media": media, "good": good, "bad": bad, "report": report, "events": events,
+           "folder": root / "library"}
+    library.close()
+
+
+def _segment_ids_of(library: Library, path: str) -> list[int]:
+    rows = library.store.conn.execute(
+        "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.path = ?", (path,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def _assert_searchable(library: Library, paths, sample_every: int = 1) -> None:
+    ids, vectors = library.vectors()
+    row_of = {int(i): n for n, i in enumerate(ids)}
+    live = library.ann().ids()
+    for n, path in enumerate(sorted(paths)):
+        seg_ids = _segment_ids_of(library, path)
+        assert seg_ids, f"{path} has no segments"
+        assert set(seg_ids) <= live, f"{path} is missing from the ANN index"
+        if n % sample_every == 0:
+            found, scores = library.query(vectors[row_of[seg_ids[0]]], k=10)
+            assert seg_ids[0] in found.tolist() and scores[0] > 0.999, path
+
+
+def test_hostile_folder_indexes_every_good_file_and_explains_every_bad_one(hostile, capsys):
+    library, report = hostile["library"], hostile["report"]
+    assert report.indexed == len(hostile["good"]) and report.failed == len(hostile["bad"])
+    _assert_searchable(library, hostile["good"], sample_every=7)
+
+    assert cli_main(["status", "--json", "--library", str(hostile["folder"])]) == 0
+    status = json.loads(capsys.readouterr().out)
+    failed = {f["path"]: f["error"] for f in status["failed"]}
+    assert set(failed) == set(hostile["bad"])
+    for path, reason in hostile["bad"].items():
+        assert reason in failed[path], (path, failed[path])
+    assert set(status) == {"roots", "media", "images", "videos", "segments", "model", "failed"}
+    assert status["videos"] == N_VIDEOS and status["media"] == len(hostile["good"])
+    assert status["segments"] >= status["media"] and status["model"] == library.models.model_id
+
+
+def test_clutter_hidden_files_and_symlink_loops_are_skipped(hostile):
+    paths = set(hostile["library"].store.media_under().keys())
+    assert paths == set(hostile["good"]) | set(hostile["bad"])
+    assert not any("loop" in Path(p).parts for p in paths)
+
+
+def test_progress_reports_counts_rate_and_eta(hostile):
+    indexing = [e for e in hostile["events"] if e.phase == "indexing"]
+    total = len(hostile["good"]) + len(hostile["bad"])
+    assert indexing[-1].done == indexing[-1].total == total
+    assert any(e.rate > 0 and e.eta is not None for e in indexing)
+    assert hostile["events"][-1].phase == "done"
+
+
+def test_videos_get_timed_segments_with_thumbnails(hostile):
+    library = hostile["library"]
+    info = library.segments_info(library.segment_ids(kind="video").tolist())
+    assert len(info) >= N_VIDEOS
+    for seg in info:
+        assert seg.kind == "video" and 0 <= seg.t_start < seg.t_end <= seg.duration + 1e-3
+        assert seg.thumb is not None and seg.thumb.is_file()
+    frames = library.load_frames(info[0].segment_id, n=3)
+    assert len(frames) == 3 and all(f.mode == "RGB" for f in frames)
+
+
+def test_hnsw_search_finds_each_photo_itself(hostile, monkeypatch):
+    monkeypatch.setattr(ann_module, "EXACT_BELOW", 0)  # force the HNSW path, not the exact fallback
+    library = hostile["library"]
+    ids, vectors = library.vectors()
+    hits = 0
+    for n in range(0, len(ids), 5):
+        found, scores = library.ann().query(vectors[n], k=5)
+        hits += int(ids[n] in found.tolist())
+    assert hits >= 0.95 * len(range(0, len(ids), 5))
+    photos = set(library.segment_ids(kind="image").tolist())
+    found, _ = library.query(vectors[0], k=20, kind="image")
+    assert set(found.tolist()) <= photos and len(found) == 20
+
+
+def test_second_run_without_changes_embeds_nothing_and_is_fast(hostile):
+    started = time.perf_counter()
+    report = hostile["library"].index()
+    elapsed = time.perf_counter() - started
+    assert report.indexed == report.failed == report.moved == report.removed == 0
+    assert report.unchanged == len(hostile["good"]) + len(hostile["bad"])
+    assert elapsed <= 3.0
+
+
+def test_renamed_file_keeps_its_embedding(hostile):
+    library, media = hostile["library"], hostile["media"]
+    old = str(media / "photos" / "000010.png")
+    new = str(media / "photos" / "renamed 000010 ü.png")
+    before = _segment_ids_of(library, old)
+    os.rename(old, new)
+    report = library.index()
+    assert (report.moved, report.indexed, report.removed) == (1, 0, 0)
+    assert _segment_ids_of(library, new) == before and not _segment_ids_of(library, old)
+    assert library.segments_info(before)[0].path == new
+    _assert_searchable(library, [new])
+
+
+def test_deleted_file_leaves_search(hostile):
+    library, media = hostile["library"], hostile["media"]
+    path = str(media / "photos" / "000020.png")
+    seg_ids = _segment_ids_of(library, path)
+    ids, vectors = library.vectors()
+    vector = vectors[list(ids).index(seg_ids[0])]
+    thumb = library.segments_info(seg_ids)[0].thumb
+    os.remove(path)
+    report = library.index()
+    assert report.removed == 1 and report.indexed == 0
+    assert not set(seg_ids) & library.ann().ids()
+    found, _ = library.query(vector, k=10)
+    assert seg_ids[0] not in found.tolist()
+    assert not library.segments_info(seg_ids) and not thumb.exists()
+
+
+def test_edited_file_is_embedded_again(hostile):
+    library, media = hostile["library"], hostile["media"]
+    path = str(media / "photos" / "000030.png")
+    old_ids = _segment_ids_of(library, path)
+    Image.new("RGB", (96, 96), (250, 250, 0)).save(path)
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a later mtime even on coarse clocks
+    report = library.index()
+    assert report.indexed == 1 and report.moved == 0
+    new_ids = _segment_ids_of(library, path)
+    assert new_ids and not set(new_ids) & set(old_ids)
+    assert not set(old_ids) & library.ann().ids()
+    _assert_searchable(library, [path])
+
+
+def test_bad_file_is_retried_when_it_changes(hostile):
+    library, media = hostile["library"], hostile["media"]
+    path = str((media / "bad" / "text.jpeg").resolve())
+    Image.new("RGB", (40, 40), (0, 0, 255)).save(path, "JPEG")
+    report = library.index()
+    assert report.indexed == 1
+    assert path not in {f["path"] for f in library.status()["failed"]}
+    _assert_searchable(library, [path])
+
+
+def test_unplugged_folder_is_marked_offline_and_keeps_its_entries(tmp_path, tiny_bundle, synth_dataset):
+    drive = tmp_path / "drive"
+    shutil.copytree(synth_dataset / "images", drive, ignore=lambda d, names: sorted(names)[12:])
+    with Library.open(tmp_path / "lib", load_bundle(tiny_bundle)) as library:
+        library.add_root(drive)
+        assert library.index().indexed == 12
+        drive.rename(tmp_path / "elsewhere")  # the drive is unplugged
+        report = library.index()
+        assert report.removed == 0 and report.offline_roots == (str(drive),)
+        status = library.status()
+        assert status["media"] == 12 and status["roots"][0]["online"] is False
+        assert len(library.ann()) == 12  # still searchable from the index
+        (tmp_path / "elsewhere").rename(drive)  # plugged back in
+        report = library.index()
+        assert report.unchanged == 12 and report.indexed == 0
+        assert library.status()["roots"][0]["online"] is True
+
+
+def test_new_model_reembeds_while_the_old_one_keeps_serving(tmp_path, tiny_bundle, synth_dataset):
+    folder = tmp_path / "photos"
+    shutil.copytree(synth_dataset / "images", folder, ignore=lambda d, names: sorted(names)[30:])
+    shutil.copy(sorted((synth_dataset / "videos").iterdir())[0], folder / "clip.mp4")
+    old_models = load_bundle(tiny_bundle)
+    with Library.open(tmp_path / "lib", old_models) as library:
+        library.add_root(folder)
+        library.index()
+        segments_before = set(library.segment_ids().tolist())
+    new_models = load_bundle(make_tiny_bundle(tmp_path / "other-bundle", seed=1))
+    assert new_models.model_id != old_models.model_id
+    seen_serving = []
+    with Library.open(tmp_path / "lib", new_models) as library:
+        report = library.index(progress=lambda e: seen_serving.append(library.serving_model_id))
+        assert report.reembedded == 31 and report.indexed == 0
+        assert set(seen_serving[:-1]) == {old_models.model_id}  # the old model served during the run
+        assert library.serving_model_id == new_models.model_id
+        assert set(library.segment_ids().tolist()) == segments_before  # segments kept, vectors replaced
+        assert set(library.store.model_ids()) == {new_models.model_id}
+        ids, vectors = library.vectors()
+        assert len(ids) == len(segments_before)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        assert library.ann().ids() == segments_before
