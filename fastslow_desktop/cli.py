@@ -131,22 +131,27 @@ def cmd_status(args: argparse.Namespace) -> int:
 # -- search and demo (filled in by the search engine and demo work) -------------------------
 
 def _add_search_parser(sub) -> None:
-    p = sub.add_parser("search", help="search the library")
-    p.add_argument("query", nargs="?", metavar="QUERY")
-    p.add_argument("--models", metavar="B")
-    p.add_argument("--top", type=int, default=20, metavar="N")
-    p.add_argument("--k", type=int, default=None, metavar="K")
-    p.add_argument("--no-rerank", action="store_true")
-    p.add_argument("--image", metavar="PATH")
-    p.add_argument("--type", choices=("image", "video"))
-    p.add_argument("--queries", metavar="FILE")
-    p.add_argument("--json", action="store_true")
+    from .search.cli import add_arguments
+
+    add_arguments(sub.add_parser("search", help="search the library"))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search.cli import run_search
+
+    return run_search(args, _library_dir(args), _load_models)
 
 
 def _add_demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="build an offline SynthScenes library and open it")
-    p.add_argument("--dir", metavar="DIR")
-    p.add_argument("--no-gui", action="store_true")
+    from .demo import add_arguments
+
+    add_arguments(sub.add_parser("demo", help="build an offline SynthScenes library and open it"))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
 
 
 def _not_implemented(name: str) -> Callable[[argparse.Namespace], int]:
@@ -173,8 +178,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "index": (_add_index_parser, cmd_index),
     "status": (_add_status_parser, cmd_status),
-    "search": (_add_search_parser, _not_implemented("search")),
-    "demo": (_add_demo_parser, _not_implemented("demo")),
+    "search": (_add_search_parser, cmd_search),
+    "demo": (_add_demo_parser, cmd_demo),
 }
 
 

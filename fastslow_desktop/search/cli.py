@@ -1,0 +1,105 @@
+"""`fastslow search`: runs queries through the engine and prints DESIGN.md's JSON, or a readable table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .types import SearchError, SearchRequest, StageResult
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The search subcommand's arguments (`--library` is added by the main parser)."""
+    parser.add_argument("query", nargs="?", metavar="QUERY",
+                        help='a description, or a combined query: \'"red circle" + photo.jpg - "blue"\'')
+    parser.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="results to show (default 20)")
+    parser.add_argument("--k", type=int, default=None, metavar="K",
+                        help="how many fast candidates the slow model re-ranks (default: the bundle's)")
+    parser.add_argument("--no-rerank", action="store_true", help="fast results only (slow_score is null)")
+    parser.add_argument("--image", metavar="PATH", help="search with a picture (added to QUERY if both are given)")
+    parser.add_argument("--type", choices=("image", "video"), help="only photos or only videos")
+    parser.add_argument("--queries", metavar="FILE",
+                        help="one query per line; prints one JSON object per line, in order")
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+def _fail(message: str) -> int:
+    print(f"fastslow: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _queries(args: argparse.Namespace) -> Iterator[str] | str:
+    """The queries to run, or an error message."""
+    if args.queries:
+        try:
+            lines = Path(args.queries).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot read the queries file {args.queries}: {getattr(exc, 'strerror', None) or exc}"
+        return iter([line.strip() for line in lines if line.strip()])
+    if not args.query and not args.image:
+        return "give a QUERY, --image PATH or --queries FILE"
+    return iter([args.query or ""])
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(query: str, result: StageResult) -> str:
+    """A readable listing of one query's results."""
+    slow = f", slow {result.slow_ms:.0f} ms" if result.slow_ms is not None else ", not re-ranked"
+    lines = [f"{query}  ({len(result.results)} results; fast {result.fast_ms:.0f} ms{slow})"]
+    if result.results:
+        lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'kind':<5}  {'moment':<13}  path")
+    for rank, r in enumerate(result.results, 1):
+        moment = f"{r.t_start:.1f}-{r.t_end:.1f}s" if r.t_start is not None and r.t_end is not None else ""
+        lines.append(f"{rank:>3}  {_fmt(r.score):>8}  {_fmt(r.fast_score):>7}  {_fmt(r.slow_score, 2):>8}  "
+                     f"{r.kind:<5}  {moment:<13}  {r.path}")
+    return "\n".join(lines)
+
+
+def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[str | None], object]) -> int:
+    """Run `fastslow search`; returns the exit code. The models load once for all queries."""
+    from ..library import Library, LibraryError
+    from ..models import ModelError
+    from .engine import SearchEngine
+
+    if not (folder / "library.db").is_file():
+        return _fail(f"no library at {folder}: index some folders first with `fastslow index PATH`")
+    queries = _queries(args)
+    if isinstance(queries, str):
+        return _fail(queries)
+    if args.top < 1 or (args.k is not None and args.k < 0):
+        return _fail("--top must be at least 1 and --k at least 0")
+    models = load_models(args.models)
+    if models is None:  # load_models has said why
+        return EXIT_USAGE
+    try:
+        with Library.open(folder, models) as library:
+            engine = SearchEngine(library, models)
+            try:
+                # Loaded before the first query so its timing is the query's, not the model load's.
+                engine.warm_up(slow=not args.no_rerank)
+                for query in queries:
+                    request = SearchRequest(text=query, top=args.top, k=args.k, rerank=not args.no_rerank,
+                                            kind=args.type, image=args.image)
+                    result = engine.search(request)
+                    shown = query or args.image or ""
+                    if args.json:
+                        print(json.dumps(result.to_json(query=shown)), flush=True)
+                    else:
+                        print(format_table(shown, result), flush=True)
+            finally:
+                engine.close()
+    except (SearchError, ModelError, LibraryError) as exc:
+        return _fail(str(exc))
+    return EXIT_OK

@@ -1,0 +1,86 @@
+"""What a search asks for and what it returns: requests, results and staged result sets."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..library import SegmentInfo
+
+
+class SearchError(Exception):
+    """A search that cannot run, with a message a person can act on (bad image path, empty library…)."""
+
+
+@dataclass
+class SearchRequest:
+    """One query and its options; the UI and the CLI build these."""
+
+    text: str = ""  # plain text, or a combined query: '"red circle" + photo.jpg - "blue"', '2:"red circle"'
+    top: int = 50  # results wanted
+    k: int | None = None  # slow re-rank depth (segments); None = the bundle's default
+    rerank: bool = True
+    kind: str | None = None  # "image" | "video" | None
+    folder: str | None = None  # only results under this folder
+    date_from: datetime.date | None = None  # EXIF date taken, else file mtime (inclusive)
+    date_to: datetime.date | None = None  # inclusive
+    image: str | None = None  # query by an image file on disk
+    like_segment: int | None = None  # "more like this": the stored embedding of a segment
+    min_relative_score: float | None = None  # drop results whose fast score is below this fraction of the best
+
+
+@dataclass
+class SearchResult:
+    """One photo, or one video at its best moment."""
+
+    segment_id: int
+    media_id: int
+    path: str
+    kind: str
+    score: float  # final score used for ordering
+    fast_score: float  # f(x)ᵀg(y) of the query vector and this segment
+    slow_score: float | None  # h(x, y); None when not re-ranked
+    t_start: float | None
+    t_end: float | None
+    thumb: Path | None
+    info: SegmentInfo
+
+    def to_json(self) -> dict[str, Any]:
+        """The result object of `fastslow search --json` (shared/DESIGN.md)."""
+        return {"path": self.path, "kind": self.kind, "score": self.score, "fast_score": self.fast_score,
+                "slow_score": self.slow_score, "t_start": self.t_start, "t_end": self.t_end}
+
+
+@dataclass
+class Candidate:
+    """A segment of the fast shortlist (before grouping); stage 2 re-scores these."""
+
+    segment_id: int
+    fast_score: float
+    info: SegmentInfo
+
+
+@dataclass
+class StageResult:
+    """Results of stage 1 (fast only) or stage 2 (re-ranked) for one request."""
+
+    request: SearchRequest
+    results: list[SearchResult]
+    stage: int  # 1 = fast only, 2 = re-ranked
+    fast_ms: float
+    slow_ms: float | None
+    # Kept for stage 2: the whole fast shortlist (segments, best first) and the texts to re-rank with.
+    candidates: list[Candidate] = field(default_factory=list, repr=False)
+    rerank_texts: list[tuple[float, str]] = field(default_factory=list, repr=False)
+
+    def to_json(self, query: str | None = None) -> dict[str, Any]:
+        """The object `fastslow search --json` prints for one query."""
+        return {
+            "query": query if query is not None else (self.request.text or self.request.image or ""),
+            "results": [r.to_json() for r in self.results],
+            "timing": {"fast_ms": round(self.fast_ms, 3),
+                       "slow_ms": None if self.slow_ms is None else round(self.slow_ms, 3)},
+        }
