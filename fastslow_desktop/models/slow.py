@@ -216,6 +216,9 @@ class SlowCaptioner(nn.Module):
             score = score + self._token_logprobs(self.bwd, reverse_sequences(ids), memory).sum(1)
         return score
 
+    def forward(self, ids: torch.Tensor, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.caption_loss(ids, pixels)
+
     def caption_loss(self, ids: torch.Tensor, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Teacher-forced captioning loss, mean negative log-likelihood per token, per direction."""
         memory = self.visual_tokens(pixels)

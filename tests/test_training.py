@@ -1,0 +1,133 @@
+"""training: readers, losses, checkpoints, and the whole smoke pipeline in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from fastslow_desktop.models import load_bundle
+from training import checkpoint, loop
+from training.data import read_coco_captions, read_flickr30k_karpathy, read_jsonl_manifest
+from training.distill import main
+from training.losses import contrastive_loss, distillation_loss, hardest_others
+
+
+def test_smoke_preset_runs_end_to_end_and_exports_a_loadable_bundle(tmp_path):
+    assert main(["--preset", "smoke", "--out", str(tmp_path / "run"), "--log-level", "WARNING"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    models = {row["model"] for row in report["results"]}
+    assert {"fast", "fast_distilled", "slow", "rerank"} <= models
+    assert sorted(r["K"] for r in report["results"] if r["model"] == "rerank") == [5, 10, 20, 50]
+    for row in report["results"]:
+        assert 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 and row["ms_per_query"] > 0
+    bundle = load_bundle(tmp_path / "run" / "bundle")
+    emb = bundle.fast.encode_texts(["a red circle"])
+    assert emb.shape == (1, bundle.embedding_dim)
+    assert bundle.rerank_config.k in (5, 10, 20, 50)
+    assert (tmp_path / "run" / "report.md").read_text().count("| rerank |") == 4
+
+
+def test_interrupted_stage_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    args = ["--preset", "smoke", "--out", str(out), "--log-level", "WARNING"]
+
+    def crash(stage, step):
+        if stage == "slow" and step == 25:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_after_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert checkpoint.done_info(out / "stages" / "fast") is not None  # the earlier stage is finished
+    assert json.loads((out / "stages" / "slow" / "state.json").read_text())["step"] == 20  # checkpoint_every=20
+
+    steps_seen = []
+    monkeypatch.setattr(loop, "_after_step", lambda stage, step: steps_seen.append((stage, step)))
+    assert main(args) == 0
+    slow_steps = [s for stage, s in steps_seen if stage == "slow"]
+    assert slow_steps[0] == 21 and slow_steps[-1] == 40  # continued, not restarted
+    assert not any(stage == "fast" for stage, _ in steps_seen)  # a finished stage is not re-run
+    assert checkpoint.done_info(out / "stages" / "slow")["steps_run"] == 20
+
+
+def test_identical_captions_in_a_batch_are_not_negatives():
+    torch.manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    txt = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    scale = torch.tensor(10.0)
+    logits = scale * img @ txt.T
+    logits[0, 1] = logits[1, 0] = float("-inf")  # rows 0 and 1 share a caption: neither is the other's negative
+    target = torch.arange(3)
+    expected = (torch.nn.functional.cross_entropy(logits, target)
+                + torch.nn.functional.cross_entropy(logits.T, target)) / 2
+    got = contrastive_loss(img, txt, scale, ["a red circle", "a red circle", "a blue star"])
+    assert torch.isclose(got, expected)
+    assert not torch.isclose(got, contrastive_loss(img, txt, scale, ["x", "y", "z"]))
+
+
+def test_hardest_others_skips_the_captions_own_duplicates():
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.1], [0.2, 0.9, 0.3, 0.4], [0.1, 0.2, 0.9, 0.5], [0.0, 0.0, 0.0, 1.0]])
+    cand = hardest_others(scores, ["a", "a", "b", "c"], m=2)
+    assert cand[0].tolist() == [0, 2, 3]  # row 1 carries the same caption: not a negative of row 0
+    assert cand[2].tolist() == [2, 3, 1]
+
+
+def test_distillation_with_a_one_hot_teacher_is_cross_entropy():
+    student = torch.tensor([[2.0, 1.0, 0.0]])
+    teacher = torch.tensor([[100.0, 0.0, 0.0]])
+    expected = torch.nn.functional.cross_entropy(student / 0.5, torch.tensor([0]))
+    assert torch.isclose(distillation_loss(student, teacher, 0.5, 1.0), expected)
+
+
+def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    checkpoint.save(tmp_path, {"m": model}, opt, step=7)
+    clone = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.AdamW(clone.parameters(), lr=0.1)
+    assert checkpoint.load(tmp_path, {"m": clone}, opt2)["step"] == 7
+    torch.testing.assert_close(clone.weight, model.weight)
+    s1, s2 = opt.state_dict()["state"][0], opt2.state_dict()["state"][0]
+    torch.testing.assert_close(s1["exp_avg"], s2["exp_avg"])
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
+
+
+def _jpeg(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (20, 20), "red").save(path)
+    return path
+
+
+def test_coco_captions_reader_joins_images_and_annotations(tmp_path):
+    _jpeg(tmp_path / "train2017" / "000001.jpg")
+    ann = {"images": [{"id": 1, "file_name": "000001.jpg"}, {"id": 2, "file_name": "nocaption.jpg"}],
+           "annotations": [{"image_id": 1, "caption": "A dog. "}, {"image_id": 1, "caption": "a pet"}]}
+    (tmp_path / "captions.json").write_text(json.dumps(ann))
+    items = read_coco_captions(tmp_path / "captions.json", tmp_path / "train2017")
+    assert len(items) == 1 and items[0].captions == ["A dog.", "a pet"]
+    assert items[0].load().size == (20, 20)
+
+
+def test_flickr30k_karpathy_reader_keeps_the_requested_split(tmp_path):
+    _jpeg(tmp_path / "images" / "1.jpg")
+    data = {"images": [
+        {"filename": "1.jpg", "split": "train", "sentences": [{"raw": "two men"}]},
+        {"filename": "2.jpg", "split": "restval", "sentences": [{"raw": "a bike"}]},
+        {"filename": "3.jpg", "split": "test", "sentences": [{"raw": "a cat"}]},
+    ]}
+    (tmp_path / "dataset_flickr30k.json").write_text(json.dumps(data))
+    assert [i.captions[0] for i in read_flickr30k_karpathy(tmp_path / "dataset_flickr30k.json", "train")] == \
+        ["two men", "a bike"]
+    assert [i.captions[0] for i in read_flickr30k_karpathy(tmp_path / "dataset_flickr30k.json", "test")] == ["a cat"]
+
+
+def test_jsonl_manifest_reader_resolves_relative_paths(tmp_path):
+    _jpeg(tmp_path / "pics" / "a.jpg")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "pics/a.jpg", "captions": ["a red square"]}) + "\n\n")
+    items = read_jsonl_manifest(tmp_path / "m.jsonl")
+    assert items[0].image == tmp_path / "pics" / "a.jpg" and items[0].load().mode == "RGB"

@@ -1,0 +1,5 @@
+"""`python -m training` is `python -m training.distill`."""
+
+from .distill import main
+
+raise SystemExit(main())

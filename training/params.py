@@ -1,0 +1,89 @@
+"""Training presets: a named config per run; command-line flags override a few fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a `training.distill` run, each with its default and meaning."""
+
+    preset: str = "smoke"
+    data: str = "synthscenes"  # synthscenes | a folder of SynthScenes | jsonl:PATH | coco:PATH | flickr30k:PATH
+    fast_arch: str = "fast-tiny"  # named fast architecture, or "open_clip:NAME:TAG" to start pretrained
+    slow_arch: str = "slow-tiny"  # named slow architecture
+    context_length: int = 16
+    train_images: int = 400  # SynthScenes: scenes rendered for training
+    val_images: int = 80
+    test_images: int = 120
+    render_size: int = 96  # SynthScenes training renders (the spec allows 96–320)
+    seeds: dict = field(default_factory=lambda: {"train": 1, "val": 2, "test": 3})
+    batch_size: int = 32
+    twins_per_batch: float = 0.5  # share of each batch that are confusable twins of other members
+    fast_steps: int = 30  # NCE steps before distillation branches off
+    fast_extra_steps: int = 10  # further steps: NCE-only for `fast`, NCE + distillation for `fast_distilled`
+    slow_steps: int = 40
+    fast_lr: float = 1e-3
+    slow_lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 10
+    alpha: float = 1.0  # weight of the distillation term H(p, q)
+    teacher_temperature: float = 1.0  # T over h(x, y_i)
+    student_temperature: float = 0.05  # τ over f(x)ᵀg(y_i)
+    distill_negatives: int = 7  # other images in B_i, the student's hardest in the batch
+    eval_queries: int = 40  # queries scored (same subset for every model)
+    rerank_ks: list = field(default_factory=lambda: [5, 10, 20, 50])
+    betas: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
+    checkpoint_every: int = 20
+    seed: int = 0
+    num_workers: int = 0
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Whole pipeline in well under 3 minutes on 2 CPU cores: run by the test suite.
+    "smoke": TrainConfig(),
+    # The real SynthScenes run (≤ 45 min on 2 CPU cores); its bundle ships in resources/models/.
+    "synthetic": TrainConfig(
+        preset="synthetic", fast_arch="fast-synth", slow_arch="slow-synth",
+        train_images=24000, val_images=600, test_images=1000, batch_size=128,
+        fast_steps=650, fast_extra_steps=250, slow_steps=850, fast_lr=1e-3, slow_lr=1e-3,
+        warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0,
+    ),
+    # GPU presets: start from pretrained open_clip; data given with --data.
+    "coco": TrainConfig(
+        preset="coco", data="coco:data/coco", fast_arch="open_clip:ViT-B-32:laion2b_s34b_b79k",
+        slow_arch="slow-base", context_length=77, batch_size=256, fast_steps=0, fast_extra_steps=20000,
+        slow_steps=60000, fast_lr=1e-5, slow_lr=1e-4, warmup=1000, eval_queries=5000, twins_per_batch=0.0,
+        checkpoint_every=2000, num_workers=8,
+    ),
+    "flickr30k": TrainConfig(
+        preset="flickr30k", data="flickr30k:data/flickr30k", fast_arch="open_clip:ViT-B-32:laion2b_s34b_b79k",
+        slow_arch="slow-base", context_length=77, batch_size=256, fast_steps=0, fast_extra_steps=5000,
+        slow_steps=20000, fast_lr=1e-5, slow_lr=1e-4, warmup=500, eval_queries=1000, twins_per_batch=0.0,
+        checkpoint_every=1000, num_workers=8,
+    ),
+}
+
+# Fields a user may override from the command line; everything else is the preset's.
+OVERRIDABLE = ("data", "batch_size", "fast_steps", "fast_extra_steps", "slow_steps", "alpha",
+               "train_images", "test_images", "eval_queries", "num_workers", "seed")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
+    for name in OVERRIDABLE:
+        kind = type(getattr(TrainConfig, name, "")) if name != "alpha" else float
+        kind = {"data": str}.get(name, kind if kind in (int, float, str) else int)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = dataclasses.replace(PRESETS[args.preset])
+    for name in OVERRIDABLE:
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    return cfg

@@ -1,0 +1,193 @@
+"""The training stages: fast dual encoder (InfoNCE), slow captioner, and distillation into the fast one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from fastslow_desktop.models.config import load_arch
+from fastslow_desktop.models.fast import build_clip
+from fastslow_desktop.models.preprocess import ImagePreprocess, PreprocessConfig
+from fastslow_desktop.models.slow import SlowCaptioner, SlowConfig
+from fastslow_desktop.models.tokenizer import TextTokenizer
+
+from . import checkpoint
+from .data import GroupBatcher, Item, PixelSource, pick_captions, shard
+from .losses import contrastive_loss, distillation_loss, hardest_others
+from .loop import Dist, train
+from .params import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FastSpec:
+    """A fast model to train, with what its bundle needs to rebuild it."""
+
+    model: torch.nn.Module
+    arch: dict
+    preprocess: PreprocessConfig
+
+
+def new_fast(cfg: TrainConfig, tokenizer: TextTokenizer) -> FastSpec:
+    """Random weights from a named architecture, or a pretrained open_clip model ('open_clip:NAME:TAG')."""
+    if cfg.fast_arch.startswith("open_clip:"):
+        import open_clip
+
+        _, name, tag = cfg.fast_arch.split(":", 2)
+        model = open_clip.create_model(name, pretrained=tag or None, weights_only=True)
+        arch = dict(open_clip.get_model_config(name))
+        pp = getattr(model.visual, "preprocess_cfg", {})
+        size = pp.get("size", arch["vision_cfg"].get("image_size", 224))
+        preprocess = PreprocessConfig(
+            image_size=size[0] if isinstance(size, (list, tuple)) else size,
+            mean=tuple(pp.get("mean", PreprocessConfig.mean)), std=tuple(pp.get("std", PreprocessConfig.std)),
+            resize_mode=pp.get("resize_mode", "shortest"),
+        )
+        return FastSpec(model, arch, preprocess)
+    arch = load_arch(cfg.fast_arch)
+    model = build_clip(arch, tokenizer.vocab_size, tokenizer.context_length)
+    return FastSpec(model, arch, PreprocessConfig.from_dict(arch.get("preprocess", {})))
+
+
+def new_slow(cfg: TrainConfig, tokenizer: TextTokenizer, **overrides) -> SlowCaptioner:
+    arch = dict(load_arch(cfg.slow_arch), vocab_size=tokenizer.vocab_size,
+                context_length=tokenizer.context_length, **overrides)
+    return SlowCaptioner(SlowConfig.from_dict(arch))
+
+
+def slow_preprocess(model: SlowCaptioner) -> PreprocessConfig:
+    return PreprocessConfig(image_size=model.cfg.image_size, resize_mode="squash")
+
+
+def _wrap(module: torch.nn.Module, env: Dist) -> torch.nn.Module:
+    """DistributedDataParallel under torchrun; the module itself otherwise."""
+    module.to(env.device)
+    if env.world > 1:
+        return DistributedDataParallel(module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    return module
+
+
+class FastObjective:
+    """Symmetric InfoNCE on a batch; optionally plus α·H(p_teacher, q_student) over Bᵢ."""
+
+    def __init__(self, cfg: TrainConfig, items: list[Item], pixels: PixelSource, tokenizer: TextTokenizer,
+                 model: torch.nn.Module, env: Dist, step_offset: int = 0,
+                 teacher: SlowCaptioner | None = None, teacher_pixels: PixelSource | None = None):
+        self.cfg, self.items, self.pixels, self.tokenizer = cfg, items, pixels, tokenizer
+        self.model, self.env, self.offset = _wrap(model, env), env, step_offset
+        self.teacher, self.teacher_pixels = teacher, teacher_pixels
+        self.batches = GroupBatcher(items, cfg.batch_size, cfg.seed)
+        self.teacher_pairs = 0
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        # Same batches for `fast` and `fast_distilled`: the extra steps differ only in the loss.
+        idx, rng = self.batches(self.offset + step)
+        captions = pick_captions(self.items, idx, rng)
+        idx = shard(idx, self.env.rank, self.env.world)
+        captions = shard(captions, self.env.rank, self.env.world)
+        dev = self.env.device
+        # Through forward() so DistributedDataParallel sees the call and syncs gradients.
+        img, txt, scale = self.model(self.pixels[idx].to(dev), self.tokenizer(captions).to(dev))[:3]
+        img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)  # (B, d) each
+        scale = scale.clamp(max=100)
+        terms = {"nce": contrastive_loss(img, txt, scale, captions)}
+        if self.teacher is not None and self.cfg.alpha > 0:
+            terms["distill"] = self.cfg.alpha * self._distill(idx, captions, img, txt)
+        return terms
+
+    def _distill(self, idx, captions, img, txt) -> torch.Tensor:
+        cfg = self.cfg
+        candidates = hardest_others(txt @ img.T, captions, cfg.distill_negatives)  # (B, M+1)
+        with torch.no_grad():
+            memory = self.teacher.visual_tokens(self.teacher_pixels[idx].to(self.env.device))  # (B, N, D)
+            ids = self.tokenizer(captions).to(self.env.device)
+            b, m1 = candidates.shape
+            pair_ids = ids[:, None, :].expand(b, m1, -1).reshape(b * m1, -1)
+            pair_mem = memory[candidates.reshape(-1)]
+            teacher = self.teacher.score_tokens(pair_ids, pair_mem).view(b, m1)  # h(x_j, y_i)
+        self.teacher_pairs += b * m1
+        student = (txt[:, None, :] * img[candidates]).sum(-1)  # (B, M+1) cosine f(x_j)ᵀg(y_i)
+        return distillation_loss(student, teacher, cfg.student_temperature, cfg.teacher_temperature)
+
+
+class SlowObjective:
+    """Forward + backward captioning NLL with teacher forcing."""
+
+    def __init__(self, cfg: TrainConfig, items: list[Item], pixels: PixelSource, tokenizer: TextTokenizer,
+                 model: SlowCaptioner, env: Dist):
+        self.items, self.pixels, self.tokenizer, self.env = items, pixels, tokenizer, env
+        self.model = _wrap(model, env)
+        self.batches = GroupBatcher(items, cfg.batch_size, cfg.seed + 1000)
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        idx, rng = self.batches(step)
+        captions = pick_captions(self.items, idx, rng)
+        idx = shard(idx, self.env.rank, self.env.world)
+        captions = shard(captions, self.env.rank, self.env.world)
+        return self.model(self.tokenizer(captions).to(self.env.device), self.pixels[idx].to(self.env.device))
+
+
+def run_fast(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist) -> tuple[FastSpec, dict]:
+    """NCE for fast_steps + fast_extra_steps; the weights at fast_steps are kept for distillation."""
+    folder, branch = out / "stages" / "fast", out / "stages" / "fast_branch"
+    spec = new_fast(cfg, tokenizer)
+    info = checkpoint.done_info(folder)
+    if info is None:
+        if cfg.fast_steps == 0 and env.main:
+            checkpoint.save(branch, {"model": spec.model}, None, 0)
+        pixels = PixelSource(items, ImagePreprocess(spec.preprocess), workers=2)
+        objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env)
+        stats = train("fast", folder, {"model": spec.model}, objective, cfg.fast_steps + cfg.fast_extra_steps,
+                      cfg.fast_lr, cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env,
+                      snapshots={cfg.fast_steps: branch})
+        info = {"steps": cfg.fast_steps + cfg.fast_extra_steps, **stats}
+        if env.main:
+            checkpoint.mark_done(folder, info)
+    checkpoint.load_modules(folder, {"model": spec.model})
+    return spec, info
+
+
+def run_slow(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist, name: str = "slow",
+             **overrides) -> tuple[SlowCaptioner, dict]:
+    folder = out / "stages" / name
+    model = new_slow(cfg, tokenizer, **overrides)
+    info = checkpoint.done_info(folder)
+    if info is None:
+        pixels = PixelSource(items, ImagePreprocess(slow_preprocess(model)), workers=2)
+        stats = train(name, folder, {"model": model}, SlowObjective(cfg, items, pixels, tokenizer, model, env),
+                      cfg.slow_steps, cfg.slow_lr, cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env)
+        info = {"steps": cfg.slow_steps, **stats}
+        if env.main:
+            checkpoint.mark_done(folder, info)
+    checkpoint.load_modules(folder, {"model": model})
+    return model.eval(), info
+
+
+def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCaptioner, env: Dist) -> tuple[FastSpec, dict]:
+    """Start from the fast model at fast_steps; fast_extra_steps of L_NCE + α·H(p, q) with a frozen teacher."""
+    folder = out / "stages" / "distill"
+    spec = new_fast(cfg, tokenizer)
+    info = checkpoint.done_info(folder)
+    if info is None:
+        if checkpoint.load(folder, {"model": spec.model}, None) is None:
+            checkpoint.load_modules(out / "stages" / "fast_branch", {"model": spec.model})
+        teacher.to(env.device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        pixels = PixelSource(items, ImagePreprocess(spec.preprocess), workers=2)
+        teacher_pixels = PixelSource(items, ImagePreprocess(slow_preprocess(teacher)), workers=2)
+        objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env, step_offset=cfg.fast_steps,
+                                  teacher=teacher, teacher_pixels=teacher_pixels)
+        stats = train("distill", folder, {"model": spec.model}, objective, cfg.fast_extra_steps, cfg.fast_lr,
+                      cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env)
+        info = {"steps": cfg.fast_extra_steps, "teacher_pairs": objective.teacher_pairs, **stats}
+        if env.main:
+            checkpoint.mark_done(folder, info)
+    checkpoint.load_modules(folder, {"model": spec.model})
+    return spec, info
