@@ -49,7 +49,7 @@ PRESETS: dict[str, TrainConfig] = {
     "synthetic": TrainConfig(
         preset="synthetic", fast_arch="fast-synth", slow_arch="slow-synth",
         train_images=24000, val_images=600, test_images=1000, batch_size=128,
-        fast_steps=650, fast_extra_steps=250, slow_steps=850, fast_lr=1e-3, slow_lr=1e-3,
+        fast_steps=550, fast_extra_steps=200, slow_steps=750, fast_lr=1e-3, slow_lr=1e-3,
         warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0,
     ),
     # GPU presets: start from pretrained open_clip; data given with --data.
