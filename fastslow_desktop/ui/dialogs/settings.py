@@ -1,0 +1,141 @@
+"""The settings dialog: models (preset or bundle folder), device, K and β, library folder, exclusions, watching."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ..settings import AppSettings
+from .exclusions import PatternsEdit
+
+KNOWN_PRESETS = ("synthscenes", "clip-vit-b-32")
+DEVICE_LABELS = (("Automatic (GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"))
+
+
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
+    browse = QPushButton("Browse…", parent)
+
+    def pick() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    browse.clicked.connect(pick)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row
+
+
+class SettingsDialog(QDialog):
+    """Reads from and writes to AppSettings; `changes()` says what the app has to redo."""
+
+    def __init__(self, settings: AppSettings, presets: list[str] | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        presets = list(dict.fromkeys([*KNOWN_PRESETS, *(presets or [])]))
+
+        # models
+        self.use_preset = QRadioButton("Preset", self)
+        self.use_bundle = QRadioButton("Bundle folder", self)
+        group = QButtonGroup(self)
+        group.addButton(self.use_preset)
+        group.addButton(self.use_bundle)
+        self.preset = QComboBox(self)
+        self.preset.addItems(presets)
+        self.bundle = QLineEdit(self)
+        self.bundle.setPlaceholderText("a folder containing manifest.json")
+        self.device = QComboBox(self)
+        for label, value in DEVICE_LABELS:
+            self.device.addItem(label, value)
+        models_box = QGroupBox("Models", self)
+        models_form = QFormLayout(models_box)
+        models_form.addRow(self.use_preset, self.preset)
+        models_form.addRow(self.use_bundle, _folder_row(self.bundle, self, "Choose a model bundle folder"))
+        models_form.addRow("Device", self.device)
+
+        # search
+        self.k = QSpinBox(self)
+        self.k.setRange(0, 1000)
+        self.k.setSpecialValueText("Bundle default")
+        self.k.setToolTip("How many of the fast model's best matches the slow model re-ranks")
+        self.beta = QDoubleSpinBox(self)
+        self.beta.setRange(-0.05, 20.0)
+        self.beta.setSingleStep(0.05)
+        self.beta.setDecimals(2)
+        self.beta.setSpecialValueText("Bundle default")
+        self.beta.setToolTip("Weight of the fast score in the final score: final = slow + β·fast")
+        search_box = QGroupBox("Re-ranking", self)
+        search_form = QFormLayout(search_box)
+        search_form.addRow("K (candidates)", self.k)
+        search_form.addRow("β (fast weight)", self.beta)
+
+        # library
+        self.library = QLineEdit(self)
+        self.library.setPlaceholderText("default location")
+        self.exclusions = PatternsEdit([], self)
+        self.exclusions.setMaximumHeight(90)
+        self.watching = QCheckBox("Watch folders and index changes automatically", self)
+        library_box = QGroupBox("Library", self)
+        library_form = QFormLayout(library_box)
+        library_form.addRow("Library folder", _folder_row(self.library, self, "Choose the library folder"))
+        library_form.addRow("Skip in new folders", self.exclusions)
+        library_form.addRow("", self.watching)
+
+        note = QLabel("Changing the models, device or library folder reloads them in the background.", self)
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        for widget in (models_box, search_box, library_box, note, buttons):
+            layout.addWidget(widget)
+        self.use_preset.toggled.connect(self._sync_enabled)
+        self.load()
+        self.resize(560, 0)
+
+    def _sync_enabled(self) -> None:
+        self.preset.setEnabled(self.use_preset.isChecked())
+        self.bundle.setEnabled(self.use_bundle.isChecked())
+
+    def load(self) -> None:
+        s = self.settings
+        models = s.models
+        if self.preset.findText(models) >= 0:
+            self.use_preset.setChecked(True)
+            self.preset.setCurrentText(models)
+        else:
+            self.use_bundle.setChecked(True)
+            self.bundle.setText(models)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.k.setValue(s.k or 0)
+        self.beta.setValue(s.beta if s.beta is not None else self.beta.minimum())
+        self.library.setText(s.library)
+        self.exclusions.setPlainText("\n".join(s.exclusions))
+        self.watching.setChecked(s.watching)
+        self._sync_enabled()
+
+    def models_spec(self) -> str:
+        if self.use_bundle.isChecked() and self.bundle.text().strip():
+            return self.bundle.text().strip()
+        return self.preset.currentText()
+
+    def save(self) -> set[str]:
+        """Write the settings; returns the names of those that changed."""
+        s = self.settings
+        before = {"models": s.models, "device": s.device, "k": s.k, "beta": s.beta, "library": s.library,
+                  "exclusions": s.exclusions, "watching": s.watching}
+        s.models = self.models_spec()
+        s.device = self.device.currentData()
+        s.k = self.k.value() or None
+        s.beta = None if self.beta.value() == self.beta.minimum() else self.beta.value()
+        s.library = self.library.text().strip()
+        s.exclusions = self.exclusions.patterns()
+        s.watching = self.watching.isChecked()
+        s.sync()
+        after = {"models": s.models, "device": s.device, "k": s.k, "beta": s.beta, "library": s.library,
+                 "exclusions": s.exclusions, "watching": s.watching}
+        return {key for key in before if before[key] != after[key]}

@@ -1,0 +1,53 @@
+"""Human-readable numbers for the UI: sizes, durations, moments, rates and times left."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def clock(seconds: float | None) -> str:
+    """1:05, or 1:02:05 past an hour."""
+    if seconds is None:
+        return ""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def moment_label(t_start: float | None, t_end: float | None) -> str:
+    if t_start is None:
+        return ""
+    return f"{clock(t_start)}–{clock(t_end)}" if t_end is not None else clock(t_start)
+
+
+def file_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def timestamp(mtime: float | None) -> str:
+    if not mtime:
+        return ""
+    return dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+
+
+def eta(seconds: float | None) -> str:
+    """'about 2 min left'; empty while unknown."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"about {max(1, int(round(seconds)))} s left"
+    if seconds < 3600:
+        return f"about {int(round(seconds / 60))} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -1,0 +1,430 @@
+"""The main window: search bar, folders sidebar, results grid, preview pane, status bar and errors panel.
+
+It only wires widgets to the controller: every slow thing (models, database, decoding) happens in the
+controller's workers and comes back as signals.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFileDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout,
+                               QWidget)
+
+from . import desktop
+from .controller import AppController
+from .dialogs.download import DownloadDialog
+from .dialogs.exclusions import ExclusionsDialog
+from .dialogs.settings import SettingsDialog
+from .models.results import ResultRoles, ResultsModel
+from .services import ServiceConfig
+from .settings import AppSettings
+from .views.banner import Banner
+from .views.errors_panel import ErrorsPanel
+from .views.preview import PreviewPane
+from .views.results_view import THUMB, ResultsView
+from .views.search_bar import SearchBar
+from .views.sidebar import FoldersSidebar
+from .views.status_bar import AppStatusBar
+from .views.welcome import WelcomePage
+from .workers.thumbnails import ThumbnailLoader
+
+logger = logging.getLogger(__name__)
+
+RESULTS_TOP = 500  # results shown per query (the grid stays smooth far beyond this)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
+OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
+                "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
+                "<code>fastslow demo</code>, which works offline.")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.settings = settings
+        self.icon = icon or QIcon()
+        self.setWindowTitle("FastSlow")
+        if not self.icon.isNull():
+            self.setWindowIcon(self.icon)
+        self.setAcceptDrops(True)
+        self._has_roots: bool | None = None
+        self._counts = (0, 0)
+        self._query = ""
+        self._download_dialog: DownloadDialog | None = None
+        self._build()
+        self._connect()
+        self._restore()
+
+    # -- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        self.search_bar = SearchBar(self)
+        self.banner = Banner(self)
+        self.thumbnails = ThumbnailLoader(QSize(THUMB, THUMB), threads=2, parent=self)
+        self.results_model = ResultsModel(self.thumbnails, self)
+        self.results_view = ResultsView(self)
+        self.results_view.setObjectName("results")
+        self.results_view.setModel(self.results_model)
+        self.welcome = WelcomePage(self.icon, self)
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(self.results_view)
+        self.sidebar = FoldersSidebar(self)
+        self.preview = PreviewPane(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.pages)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([240, 720, 340])
+        self.splitter.setChildrenCollapsible(False)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.search_bar)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+        self.status = AppStatusBar(self)
+        self.setStatusBar(self.status)
+        self.errors_panel = ErrorsPanel(self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.errors_panel)
+        self.errors_panel.hide()
+        self._build_menus()
+        self.resize(1280, 800)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.add_action = QAction("&Add folder…", self)
+        self.add_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.reindex_action = QAction("&Re-scan all folders", self)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for action in (self.add_action, self.reindex_action, self.settings_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        errors_action = self.errors_panel.toggleViewAction()
+        errors_action.setText("&Errors panel")
+        view_menu.addAction(errors_action)
+        self.preview_action = QAction("&Preview pane", self)
+        self.preview_action.setCheckable(True)
+        self.preview_action.setChecked(True)
+        self.preview_action.toggled.connect(self.preview.setVisible)
+        view_menu.addAction(self.preview_action)
+        self.find_shortcut = QShortcut(QKeySequence.StandardKey.Find, self)
+        self.find_shortcut.activated.connect(self.focus_search)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.loading.connect(self._on_loading)
+        c.ready.connect(self._on_ready)
+        c.failed.connect(self._on_failed)
+        c.needs_download.connect(self._on_needs_download)
+        c.stage1.connect(self._on_stage1)
+        c.stage2.connect(self._on_stage2)
+        c.refining.connect(self.search_bar.set_refining)
+        c.search_failed.connect(lambda msg: self.status.showMessage(f"Search failed: {msg}", 8000))
+        c.roots_changed.connect(self._on_roots)
+        c.status_changed.connect(self._on_status)
+        c.index_started.connect(self.status.index_started)
+        c.index_progress.connect(self.status.index_progress)
+        c.index_finished.connect(self.status.index_finished)
+        c.index_error.connect(lambda msg: self.banner.show_message(f"Indexing stopped: {msg}", None))
+        c.library_error.connect(lambda msg: self.banner.show_message(msg, None))
+
+        self.search_bar.query_changed.connect(self.run_query)
+        self.search_bar.field.move_down.connect(self._focus_results)
+        self.results_view.selectionModel().currentChanged.connect(self._on_current)
+        self.results_view.open_requested.connect(lambda index: self._open(index.data(ResultRoles.Result)))
+        self.results_view.preview_requested.connect(self._toggle_preview)
+        self.results_model.modelReset.connect(self._on_reset)
+        self.sidebar.add_requested.connect(self.choose_folders)
+        self.sidebar.remove_requested.connect(self._remove_folder)
+        self.sidebar.exclusions_requested.connect(self._edit_exclusions)
+        self.welcome.add_requested.connect(self.choose_folders)
+        self.status.pause_toggled.connect(c.pause_indexing)
+        self.status.errors_clicked.connect(self._show_errors)
+        self.banner.action_clicked.connect(self.open_settings)
+        self.add_action.triggered.connect(self.choose_folders)
+        self.settings_action.triggered.connect(self.open_settings)
+        self.reindex_action.triggered.connect(lambda: c.index(None))
+        self.preview.open_requested.connect(self._open)
+        self.preview.reveal_requested.connect(lambda r: desktop.reveal(r.path))
+        self.preview.copy_requested.connect(self._copy_path)
+        self.preview.more_like_requested.connect(self.more_like_this)
+        self.preview.play_requested.connect(lambda r: desktop.play_externally(r.path, r.t_start))
+
+    def _restore(self) -> None:
+        if self.settings.geometry is not None:
+            self.restoreGeometry(self.settings.geometry)
+        if self.settings.window_state is not None:
+            self.restoreState(self.settings.window_state)
+        last = self.settings.last_query
+        if last:
+            self.search_bar.field.setText(last)
+            self._query = last
+
+    # -- start-up and models --------------------------------------------------------------
+    def start(self) -> None:
+        """Ask the controller to load everything; the last query runs as soon as models are ready."""
+        self.status.set_models("Loading models…")
+        self.controller.start()
+        if self._query:
+            self.run_query(self._query, self.search_bar.kind_filter)
+
+    def _on_loading(self, message: str) -> None:
+        self.status.set_models(message)
+
+    def _on_ready(self) -> None:
+        name = getattr(self.controller.services.models, "name", "models")
+        self.status.set_models(f"Models: {name}")
+        self.banner.hide()
+
+    def _on_failed(self, message: str, offline: bool) -> None:
+        self.status.set_models("Models unavailable")
+        text = message if not offline else f"{message}<br>{OFFLINE_HELP}"
+        self.banner.show_message(text, "Settings…")
+
+    def _on_needs_download(self, repos: list[str]) -> None:
+        dialog = DownloadDialog(repos, self)
+        self._download_dialog = dialog
+        dialog.start_requested.connect(self.controller.download)
+        dialog.cancel_requested.connect(self.controller.cancel_download)
+        self.controller.download_progress.connect(dialog.set_progress)
+        self.controller.download_finished.connect(dialog.finish)
+        dialog.finished.connect(lambda result: self._download_closed(dialog, result))
+        dialog.show()
+
+    def _download_closed(self, dialog: DownloadDialog, result: int) -> None:
+        self.controller.download_progress.disconnect(dialog.set_progress)
+        self.controller.download_finished.disconnect(dialog.finish)
+        if not result and not self.controller.is_ready:
+            self._on_failed("The search models were not downloaded.", True)
+
+    # -- search ---------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search_bar.field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_bar.field.selectAll()
+
+    def run_query(self, text: str, kind: str | None = None) -> None:
+        self._query = text
+        if not text:
+            self.controller.cancel_search()
+            self.results_model.set_results([])
+            self.search_bar.set_timing(None, None)
+            self._show_empty_page()
+            return
+        self.controller.search(text=text, kind=kind, top=RESULTS_TOP, k=self.controller.config.k)
+
+    def more_like_this(self, result) -> None:
+        self.search_bar.field.clear()
+        self._query = f"like {Path(result.path).name}"
+        self.status.showMessage(f"Showing results like {Path(result.path).name}", 5000)
+        self.controller.search(like_segment=result.segment_id, top=RESULTS_TOP, k=self.controller.config.k,
+                               kind=self.search_bar.kind_filter)
+
+    def search_image(self, path: str) -> None:
+        self.search_bar.field.clear()
+        self._query = f"like {Path(path).name}"
+        self.status.showMessage(f"Showing results like {path}", 5000)
+        self.controller.search(image=path, top=RESULTS_TOP, k=self.controller.config.k,
+                               kind=self.search_bar.kind_filter)
+
+    def _on_stage1(self, stage) -> None:
+        self.results_model.set_results(stage.results, stage=1)
+        self.search_bar.set_timing(stage.fast_ms, None)
+        if stage.results:
+            self.pages.setCurrentWidget(self.results_view)
+            self._select_row(0)
+        else:
+            self.welcome.show_no_results(self._query)
+            self.pages.setCurrentWidget(self.welcome)
+
+    def _on_stage2(self, stage) -> None:
+        self.results_model.reorder(stage.results, stage=stage.stage)
+        self.search_bar.set_timing(stage.fast_ms, stage.slow_ms)
+        current = self.preview.result
+        if current is not None:
+            row = self.results_model.row_of(current.segment_id)
+            if row is not None:
+                self.preview.update_scores(self.results_model.result(row))
+        index = self.results_view.currentIndex()
+        if index.isValid():
+            self.results_view.scrollTo(index)
+
+    def _select_row(self, row: int) -> None:
+        index = self.results_model.index(row, 0)
+        # Without stealing focus from the search field: the user is still typing.
+        self.results_view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def _focus_results(self) -> None:
+        if self.results_model.rowCount():
+            self.results_view.setFocus(Qt.FocusReason.OtherFocusReason)
+            if not self.results_view.currentIndex().isValid():
+                self._select_row(0)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.preview.show_result(current.data(ResultRoles.Result) if current.isValid() else None)
+
+    def _on_reset(self) -> None:
+        self.preview.show_result(None)
+
+    def _toggle_preview(self, index: QModelIndex) -> None:
+        """Space: show the preview pane for this item, or hide it again (like Quick Look)."""
+        result = index.data(ResultRoles.Result)
+        if self.preview.isVisible() and self.preview.result is not None and result is not None \
+                and self.preview.result.segment_id == result.segment_id:
+            self.preview_action.setChecked(False)
+        else:
+            self.preview_action.setChecked(True)
+            self.preview.show_result(result)
+
+    def _open(self, result) -> None:
+        if result is None:
+            return
+        if result.kind == "video":
+            desktop.play_externally(result.path, result.t_start)
+        else:
+            desktop.open_file(result.path)
+
+    def _copy_path(self, result) -> None:
+        desktop.copy_path(result.path)
+        self.status.showMessage("Path copied", 2000)
+
+    # -- folders --------------------------------------------------------------------------
+    def choose_folders(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos and videos", str(Path.home()))
+        if folder:
+            self.add_folders([folder])
+
+    def add_folders(self, paths: list[str]) -> None:
+        """The drop target and the Add button: index these folders."""
+        if paths:
+            self.settings.welcomed = True
+            self.status.showMessage(f"Adding {', '.join(Path(p).name for p in paths)}…", 3000)
+            self.controller.add_folders(paths)
+
+    def _remove_folder(self, path: str) -> None:
+        answer = QMessageBox.question(self, "Remove folder",
+                                      f"Stop searching {path}?\nYour files are not touched; only FastSlow's index "
+                                      "of them is removed.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.remove_folder(path)
+
+    def _edit_exclusions(self, path: str, patterns: list[str]) -> None:
+        dialog = ExclusionsDialog(path, patterns, self)
+        if dialog.exec():
+            self.controller.set_folder_exclusions(path, dialog.patterns())
+
+    def _on_roots(self, roots: list) -> None:
+        self.sidebar.set_roots(roots)
+        self._has_roots = bool(roots)
+        if self.pages.currentWidget() is self.welcome and not self.results_model.rowCount():
+            self._show_empty_page()
+
+    def _on_status(self, status: dict) -> None:
+        failures = status.get("failed", [])
+        self.errors_panel.set_failures(failures)
+        self.status.set_failures(len(failures))
+        self._counts = (status.get("images", 0), status.get("videos", 0))
+        if self.pages.currentWidget() is self.welcome and not self.results_model.rowCount():
+            self._show_empty_page()
+
+    def _show_empty_page(self) -> None:
+        if not self._has_roots:
+            self.welcome.show_first_run()
+        elif self._query:
+            self.welcome.show_no_results(self._query)
+        else:
+            self.welcome.show_hint(*self._counts)
+        self.pages.setCurrentWidget(self.welcome)
+
+    def _show_errors(self) -> None:
+        self.errors_panel.show()
+        self.errors_panel.raise_()
+
+    # -- drag and drop --------------------------------------------------------------------
+    @staticmethod
+    def _local_paths(urls: list[QUrl]) -> tuple[list[str], list[str]]:
+        folders, images = [], []
+        for url in urls:
+            if not url.isLocalFile():
+                continue
+            path = Path(url.toLocalFile())
+            if path.is_dir():
+                folders.append(str(path))
+            elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                images.append(str(path))
+        return folders, images
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(self._local_paths(event.mimeData().urls())):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Folders are added and indexed; a dropped photo searches for similar ones."""
+        folders, images = self._local_paths(event.mimeData().urls())
+        if not folders and not images:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if folders:
+            self.add_folders(folders)
+        elif images:
+            self.search_image(images[0])
+
+    # -- settings -------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self.controller.presets(), self)
+        if dialog.exec():
+            self.apply_settings(dialog.save())
+
+    def apply_settings(self, changed: set[str]) -> None:
+        """Take changed settings into use: reload services only when models or library changed."""
+        s = self.settings
+        config = self.controller.config
+        if changed & {"models", "device", "library"}:
+            library = Path(s.library).expanduser() if s.library else config.library_dir
+            new = ServiceConfig(library_dir=library, models=s.models, device=s.device, k=s.k, beta=s.beta,
+                                exclusions=s.exclusions, watching=s.watching)
+            self.results_model.set_results([])
+            self.sidebar.set_roots([])
+            self.status.set_models("Loading models…")
+            self.controller.restart(new)
+            if self._query:
+                self.run_query(self._query, self.search_bar.kind_filter)
+            return
+        if changed & {"k", "beta", "exclusions"}:
+            self.controller.update_search(k=s.k, beta=s.beta, exclusions=s.exclusions)
+        if "watching" in changed:
+            self.controller.set_watching(s.watching)
+
+    # -- closing --------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.last_query = self.search_bar.field.text().strip()
+        self.settings.sync()
+        self.preview.shutdown()
+        self.thumbnails.clear()
+        self.thumbnails.wait(3000)
+        self.controller.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""Qt item models over search results (no widgets here)."""

@@ -1,0 +1,212 @@
+"""The preview pane: the large image or the video frame at the moment, metadata, scores and actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtWidgets import (QFormLayout, QGridLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from ..desktop import multimedia_available
+from ..format import clock, file_size, moment_label, score, timestamp
+from ..workers.job import JobRunner
+from ..workers.preview import load_preview
+
+PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pane
+
+
+class ImageLabel(QLabel):
+    """Keeps the full preview and re-scales it to the label's size (never beyond 1:1)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(200, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._pixmap = QPixmap()
+
+    def set_image(self, pixmap: QPixmap) -> None:
+        self._pixmap = pixmap
+        self._rescale()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap.isNull():
+            self.setPixmap(QPixmap())
+            return
+        size = self._pixmap.size()
+        if size.width() > self.width() or size.height() > self.height():
+            size = size.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.setPixmap(self._pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation))
+
+
+class PreviewPane(QWidget):
+    open_requested = Signal(object)  # SearchResult
+    reveal_requested = Signal(object)
+    copy_requested = Signal(object)
+    more_like_requested = Signal(object)
+    play_requested = Signal(object)  # only when the in-app player is not available
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("preview")
+        self._loader = JobRunner("preview", 1, self)
+        self._token = 0
+        self._result = None
+        self._player = None
+        self._can_play_inside = None  # decided on first Play (importing QtMultimedia costs time)
+
+        self.image = ImageLabel(self)
+        self.image.setObjectName("previewImage")
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.image)
+        self.title = QLabel(self)
+        self.title.setObjectName("previewTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.fields: dict[str, QLabel] = {}
+        meta = self._meta = QFormLayout()
+        meta.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for key, label in (("moment", "Moment"), ("path", "Path"), ("size", "Size"), ("taken", "Taken"),
+                           ("modified", "Modified"), ("dimensions", "Dimensions"), ("duration", "Duration"),
+                           ("final", "Final score"), ("fast", "Fast score"), ("slow", "Slow score")):
+            value = QLabel(self)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setObjectName(f"meta_{key}")
+            self.fields[key] = value
+            meta.addRow(label, value)
+
+        self.open_button = QPushButton("Open", self)
+        self.open_button.setToolTip("Open with the system viewer (Enter)")
+        self.reveal_button = QPushButton("Show in folder", self)
+        self.copy_button = QPushButton("Copy path", self)
+        self.more_button = QPushButton("More like this", self)
+        self.play_button = QPushButton("▶ Play from here", self)
+        actions = QGridLayout()
+        actions.addWidget(self.open_button, 0, 0)
+        actions.addWidget(self.reveal_button, 0, 1)
+        actions.addWidget(self.copy_button, 1, 0)
+        actions.addWidget(self.more_button, 1, 1)
+        actions.addWidget(self.play_button, 2, 0, 1, 2)
+
+        details = QWidget(self)
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 0)
+        details_layout.addWidget(self.title)
+        details_layout.addLayout(meta)
+        details_layout.addLayout(actions)
+        details_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidget(details)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        self.placeholder = QLabel("Select a result to see it here.", self)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("hint")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.stack, 3)
+        layout.addWidget(scroll, 2)
+        layout.addWidget(self.placeholder)
+        self._details = [self.stack, scroll]
+
+        self.open_button.clicked.connect(lambda: self._result and self.open_requested.emit(self._result))
+        self.reveal_button.clicked.connect(lambda: self._result and self.reveal_requested.emit(self._result))
+        self.copy_button.clicked.connect(lambda: self._result and self.copy_requested.emit(self._result))
+        self.more_button.clicked.connect(lambda: self._result and self.more_like_requested.emit(self._result))
+        self.play_button.clicked.connect(self._play)
+        self.show_result(None)
+        self.setMinimumWidth(280)
+
+    @property
+    def result(self):
+        return self._result
+
+    def show_result(self, result) -> None:
+        """Fill in metadata and scores now; the picture follows from a worker."""
+        self._result = result
+        self._token += 1
+        self._stop_player()
+        for widget in self._details:
+            widget.setVisible(result is not None)
+        self.placeholder.setVisible(result is None)
+        if result is None:
+            self.image.set_image(QPixmap())
+            return
+        info = result.info
+        self.title.setText(f"<b>{Path(result.path).name}</b>")
+        values = {
+            "moment": moment_label(result.t_start, result.t_end) if result.kind == "video" else "",
+            "path": result.path,
+            "size": file_size(getattr(info, "size", None)),
+            "taken": (getattr(info, "taken", None) or "").replace("T", " "),
+            "modified": timestamp(getattr(info, "mtime", None)),
+            "dimensions": (f"{info.width} × {info.height}" if getattr(info, "width", None) else ""),
+            "duration": clock(info.duration) if getattr(info, "duration", None) else "",
+            "final": score(result.score),
+            "fast": score(result.fast_score),
+            "slow": score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)",
+        }
+        for key, value in values.items():
+            self.fields[key].setText(value)
+            self.fields[key].setVisible(bool(value))
+            label = self._meta.labelForField(self.fields[key])
+            if label is not None:
+                label.setVisible(bool(value))
+        self.play_button.setVisible(result.kind == "video")
+        self.stack.setCurrentWidget(self.image)
+        if result.thumb is not None:
+            # The small thumbnail at once, the full picture when the worker has it.
+            self.image.set_image(QPixmap(str(result.thumb)))
+        self._loader.submit(load_preview, self._token, result.path, result.kind, result.t_start, PREVIEW_SIZE,
+                            on_result=self._on_loaded)
+
+    def update_scores(self, result) -> None:
+        """Stage 2 arrived for the item already shown: new scores, same picture."""
+        if self._result is None or result is None or result.segment_id != self._result.segment_id:
+            return
+        self._result = result
+        self.fields["final"].setText(score(result.score))
+        self.fields["fast"].setText(score(result.fast_score))
+        self.fields["slow"].setText(score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)")
+
+    def _on_loaded(self, outcome: tuple[int, QImage]) -> None:
+        token, image = outcome
+        if token == self._token and not image.isNull():
+            self.image.set_image(QPixmap.fromImage(image))  # QPixmap only here, on the GUI thread
+
+    def _play(self) -> None:
+        result = self._result
+        if result is None:
+            return
+        if self._can_play_inside is None:
+            self._can_play_inside = multimedia_available()
+        if not self._can_play_inside:
+            self.play_requested.emit(result)
+            return
+        if self._player is None:
+            from .player import MomentPlayer
+
+            self._player = MomentPlayer(self)
+            self.stack.addWidget(self._player)
+        self.stack.setCurrentWidget(self._player)
+        self._player.play(result.path, result.t_start)
+
+    def _stop_player(self) -> None:
+        if self._player is not None:
+            self._player.stop()
+            self.stack.setCurrentWidget(self.image)
+
+    def shutdown(self) -> None:
+        self._stop_player()
+        self._loader.clear()
+        self._loader.wait(3000)

@@ -1,0 +1,56 @@
+"""The empty state: a first-run welcome that asks for folders, or a hint to start typing."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+
+class WelcomePage(QWidget):
+    add_requested = Signal()
+
+    def __init__(self, icon: QIcon | None = None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("welcome")
+        self.logo = QLabel(self)
+        self.logo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        if icon is not None and not icon.isNull():
+            self.logo.setPixmap(icon.pixmap(96, 96))
+        self.heading = QLabel(self)
+        self.heading.setObjectName("welcomeHeading")
+        self.heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body = QLabel(self)
+        self.body.setObjectName("hint")
+        self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.body.setWordWrap(True)
+        self.body.setMaximumWidth(520)
+        self.add_button = QPushButton("Add folders…", self)
+        self.add_button.setObjectName("primary")
+        self.add_button.clicked.connect(self.add_requested)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addWidget(self.logo)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addSpacing(12)
+        layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(3)
+        self.show_first_run()
+
+    def show_first_run(self) -> None:
+        self.heading.setText("Welcome to FastSlow")
+        self.body.setText("Find photos and moments in videos by describing them. Drag your photo and video "
+                          "folders onto this window, or add them here. Everything stays on this computer.")
+        self.add_button.setVisible(True)
+
+    def show_hint(self, photos: int, videos: int) -> None:
+        self.heading.setText("What are you looking for?")
+        self.body.setText(f"Type a description above to search {photos} photo{'s' if photos != 1 else ''} and "
+                          f"{videos} video{'s' if videos != 1 else ''}.")
+        self.add_button.setVisible(False)
+
+    def show_no_results(self, query: str) -> None:
+        self.heading.setText("Nothing found")
+        self.body.setText(f"No photos or videos match “{query}” yet. Try other words, or add more folders.")
+        self.add_button.setVisible(False)

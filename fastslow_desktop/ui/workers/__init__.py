@@ -1,0 +1,1 @@
+"""Background jobs (one per file): each reports through started / progress / result / error / finished."""

@@ -1,0 +1,84 @@
+"""Start-up job: import the ML stack, open the models and the library, warm the models up (seconds)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..services import EngineFactory, ServiceConfig, Services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StartupStep:
+    """A progress event of the start-up job; `library` arrives before the models are warm."""
+
+    message: str
+    library: object | None = None
+
+
+@dataclass
+class NeedsDownload:
+    """The chosen preset's weights are not on disk: the GUI asks before fetching them."""
+
+    models: object  # fastslow_desktop.models.Models
+    repos: list[str]
+
+
+@dataclass
+class StartupFailed:
+    """Models or library could not be opened; `offline` when weights cannot be downloaded now."""
+
+    message: str
+    offline: bool = False
+
+
+def load_services(config: ServiceConfig, engine_factory: EngineFactory,
+                  progress: Callable[[StartupStep], None], skip_download_check: bool = False):
+    """Runs in a pool thread. Returns Services, NeedsDownload or StartupFailed (never raises for
+    problems a user can fix, so the GUI can say what to do)."""
+    t0 = time.perf_counter()
+    progress(StartupStep("Loading the search models…"))
+    # Heavy imports happen here, off the GUI thread: torch + open_clip take seconds.
+    from fastslow_desktop.library import Library, LibraryError
+    from fastslow_desktop.models import ModelError, ModelUnavailableError, list_presets, load_bundle
+
+    try:
+        models = load_bundle(config.models, device=config.device)
+    except ModelError as exc:
+        return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
+    if config.beta is not None:
+        # The reranker shares this config object, so β applies to every later query.
+        models.rerank_config.beta = float(config.beta)
+    if not skip_download_check:
+        try:
+            repos = models.needs_download()
+        except ModelError as exc:
+            return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
+        if repos:
+            return NeedsDownload(models, repos)
+    try:
+        library = Library.open(config.library_dir, models)
+    except (LibraryError, OSError) as exc:
+        return StartupFailed(f"Cannot open the library at {config.library_dir}: {exc}")
+    progress(StartupStep("Opening the library…", library=library))
+    try:
+        fast = models.fast
+        fast.encode_texts(["warm up"])  # first call builds kernels; the user's first query should not pay it
+        engine = engine_factory(library, models)
+    except ModelError as exc:
+        library.close()
+        return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
+    logger.info("fast model ready in %.1f s", time.perf_counter() - t0)
+    return Services(library, models, engine, presets=list_presets())
+
+
+def warm_slow(services: Services) -> None:
+    """Load the slow model ahead of the first re-rank (runs after the app is already searchable)."""
+    try:
+        services.models.slow
+    except Exception as exc:  # the refine job reports it when it is actually needed
+        logger.warning("slow model not ready: %s", exc)
