@@ -37,8 +37,16 @@ def _load_models(spec: str | None):
         return None
 
 
+_library_log: logging.Handler | None = None
+
+
 def _log_to_library(folder: Path) -> None:
     """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
+    global _library_log
+    if _library_log is not None:  # main() called again in one process (tests): one file at a time
+        logging.getLogger("fastslow_desktop").removeHandler(_library_log)
+        _library_log.close()
+        _library_log = None
     try:
         (folder / "logs").mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
@@ -48,6 +56,7 @@ def _log_to_library(folder: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     logging.getLogger("fastslow_desktop").addHandler(handler)
+    _library_log = handler
 
 
 # -- index ---------------------------------------------------------------------------------
@@ -55,8 +64,9 @@ def _log_to_library(folder: Path) -> None:
 def _add_index_parser(sub) -> None:
     p = sub.add_parser("index", help="add folders to the library and index them once")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders to add and index")
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="skip files or folders matching this pattern (repeatable)")
+    p.add_argument("--exclude", action="append", default=None, metavar="GLOB",
+                   help="skip files or folders matching this pattern (repeatable; replaces the folder's "
+                        "earlier patterns, which are kept when no --exclude is given)")
     p.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON on stdout")
 
@@ -199,15 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_console: logging.Handler | None = None
+
+
 def configure_logging(verbose: int = 0) -> None:
-    """Once, at start-up: warnings on stderr (more with -v); the library log file gets INFO."""
+    """At start-up: warnings on stderr (more with -v); the library's log file gets INFO."""
+    global _console
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(level)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(console)
-    root.setLevel(min(level, logging.INFO))
+    if _console is None:
+        _console = logging.StreamHandler(sys.stderr)
+        _console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(_console)
+    _console.setLevel(level)
+    package = logging.getLogger("fastslow_desktop")
+    package.setLevel(min(level, logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

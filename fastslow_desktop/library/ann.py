@@ -57,6 +57,7 @@ class AnnIndex:
         self._live: set[int] = set()
         self._matrix: tuple[np.ndarray, np.ndarray] | None = None  # (ids, vectors) for exact search
         self.dirty = False
+        self.opened_as: str | None = None
 
     # -- building -------------------------------------------------------------------------
     def _new_index(self, capacity: int) -> hnswlib.Index:
@@ -65,15 +66,19 @@ class AnnIndex:
         index.set_ef(EF_SEARCH)
         return index
 
-    def open(
+    def open(self, sqlite_ids: np.ndarray, fetch_vectors, saved: dict | None) -> str:
+        """Load the file and reconcile it with SQLite's ids (add missing, mark stale deleted), or
+        rebuild it when it cannot be read. `saved` is what `save` returned last time (kept in SQLite).
+        Returns (and keeps in `opened_as`) "loaded", "repaired" or "rebuilt"."""
+        self.opened_as = self._open(sqlite_ids, fetch_vectors, saved)
+        return self.opened_as
+
+    def _open(
         self,
         sqlite_ids: np.ndarray,
         fetch_vectors: Callable[[Iterable[int] | None], tuple[np.ndarray, np.ndarray]],
         saved: dict | None,
     ) -> str:
-        """Load the file and reconcile it with SQLite's ids (add missing, mark stale deleted), or
-        rebuild it when it cannot be read. `saved` is what `save` returned last time (kept in SQLite).
-        Returns "loaded", "repaired" or "rebuilt"."""
         wanted = set(int(i) for i in sqlite_ids)
         with self._lock:
             self._matrix = None

@@ -234,6 +234,7 @@ class Indexer:
             loading = time.perf_counter()
             side = self._decode_side()  # loads the model weights: only when there is work
             report.load_seconds = time.perf_counter() - loading
+            last_flush = embed_started = time.perf_counter()
             saved_threads = torch.get_num_threads()
             torch.set_num_threads(min(saved_threads, self.torch_threads))
             inflight_limit = max(2 * self.workers, 2 * self.batch_frames)

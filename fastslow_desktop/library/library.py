@@ -116,9 +116,11 @@ class Library:
         self.close()
 
     # -- roots ----------------------------------------------------------------------------
-    def add_root(self, path: str | Path, exclude: Iterable[str] = ()) -> str:
+    def add_root(self, path: str | Path, exclude: Iterable[str] | None = None) -> str:
         """Add a folder (absolute, symlinks resolved); a folder inside an existing root is already
-        covered, and a parent of existing roots absorbs them. Returns the root path stored."""
+        covered, and a parent of existing roots absorbs them. `exclude`: glob patterns matched against
+        paths relative to the folder and their parts (None keeps a known folder's patterns).
+        Returns the root path stored."""
         path = str(Path(path).expanduser().resolve())
         if not os.path.isdir(path):
             raise LibraryError(f"{path} is not a folder.")
@@ -127,7 +129,7 @@ class Library:
         if parent is not None and parent["path"] != path:
             logger.info("%s is already inside library folder %s", path, parent["path"])
             return parent["path"]
-        root_id = self.store.add_root(path, exclude)
+        root_id = self.store.add_root(path, None if exclude is None else list(exclude))
         for root in roots:
             if root["path"] != path and root_for(root["path"], [{"path": path}]):
                 self.store.merge_root_into(root["id"], root_id)

@@ -225,14 +225,16 @@ class Store:
         rows = self.db.query("SELECT id, path, excludes, online, added FROM roots ORDER BY path")
         return [dict(r, excludes=json.loads(r["excludes"]), online=bool(r["online"])) for r in rows]
 
-    def add_root(self, path: str, excludes: Iterable[str] = ()) -> int:
+    def add_root(self, path: str, excludes: Iterable[str] | None = None) -> int:
+        """Insert a root, or update its exclusion patterns (kept as they are when `excludes` is None)."""
         with self.transaction() as conn:
             row = conn.execute("SELECT id FROM roots WHERE path = ?", (path,)).fetchone()
             if row:
-                conn.execute("UPDATE roots SET excludes = ? WHERE id = ?", (json.dumps(list(excludes)), row[0]))
+                if excludes is not None:
+                    conn.execute("UPDATE roots SET excludes = ? WHERE id = ?", (json.dumps(list(excludes)), row[0]))
                 return row[0]
             cur = conn.execute("INSERT INTO roots(path, excludes, online, added) VALUES (?, ?, 1, ?)",
-                               (path, json.dumps(list(excludes)), time.time()))
+                               (path, json.dumps(list(excludes or ())), time.time()))
             return int(cur.lastrowid)
 
     def set_root_online(self, root_id: int, online: bool) -> None:

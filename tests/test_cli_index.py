@@ -1,0 +1,90 @@
+"""`fastslow index` and `fastslow status`: the JSON of shared/DESIGN.md, throughput, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fastslow_desktop.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+INDEX_KEYS = {"indexed", "moved", "unchanged", "removed", "failed", "seconds"}
+STATUS_KEYS = {"roots", "media", "images", "videos", "segments", "model", "failed"}
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "raw").mkdir(parents=True)
+    for n in range(6):
+        Image.new("RGB", (48, 40), (n * 40, 100, 200 - n * 30)).save(folder / f"p{n}.jpg")
+    Image.new("RGB", (48, 40)).save(folder / "raw" / "skip-me.png")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    return folder
+
+
+def test_index_prints_the_design_json_and_ends_with_its_throughput(photos, tmp_path, tiny_bundle, capsys):
+    library = tmp_path / "lib"
+    code = main(["index", str(photos), "--library", str(library), "--models", str(tiny_bundle), "--json",
+                 "--exclude", "raw"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    report = json.loads(out)
+    assert INDEX_KEYS <= set(report)
+    assert (report["indexed"], report["failed"], report["moved"], report["removed"]) == (6, 1, 0, 0)
+    last_line = err.strip().splitlines()[-1]
+    assert "files/s" in last_line and "segments/s" in last_line
+
+    assert main(["status", "--library", str(library), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert set(status) == STATUS_KEYS
+    assert (status["media"], status["images"], status["videos"], status["segments"]) == (6, 6, 0, 6)
+    assert status["failed"] == [{"path": str((photos / "broken.png").resolve()), "error": "not an image"}]
+    assert status["roots"][0]["path"] == str(photos.resolve())
+
+    assert main(["--library", str(library), "index", str(photos), "--models", str(tiny_bundle), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["indexed"] == 0 and again["unchanged"] == 7
+
+
+def test_status_of_an_empty_library_and_the_environment_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTSLOW_LIBRARY", str(tmp_path / "from-env"))
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status == {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None,
+                      "failed": []}
+    assert main(["status"]) == 0
+    assert str(tmp_path / "from-env") in capsys.readouterr().out
+
+
+def test_missing_models_or_folder_exit_with_code_two_and_a_message(photos, tmp_path, capsys):
+    assert main(["index", str(photos), "--library", str(tmp_path / "l"), "--models", str(tmp_path / "nope")]) == 2
+    assert "cannot use models" in capsys.readouterr().err
+    assert main(["index", str(tmp_path / "no-such-folder"), "--library", str(tmp_path / "l")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_every_command_is_registered_and_library_goes_before_or_after_it(tmp_path):
+    from fastslow_desktop.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["--library", "X", "status"], ["status", "--library", "X"]):
+        assert parser.parse_args(argv).library == "X"
+    for command in ("index", "status", "search", "demo"):
+        assert command in parser._subparsers._group_actions[0].choices
+
+
+def test_python_dash_m_runs_the_same_command(photos, tmp_path, tiny_bundle):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastslow_desktop", "index", str(photos), "--library", str(tmp_path / "lib"),
+         "--models", str(tiny_bundle), "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["indexed"] == 7
+    assert "files/s" in proc.stderr.strip().splitlines()[-1]
