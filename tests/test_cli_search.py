@@ -1,0 +1,124 @@
+"""`fastslow search`: the JSON contract of shared/DESIGN.md, --queries, --no-rerank, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import fastslow_desktop.models as models_module
+from fastslow_desktop.cli import main as cli_main
+from tests.test_search_engine import build_small_library
+
+RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end"}
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, tiny_bundle):
+    root = tmp_path_factory.mktemp("cli-search")
+    build_small_library(root, tiny_bundle, n_images=24, n_videos=2).close()
+    return {"library": root / "library", "media": root / "media", "bundle": tiny_bundle}
+
+
+def _search(indexed, *args: str) -> list[str]:
+    return ["search", "--library", str(indexed["library"]), "--models", str(indexed["bundle"]), *args]
+
+
+def _json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _check_contract(obj: dict, query: str) -> None:
+    assert set(obj) == {"query", "results", "timing"} and obj["query"] == query
+    assert set(obj["timing"]) == {"fast_ms", "slow_ms"} and obj["timing"]["fast_ms"] > 0
+    for r in obj["results"]:
+        assert set(r) == RESULT_KEYS and r["kind"] in ("image", "video") and Path(r["path"]).is_file()
+        assert isinstance(r["score"], float) and isinstance(r["fast_score"], float)
+        if r["kind"] == "image":
+            assert r["t_start"] is None and r["t_end"] is None
+        else:
+            assert 0 <= r["t_start"] < r["t_end"]
+
+
+def test_search_json_follows_the_design_contract(indexed, capsys):
+    assert cli_main(_search(indexed, "a red circle", "--json", "--top", "7", "--k", "4", "--type", "image")) == 0
+    [obj] = _json_lines(capsys.readouterr().out)
+    _check_contract(obj, "a red circle")
+    assert len(obj["results"]) == 7 and obj["timing"]["slow_ms"] > 0
+    # K counts re-scored segments; photos have one each, so exactly K photos carry a slow score.
+    assert sum(r["slow_score"] is not None for r in obj["results"]) == 4
+    scores = [r["score"] for r in obj["results"][:4]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_no_rerank_leaves_slow_score_null(indexed, capsys):
+    assert cli_main(_search(indexed, "a large green star", "--json", "--no-rerank")) == 0
+    [obj] = _json_lines(capsys.readouterr().out)
+    _check_contract(obj, "a large green star")
+    assert obj["results"] and all(r["slow_score"] is None for r in obj["results"])
+    assert obj["timing"]["slow_ms"] is None
+    assert all(r["score"] == r["fast_score"] for r in obj["results"])
+
+
+def test_queries_file_prints_one_line_per_query_in_order_with_one_model_load(indexed, capsys, monkeypatch, tmp_path):
+    loads = []
+    real = models_module.load_bundle
+    monkeypatch.setattr(models_module, "load_bundle", lambda *a, **kw: loads.append(a) or real(*a, **kw))
+    photo = sorted((indexed["media"] / "images").iterdir())[2]
+    queries = ["a red circle", "", "two small yellow triangles", '"a blue square" - "red"', str(photo)]
+    file = tmp_path / "queries.txt"
+    file.write_text("\n".join(queries) + "\n")
+    assert cli_main(_search(indexed, "--queries", str(file), "--json", "--top", "3", "--type", "image")) == 0
+    objs = _json_lines(capsys.readouterr().out)
+    assert [o["query"] for o in objs] == [q for q in queries if q]
+    for obj, query in zip(objs, [q for q in queries if q]):
+        _check_contract(obj, query)
+        assert all(r["kind"] == "image" for r in obj["results"])
+    assert objs[-1]["results"][0]["path"] == str(photo.resolve())
+    assert len(loads) == 1
+
+
+def test_image_flag_searches_with_a_picture(indexed, capsys):
+    photo = sorted((indexed["media"] / "images").iterdir())[0]
+    assert cli_main(_search(indexed, "--image", str(photo), "--json", "--top", "3")) == 0
+    [obj] = _json_lines(capsys.readouterr().out)
+    _check_contract(obj, str(photo))
+    assert obj["results"][0]["path"] == str(photo.resolve()) and obj["results"][0]["slow_score"] is None
+
+
+def test_video_type_gives_one_result_per_video_with_its_moment(indexed, capsys):
+    assert cli_main(_search(indexed, "an orange star", "--type", "video", "--json")) == 0
+    [obj] = _json_lines(capsys.readouterr().out)
+    _check_contract(obj, "an orange star")
+    paths = [r["path"] for r in obj["results"]]
+    assert len(paths) == 2 == len(set(paths))
+
+
+def test_without_json_prints_a_readable_table(indexed, capsys):
+    assert cli_main(_search(indexed, "a red circle", "--top", "3", "--k", "2")) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("a red circle  (3 results; fast ") and "score" in out and "path" in out
+    assert len([line for line in out.splitlines() if str(indexed["media"]) in line]) == 3
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-library", "no library at"),
+    ("missing-model", "cannot use models"),
+    ("bad-image", "Cannot search with the picture"),
+    ("no-query", "give a QUERY"),
+    ("bad-queries-file", "cannot read the queries file"),
+])
+def test_errors_print_one_clear_line_and_exit_with_2(indexed, capsys, tmp_path, case, message):
+    args = {
+        "no-library": ["search", "--library", str(tmp_path / "none"), "--models", str(indexed["bundle"]), "x"],
+        "missing-model": _search(indexed, "x")[:3] + ["--models", str(tmp_path / "no-bundle"), "x"],
+        "bad-image": _search(indexed, "--image", str(tmp_path / "missing.jpg")),
+        "no-query": _search(indexed),
+        "bad-queries-file": _search(indexed, "--queries", str(tmp_path / "none.txt")),
+    }[case]
+    assert cli_main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], captured.err
