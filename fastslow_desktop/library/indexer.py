@@ -158,11 +158,11 @@ class Indexer:
             out.frames[i] = []
             pos += n
 
-    def _decode_reembed(self, row: MediaRow, side: int) -> _Decoded:
+    def _decode_reembed(self, job: tuple[MediaRow, list[dict]], side: int) -> _Decoded:
+        row, segs = job
         out = _Decoded(row=row)
         preprocess = self.fast.preprocess
         try:
-            segs = self.store.segments_of(row.id)
             for seg in segs:
                 if row.kind == "image":
                     frames = [open_image(row.path, max_side=side)[0]]
@@ -206,7 +206,9 @@ class Indexer:
 
         queued = {e.path for e in plan.to_index}
         reembed = [row for row in self.store.media_missing_model(self.model_id) if row.path not in queued]
-        jobs: list[tuple[str, object]] = [("full", e) for e in plan.to_index] + [("reembed", r) for r in reembed]
+        # Workers never touch the database: the segments to re-embed are read here.
+        jobs: list[tuple[str, object]] = [("full", e) for e in plan.to_index] + \
+            [("reembed", (r, self.store.segments_of(r.id))) for r in reembed]
         total = len(jobs)
         ann = self.library.ann(self.model_id) if jobs else None
 

@@ -126,7 +126,7 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conn_lock = threading.Lock()
         self._migrate()
 
@@ -146,7 +146,11 @@ class Store:
             conn = self._connect()
             self._local.conn = conn
             with self._conn_lock:
-                self._connections.append(conn)
+                # Threads come and go (worker pools, watcher batches): close their connections.
+                for thread, old in [c for c in self._connections if not c[0].is_alive()]:
+                    old.close()
+                self._connections = [c for c in self._connections if c[0].is_alive()]
+                self._connections.append((threading.current_thread(), conn))
         return conn
 
     @property
@@ -159,7 +163,7 @@ class Store:
 
     def close(self) -> None:
         with self._conn_lock:
-            for conn in self._connections:
+            for _, conn in self._connections:
                 try:
                     conn.close()
                 except sqlite3.Error:
