@@ -29,6 +29,7 @@ class AppController(QObject):
     # models and start-up
     loading = Signal(str)  # what is being loaded
     ready = Signal()  # searchable
+    warmed = Signal()  # the slow model is loaded too (re-ranking starts without a load)
     failed = Signal(str, bool)  # message, offline
     needs_download = Signal(list)  # hub repositories
     download_progress = Signal(int, int)  # bytes done, total
@@ -116,7 +117,7 @@ class AppController(QObject):
             self.services = outcome
             self.library = outcome.library
             self.ready.emit()
-            self._startup.submit(warm_slow, outcome)
+            self._startup.submit(warm_slow, outcome, on_finished=self.warmed.emit)
             if self.config.watching:
                 self._tasks.submit(self._start_watching, outcome.library,
                                    on_error=self.library_error.emit)
