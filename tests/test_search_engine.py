@@ -14,6 +14,7 @@ import pytest
 from fastslow_desktop.library import Library
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.search import SearchEngine, SearchError, SearchRequest, parse_query
+from fastslow_desktop.search.moments import frames_for, narrow, needs_narrowing
 from fastslow_desktop.synthscenes import generate
 
 OLD_DAY = datetime.date(2020, 1, 15)
@@ -213,3 +214,21 @@ def test_submit_reports_errors_to_the_caller(small):
     errors = []
     handle = small.submit(SearchRequest(image="/no/such/picture.png"), lambda r: None, on_error=errors.append)
     assert handle.wait(10) and len(errors) == 1 and isinstance(errors[0], SearchError)
+
+
+def test_long_video_segments_are_narrowed_to_their_best_part_in_stage_two(small):
+    stage2 = small.search(SearchRequest("two small yellow triangles", top=10, kind="video", k=30))
+    long = [r for r in stage2.results if r.info.t_end - r.info.t_start > 3.0]
+    assert long, "the test library should hold a long video segment"
+    for r in stage2.results:
+        assert r.info.t_start <= r.t_start < r.t_end <= r.info.t_end + 1e-9
+    for r in long:
+        n = frames_for(r.info.t_start, r.info.t_end)
+        assert r.t_end - r.t_start == pytest.approx((r.info.t_end - r.info.t_start) / n)
+
+
+def test_moment_frames_cover_long_segments_and_narrowing_picks_the_frames_share():
+    assert frames_for(None, None) == 1 and frames_for(0.0, 2.0) == 3 and frames_for(0.0, 7.5) == 5
+    assert frames_for(0.0, 30.0) == 6
+    assert narrow(2.0, 8.0, 6, 0) == (2.0, 3.0) and narrow(2.0, 8.0, 6, 5) == (7.0, 8.0)
+    assert needs_narrowing(0.0, 10.0, 6) and not needs_narrowing(0.0, 2.0, 3) and not needs_narrowing(None, None, 1)

@@ -17,6 +17,7 @@ from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
 from .filters import allowed_ids
 from .grouping import best_per_media, cap_per_media
+from .moments import frames_for, narrow, needs_narrowing
 from .query import ParsedQuery, request_terms
 from .types import Candidate, SearchError, SearchRequest, SearchResult, StageResult
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 SHORTLIST_FACTOR = 3  # fast shortlist = this × max(top, K) segments: videos collapse to one result each
 MAX_SHORTLIST = 20_000
 SEGMENTS_PER_VIDEO = 3  # at most this many segments of one video among the K re-ranked
-FRAMES_PER_SEGMENT = 3  # frames the slow model attends over for a video segment
 TEXT_CACHE_SIZE = 512
 DECODE_WORKERS = 2
 
@@ -255,7 +255,35 @@ class SearchEngine:
         ordered = [_result(by_id[sid], final[sid], slow_scores[sid]) for sid in reranked]
         ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
         results = list(best_per_media(ordered, lambda r: r.media_id))[: max(1, int(request.top))]
+        try:
+            results = self._narrow_moments(results, frames, stage1.rerank_texts, slow)
+        except _Cancelled:
+            return None
         return replace(stage1, results=results, stage=2, slow_ms=(time.perf_counter() - start) * 1000.0)
+
+    def _narrow_moments(self, results: list[SearchResult], frames: dict[int, list],
+                        texts: list[tuple[float, str]], slow: _CancellableSlow) -> list[SearchResult]:
+        """A long video segment may hold several moments (a cut the indexer missed): point a
+        re-ranked video result at the part whose frame the slow model finds most like the query."""
+        long = [r for r in results if r.kind == "video" and r.slow_score is not None
+                and needs_narrowing(r.t_start, r.t_end, len(frames.get(r.segment_id, [])))
+                and len(frames[r.segment_id]) == frames_for(r.t_start, r.t_end)]
+        if not long:
+            return results
+        # Each frame on its own, as a group of one, so the scores say where in the segment the query is.
+        groups = [[frame] for r in long for frame in frames[r.segment_id]]
+        scores = np.zeros(len(groups))
+        total = sum(w for w, _ in texts)
+        for weight, text in texts:
+            scores += weight / total * slow.score_groups(text, groups)
+        narrowed: dict[int, tuple[float, float]] = {}
+        offset = 0
+        for r in long:
+            n = len(frames[r.segment_id])
+            narrowed[r.segment_id] = narrow(r.t_start, r.t_end, n, int(np.argmax(scores[offset:offset + n])))
+            offset += n
+        return [replace(r, t_start=narrowed[r.segment_id][0], t_end=narrowed[r.segment_id][1])
+                if r.segment_id in narrowed else r for r in results]
 
     def _load_frames(self, picks: list[Candidate], cancel: threading.Event | None) -> dict[int, list] | None:
         """Decode the K candidates' pixels on worker threads; None if cancelled meanwhile."""
@@ -265,7 +293,8 @@ class SearchEngine:
             if cancel is not None and cancel.is_set():
                 return []
             try:
-                n = FRAMES_PER_SEGMENT if candidate.info.kind == "video" else 1
+                info = candidate.info
+                n = frames_for(info.t_start, info.t_end) if info.kind == "video" else 1
                 return self.library.load_frames(candidate.segment_id, n=n, max_side=side)
             except (DecodeError, LibraryError, OSError) as exc:  # moved or unreadable: keeps its fast rank
                 logger.warning("re-rank skipped %s: %s", candidate.info.path, exc)
