@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (add, _) in COMMANDS.items():
+    for add, _ in COMMANDS.values():
         before = set(sub.choices)
         add(sub)
         for added in set(sub.choices) - before:

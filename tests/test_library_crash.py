@@ -9,7 +9,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -21,8 +20,6 @@ from fastslow_desktop.library import Library
 from fastslow_desktop.models import load_bundle
 from tests.test_library_decode import make_bad_files
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _run_cli(argv: list[str]) -> None:
     """A child process running the `fastslow` entry point, as `python -m fastslow_desktop` does."""
@@ -32,11 +29,16 @@ def _run_cli(argv: list[str]) -> None:
 
 
 def _forkserver():
-    """Children forked from a server that has imported torch and open_clip once: each run starts in
-    a fraction of a second instead of paying the imports again (keeps this test fast)."""
+    """Children forked from a server that imports torch and open_clip once: each run starts in a
+    fraction of a second instead of paying the imports again (keeps this test fast). Started at
+    once, so its imports overlap the reference run. `python -m fastslow_desktop` itself is
+    covered by tests/test_cli_index.py; a child runs the same `main`."""
+    from multiprocessing import forkserver
+
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "open_clip", "fastslow_desktop.cli", "fastslow_desktop.library.indexer",
                                 "fastslow_desktop.models", "tests.test_library_crash"])
+    forkserver.ensure_running()
     return ctx
 
 
@@ -82,7 +84,10 @@ def synth_dataset_small(tmp_path_factory) -> Path:
     return out
 
 
-def test_kill_nine_five_times_then_a_normal_run_equals_an_uninterrupted_run(tmp_path, crash_folder, tiny_bundle):
+def test_kill_nine_five_times_then_a_normal_run_equals_an_uninterrupted_run(tmp_path, crash_folder, tiny_bundle,
+                                                                          monkeypatch):
+    monkeypatch.setenv("FASTSLOW_TORCH_THREADS", "1")  # inherited by the fork server's children
+    ctx = _forkserver()
     models = load_bundle(tiny_bundle)
     with Library.open(tmp_path / "reference", models) as reference:
         reference.add_root(crash_folder)
@@ -92,36 +97,24 @@ def test_kill_nine_five_times_then_a_normal_run_equals_an_uninterrupted_run(tmp_
     library_dir = tmp_path / "killed"
     db = library_dir / "library.db"
     argv = ["index", str(crash_folder), "--library", str(library_dir), "--models", str(tiny_bundle)]
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               FASTSLOW_TORCH_THREADS="1", HF_HUB_OFFLINE="1")
-    ctx = _forkserver()
     rng = random.Random(1234)
     kills = 0
     rows_at_kill: list[int] = []
-    for attempt in range(5):
+    for _ in range(5):
         before = max(0, _media_rows(db))
-        if attempt == 0:  # the real command line once; then the same entry point in forked children
-            proc = subprocess.Popen([sys.executable, "-m", "fastslow_desktop", *argv], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            alive, pid = (lambda: proc.poll() is None), proc.pid
-        else:
-            child = ctx.Process(target=_run_cli, args=(argv,))
-            child.start()
-            alive, pid = child.is_alive, child.pid
+        child = ctx.Process(target=_run_cli, args=(argv,))
+        child.start()
         # Kill at a random moment once this run has written something: wait on the database, not
         # on a guessed delay.
         deadline = time.monotonic() + 60
-        while alive() and time.monotonic() < deadline and _media_rows(db) <= before:
+        while child.is_alive() and time.monotonic() < deadline and _media_rows(db) <= before:
             threading.Event().wait(0.01)
         threading.Event().wait(rng.uniform(0.0, 0.15))
-        if alive():
-            os.kill(pid, signal.SIGKILL)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)  # kill -9
             kills += 1
             rows_at_kill.append(_media_rows(db))
-        if attempt == 0:
-            proc.wait(timeout=30)
-        else:
-            child.join(timeout=30)
+        child.join(timeout=30)
     assert kills >= 3, "the runs finished before they could be killed: make the folder bigger"
     total = len(expected["media"])
     assert sum(0 < rows < total for rows in rows_at_kill) >= 2, f"kills did not land mid-run: {rows_at_kill}"

@@ -3,8 +3,6 @@ capacity growth, deletion, k clamping, and pause / resume / cancel of an index r
 
 from __future__ import annotations
 
-import json
-import shutil
 import sqlite3
 import threading
 
@@ -46,7 +44,7 @@ def test_ann_grows_ahead_deletes_and_clamps_k(tmp_path, monkeypatch):
 
 def test_ann_is_repaired_or_rebuilt_from_sqlite(tmp_path):
     rng = np.random.default_rng(1)
-    vectors = {i: v for i, v in zip(range(1, 101), _unit(rng, 100))}
+    vectors = {i: v for i, v in zip(range(1, 101), _unit(rng, 100), strict=True)}
 
     def fetch(ids):
         ids = sorted(vectors) if ids is None else sorted(ids)
@@ -60,7 +58,7 @@ def test_ann_is_repaired_or_rebuilt_from_sqlite(tmp_path):
     # SQLite moved on after the save (a crash before the next one): 5 deleted, 10 added.
     for i in range(1, 6):
         del vectors[i]
-    for i, v in zip(range(101, 111), _unit(rng, 10)):
+    for i, v in zip(range(101, 111), _unit(rng, 10), strict=True):
         vectors[i] = v
     repaired = AnnIndex(tmp_path / "i.hnsw", 16, "m")
     assert repaired.open(np.array(sorted(vectors)), fetch, saved) == "repaired"

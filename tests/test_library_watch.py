@@ -78,7 +78,7 @@ def test_debouncer_waits_for_quiet_and_for_files_to_stop_growing(tmp_path):
         growing = tmp_path / "growing.mp4"
         growing.write_bytes(b"x")
         debouncer.record([str(growing)])
-        for n in range(8):  # keeps being written for ~0.8 s: no batch while it grows
+        for _ in range(8):  # keeps being written for ~0.8 s: no batch while it grows
             threading.Event().wait(0.1)
             with growing.open("ab") as fh:
                 fh.write(b"x" * 1000)

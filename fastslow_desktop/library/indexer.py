@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import DecodeError, FRAMES_PER_SEGMENT, open_image, partial_hash, segment_times, video_frames, \
-    iter_video_segments
+from .decode import (
+    FRAMES_PER_SEGMENT,
+    DecodeError,
+    iter_video_segments,
+    open_image,
+    partial_hash,
+    segment_times,
+    video_frames,
+)
 from .progress import IndexReport, Progress
 from .scan import FileEntry, reconcile
 from .store import MediaRecord, MediaRow, NewSegment
@@ -85,7 +92,7 @@ class Indexer:
         return self._fast
 
     def _decode_side(self) -> int:
-        size = int(getattr(self.fast.preprocess, "config").image_size)
+        size = int(self.fast.preprocess.config.image_size)
         return max(2 * size, THUMB_SIZE)
 
     def _thumb(self, image, path: str, size: int, mtime: float, index: int) -> str | None:
@@ -318,7 +325,7 @@ class Indexer:
                     report.failed += 1
                     logger.info("cannot index %s: %s", d.record.path, d.record.error)
                 else:
-                    for seg, vec in zip(d.record.segments, seg_vectors):
+                    for seg, vec in zip(d.record.segments, seg_vectors, strict=True):
                         seg.vector = vec
                     report.indexed += 1
                     report.segments += len(seg_vectors)
@@ -326,7 +333,7 @@ class Indexer:
             elif d.error:
                 logger.warning("cannot re-embed %s: %s", d.row.path, d.error)
             else:
-                reembeds.extend(zip(d.segment_ids, seg_vectors))
+                reembeds.extend(zip(d.segment_ids, seg_vectors, strict=True))
                 report.reembedded += 1
                 report.segments += len(seg_vectors)
         if records:

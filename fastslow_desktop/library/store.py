@@ -9,8 +9,8 @@ indexer writes); writes from this process are serialised by a lock.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -147,7 +147,7 @@ class Store:
             self._local.conn = conn
             with self._conn_lock:
                 # Threads come and go (worker pools, watcher batches): close their connections.
-                for thread, old in [c for c in self._connections if not c[0].is_alive()]:
+                for _thread, old in [c for c in self._connections if not c[0].is_alive()]:
                     old.close()
                 self._connections = [c for c in self._connections if c[0].is_alive()]
                 self._connections.append((threading.current_thread(), conn))
