@@ -80,7 +80,7 @@ def test_queries_file_prints_one_line_per_query_in_order_with_one_model_load(ind
 
 
 def test_image_flag_searches_with_a_picture(indexed, capsys):
-    photo = sorted((indexed["media"] / "images").iterdir())[0]
+    photo = min((indexed["media"] / "images").iterdir())
     assert cli_main(_search(indexed, "--image", str(photo), "--json", "--top", "3")) == 0
     [obj] = _json_lines(capsys.readouterr().out)
     _check_contract(obj, str(photo))

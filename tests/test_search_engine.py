@@ -13,7 +13,12 @@ import pytest
 
 from fastslow_desktop.library import Library
 from fastslow_desktop.models import load_bundle
-from fastslow_desktop.search import SearchEngine, SearchError, SearchRequest, parse_query
+from fastslow_desktop.search import (
+    SearchEngine,
+    SearchError,
+    SearchRequest,
+    parse_query,
+)
 from fastslow_desktop.search.moments import frames_for, narrow, needs_narrowing
 from fastslow_desktop.synthscenes import generate
 
@@ -129,7 +134,7 @@ def test_more_like_this_starts_from_the_stored_vector(small):
 
 
 def test_combined_query_is_the_renormalised_weighted_sum_and_reranks_with_its_added_text(small):
-    photo = sorted(Path(small.library.roots()[0].path, "images").iterdir())[0]
+    photo = min(Path(small.library.roots()[0].path, "images").iterdir())
     parsed = parse_query(f'2:"a red circle" + {photo} - "blue"')
     vector = small.query_vector(parsed)
     t1, t2 = small.text_vector("a red circle"), small.text_vector("blue")
@@ -232,3 +237,15 @@ def test_moment_frames_cover_long_segments_and_narrowing_picks_the_frames_share(
     assert frames_for(0.0, 30.0) == 6
     assert narrow(2.0, 8.0, 6, 0) == (2.0, 3.0) and narrow(2.0, 8.0, 6, 5) == (7.0, 8.0)
     assert needs_narrowing(0.0, 10.0, 6) and not needs_narrowing(0.0, 2.0, 3) and not needs_narrowing(None, None, 1)
+
+
+def test_a_failing_ann_index_falls_back_to_exact_search(small, monkeypatch):
+    request = SearchRequest("an orange star above a purple circle", top=8, kind="image")
+    expected = [r.segment_id for r in small.fast(request).results]
+
+    class BrokenIndex:
+        def query(self, *args, **kwargs):
+            raise RuntimeError("index file damaged")
+
+    monkeypatch.setattr(small.library, "ann", lambda *a, **kw: BrokenIndex())
+    assert [r.segment_id for r in small.fast(request).results] == expected

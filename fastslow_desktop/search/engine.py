@@ -195,10 +195,7 @@ class SearchEngine:
         depth = self.rerank_depth(request) if request.rerank else 0
         n = min(MAX_SHORTLIST, SHORTLIST_FACTOR * max(want, depth))
         while True:
-            try:
-                ids, scores = self.library.query(vector, n, kind=request.kind, filter_ids=allowed)
-            except LibraryError as exc:
-                raise SearchError(str(exc)) from exc
+            ids, scores = self._top(vector, n, None if allowed is not None else request.kind, allowed)
             infos = {info.segment_id: info for info in self.library.segments_info(ids.tolist())}
             candidates = [Candidate(int(i), float(s), infos[int(i)]) for i, s in zip(ids, scores) if int(i) in infos]
             n_media = sum(1 for _ in best_per_media(candidates, _media_of))
@@ -212,6 +209,28 @@ class SearchEngine:
         results = [_result(c, c.fast_score, None) for c in best_per_media(candidates, _media_of)][:want]
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts)
+
+    def _top(self, vector: np.ndarray, n: int, kind: str | None, allowed: set[int] | None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n segment ids and scores: the library's ANN (exact below a few thousand vectors), and an
+        exact search over the stored vectors if the index itself fails."""
+        try:
+            return self.library.query(vector, n, kind=kind, filter_ids=allowed)
+        except LibraryError as exc:
+            raise SearchError(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - a broken index cache must not break search
+            logger.warning("ANN search failed (%s); searching exactly instead", exc)
+        ids, vectors = self.library.vectors()
+        if kind is not None:
+            allowed = set(self.library.segment_ids(kind=kind).tolist()) if allowed is None else allowed
+        if allowed is not None:
+            keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            ids, vectors = ids[keep], vectors[keep]
+        if len(ids) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = vectors @ vector
+        order = np.argsort(-scores, kind="stable")[:n]
+        return ids[order], scores[order].astype(np.float32)
 
     # -- stage 2 --------------------------------------------------------------------------
     def refine(self, stage1: StageResult, cancel: threading.Event | None = None) -> StageResult | None:
@@ -303,7 +322,7 @@ class SearchEngine:
         futures = {self._decoders.submit(load, c): c.segment_id for c in picks}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.05)
+            _, pending = wait(pending, timeout=0.05)
             if cancel is not None and cancel.is_set():
                 for future in pending:
                     future.cancel()
