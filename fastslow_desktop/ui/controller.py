@@ -73,6 +73,7 @@ class AppController(QObject):
         self._index_queue: set[str] | None = None  # paths waiting; empty set = nothing
         self._index_all_queued = False
         self._download_cancel: threading.Event | None = None
+        self._startup_cancel = threading.Event()
         self._closing = False
         self._roots_timer = QTimer(self)
         self._roots_timer.setInterval(ROOTS_REFRESH_MS)
@@ -87,10 +88,13 @@ class AppController(QObject):
     def start(self, skip_download_check: bool = False) -> None:
         """Load models and library in the background; `ready` when searchable."""
         self.loading.emit("Loading the search models…")
-        self._startup.submit(load_services, self.config, self.engine_factory,
+        self._startup_cancel = cancel = threading.Event()
+        # Each run's callbacks check its own cancel event: a run stopped by restart() stays silent.
+        self._startup.submit(load_services, self.config, self.engine_factory, cancel,
                              skip_download_check=skip_download_check, with_progress=True,
-                             on_progress=self._on_startup_step, on_result=self._on_startup_result,
-                             on_error=lambda msg: self._on_startup_result(StartupFailed(msg)))
+                             on_progress=lambda step: cancel.is_set() or self._on_startup_step(step),
+                             on_result=lambda outcome: self._on_startup_result(outcome, cancel),
+                             on_error=lambda msg: self._on_startup_result(StartupFailed(msg), cancel))
 
     def _on_startup_step(self, step: StartupStep) -> None:
         if self._closing:
@@ -103,8 +107,8 @@ class AppController(QObject):
                 action()
             self._until_library.clear()
 
-    def _on_startup_result(self, outcome) -> None:
-        if self._closing:
+    def _on_startup_result(self, outcome, cancel: threading.Event) -> None:
+        if self._closing or cancel.is_set():
             if isinstance(outcome, Services):
                 outcome.library.close()
             return
@@ -153,6 +157,7 @@ class AppController(QObject):
 
     def _stop_services(self) -> None:
         self._closing = True
+        self._startup_cancel.set()
         self._generation += 1
         self._roots_timer.stop()
         if self._refine_cancel is not None:

@@ -423,6 +423,9 @@ class MainWindow(QMainWindow):
         self.settings.window_state = self.saveState()
         self.settings.last_query = self.search_bar.field.text().strip()
         self.settings.sync()
+        # Gone from the screen at once; the workers may need seconds to stop (an import of torch
+        # cannot be interrupted), and the user should not watch a frozen window meanwhile.
+        self.hide()
         self.preview.shutdown()
         self.thumbnails.clear()
         self.thumbnails.wait(3000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,16 +37,23 @@ class StartupFailed:
     offline: bool = False
 
 
-def load_services(config: ServiceConfig, engine_factory: EngineFactory,
+@dataclass
+class StartupCancelled:
+    """The app is closing: start-up stopped between steps."""
+
+
+def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: threading.Event,
                   progress: Callable[[StartupStep], None], skip_download_check: bool = False):
-    """Runs in a pool thread. Returns Services, NeedsDownload or StartupFailed (never raises for
-    problems a user can fix, so the GUI can say what to do)."""
+    """Runs in a pool thread. Returns Services, NeedsDownload, StartupFailed or StartupCancelled
+    (never raises for problems a user can fix, so the GUI can say what to do)."""
     t0 = time.perf_counter()
     progress(StartupStep("Loading the search models…"))
     # Heavy imports happen here, off the GUI thread: torch + open_clip take seconds.
     from fastslow_desktop.library import Library, LibraryError
     from fastslow_desktop.models import ModelError, ModelUnavailableError, list_presets, load_bundle
 
+    if cancel.is_set():  # the imports cannot be interrupted; every later step can be skipped
+        return StartupCancelled()
     try:
         models = load_bundle(config.models, device=config.device)
     except ModelError as exc:
@@ -60,11 +68,16 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory,
             return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
         if repos:
             return NeedsDownload(models, repos)
+    if cancel.is_set():
+        return StartupCancelled()
     try:
         library = Library.open(config.library_dir, models)
     except (LibraryError, OSError) as exc:
         return StartupFailed(f"Cannot open the library at {config.library_dir}: {exc}")
     progress(StartupStep("Opening the library…", library=library))
+    if cancel.is_set():
+        library.close()
+        return StartupCancelled()
     try:
         fast = models.fast
         fast.encode_texts(["warm up"])  # first call builds kernels; the user's first query should not pay it
