@@ -80,8 +80,8 @@ def test_dropping_a_folder_indexes_it_and_updates_sidebar_and_status_bar(qtbot, 
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "12 / 12 indexed")
     assert window.sidebar.list.count() == 1
     assert any(text.startswith(("Indexing", "Looking")) for text in progress), progress
-    assert window.status.message.text() == "Indexed 12 new files in 0 s" or \
-        window.status.message.text().startswith("Indexed 12 new files")
+    qtbot.waitUntil(lambda: window.status.message.text().startswith("12 photos and 0 videos in 1 folder"))
+    assert "Indexed 12 new files" in window.status.message.text()
     assert window.status.progress.isHidden() and window.status.pause.isHidden()
 
 

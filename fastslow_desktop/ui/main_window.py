@@ -41,6 +41,14 @@ OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: star
                 "<code>fastslow demo</code>, which works offline.")
 
 
+KEYS_HELP = ("Ctrl+F — search\n↓ — from the search field to the results\nArrows — move\n"
+             "Enter — open (videos play from the moment)\nSpace — preview\nCtrl+Shift+O — add a folder\n"
+             "Ctrl+Q — quit")
+ABOUT = ("<b>FastSlow</b><br>Find photos and moments in videos by describing them. A fast dual encoder "
+         "shortlists at once; a slow captioner re-ranks the best matches a moment later "
+         "(Miech et al., <i>Thinking Fast and Slow</i>, CVPR 2021).<br><br>Everything runs on this computer.")
+
+
 class MainWindow(QMainWindow):
     def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
                  parent: QWidget | None = None):
@@ -56,6 +64,8 @@ class MainWindow(QMainWindow):
         self._counts = (0, 0)
         self._query = ""
         self._download_dialog: DownloadDialog | None = None
+        self._auto_selecting = False
+        self._user_picked = False  # the user chose a result: stage 2 must not move the selection
         self._build()
         self._connect()
         self._restore()
@@ -123,6 +133,13 @@ class MainWindow(QMainWindow):
         self.preview_action.setChecked(True)
         self.preview_action.toggled.connect(self.preview.setVisible)
         view_menu.addAction(self.preview_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        keys_action = QAction("&Keyboard shortcuts", self)
+        keys_action.triggered.connect(self._show_keys)
+        about_action = QAction("&About FastSlow", self)
+        about_action.triggered.connect(self._show_about)
+        help_menu.addAction(keys_action)
+        help_menu.addAction(about_action)
         self.find_shortcut = QShortcut(QKeySequence.StandardKey.Find, self)
         self.find_shortcut.activated.connect(self.focus_search)
 
@@ -243,6 +260,7 @@ class MainWindow(QMainWindow):
                                kind=self.search_bar.kind_filter)
 
     def _on_stage1(self, stage) -> None:
+        self._user_picked = False
         self.results_model.set_results(stage.results, stage=1)
         self.search_bar.set_timing(stage.fast_ms, None)
         if stage.results:
@@ -260,14 +278,20 @@ class MainWindow(QMainWindow):
             row = self.results_model.row_of(current.segment_id)
             if row is not None:
                 self.preview.update_scores(self.results_model.result(row))
-        index = self.results_view.currentIndex()
-        if index.isValid():
-            self.results_view.scrollTo(index)
+        if not self._user_picked and self.results_model.rowCount():
+            self._select_row(0)  # the best match after re-ranking, unless the user picked one
+            self.results_view.scrollToTop()
+        elif self.results_view.currentIndex().isValid():
+            self.results_view.scrollTo(self.results_view.currentIndex())
 
     def _select_row(self, row: int) -> None:
         index = self.results_model.index(row, 0)
         # Without stealing focus from the search field: the user is still typing.
-        self.results_view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self._auto_selecting = True
+        try:
+            self.results_view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        finally:
+            self._auto_selecting = False
 
     def _focus_results(self) -> None:
         if self.results_model.rowCount():
@@ -276,6 +300,8 @@ class MainWindow(QMainWindow):
                 self._select_row(0)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not self._auto_selecting and current.isValid():
+            self._user_picked = True
         self.preview.show_result(current.data(ResultRoles.Result) if current.isValid() else None)
 
     def _on_reset(self) -> None:
@@ -339,6 +365,8 @@ class MainWindow(QMainWindow):
         self.errors_panel.set_failures(failures)
         self.status.set_failures(len(failures))
         self._counts = (status.get("images", 0), status.get("videos", 0))
+        if not self.controller.indexing:
+            self.status.show_summary(status)
         if self.pages.currentWidget() is self.welcome and not self.results_model.rowCount():
             self._show_empty_page()
 
@@ -416,6 +444,13 @@ class MainWindow(QMainWindow):
             self.controller.update_search(k=s.k, beta=s.beta, exclusions=s.exclusions)
         if "watching" in changed:
             self.controller.set_watching(s.watching)
+
+    # -- help -----------------------------------------------------------------------------
+    def _show_keys(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", KEYS_HELP)
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About FastSlow", ABOUT)
 
     # -- closing --------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

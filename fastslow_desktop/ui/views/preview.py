@@ -17,8 +17,11 @@ from ..workers.preview import load_preview
 PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pane
 
 
+MAX_UPSCALE = 3.0  # small pictures are enlarged to fill the pane, up to this factor
+
+
 class ImageLabel(QLabel):
-    """Keeps the full preview and re-scales it to the label's size (never beyond 1:1)."""
+    """Keeps the full preview and re-scales it to fit the label (small pictures enlarged up to 3×)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -40,8 +43,9 @@ class ImageLabel(QLabel):
             self.setPixmap(QPixmap())
             return
         size = self._pixmap.size()
-        if size.width() > self.width() or size.height() > self.height():
-            size = size.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        fit = size.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        limit = size * MAX_UPSCALE
+        size = fit if fit.width() <= limit.width() else limit
         self.setPixmap(self._pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.SmoothTransformation))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ..format import clock
@@ -64,6 +64,7 @@ class ResultDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _badge(painter: QPainter, box: QRect, text: str) -> None:
+        painter.save()
         font = QFont(painter.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         font.setBold(True)
@@ -76,6 +77,7 @@ class ResultDelegate(QStyledItemDelegate):
         painter.fillPath(path, QColor(0, 0, 0, 170))
         painter.setPen(QColor("white"))
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class ResultsView(QListView):
@@ -102,6 +104,14 @@ class ResultsView(QListView):
         self.setItemDelegate(ResultDelegate(self))
         self.setFrameShape(QListView.Shape.NoFrame)
         self.activated.connect(self.open_requested)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        # Spread the columns over the whole width instead of leaving a strip on the right.
+        columns = max(1, self.viewport().width() // CELL.width())
+        grid = QSize(self.viewport().width() // columns, CELL.height())
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+        super().resizeEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and self.currentIndex().isValid():

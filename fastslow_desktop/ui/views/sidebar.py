@@ -43,7 +43,7 @@ class FoldersSidebar(QWidget):
         self.add_button.setToolTip("Add a folder of photos and videos")
         self.remove_button = QPushButton("Remove", self)
         self.remove_button.setToolTip("Forget this folder (your files are not touched)")
-        self.exclude_button = QPushButton("Exclusions…", self)
+        self.exclude_button = QPushButton("Exclude…", self)
         self.exclude_button.setToolTip("File or folder patterns to skip in this folder")
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
@@ -62,7 +62,7 @@ class FoldersSidebar(QWidget):
         self.exclude_button.clicked.connect(self._exclusions)
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
         self._update_buttons()
-        self.setMinimumWidth(220)
+        self.setMinimumWidth(240)
 
     def set_roots(self, roots: list) -> None:
         """Refresh in place (keeps the selection while counts change during indexing)."""

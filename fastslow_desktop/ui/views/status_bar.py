@@ -66,6 +66,7 @@ class AppStatusBar(QStatusBar):
         self.errors.setToolTip("Files that could not be read, and why")
         self.models = QLabel(self)
         self.models.setObjectName("modelState")
+        self._last_report = ""
         self.addWidget(self.message, 1)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.pause)
@@ -93,13 +94,27 @@ class AppStatusBar(QStatusBar):
             self.progress.setRange(0, 0)
 
     def index_finished(self, report) -> None:
-        self.message.setText(report_text(report))
+        self._last_report = report_text(report)
+        self.message.setText(self._last_report)
         self.progress.setVisible(False)
         self.pause.blockSignals(True)
         self.pause.setChecked(False)
         self.pause.setText("Pause")
         self.pause.blockSignals(False)
         self.pause.setVisible(False)
+
+    def show_summary(self, status: dict) -> None:
+        """Between index runs: what the library holds."""
+        if self.progress.isVisible():
+            return
+        photos, videos = status.get("images", 0), status.get("videos", 0)
+        folders = len(status.get("roots", []))
+        if not folders:
+            self.message.setText("No folders yet")
+            return
+        summary = (f"{photos} photo{'s' if photos != 1 else ''} and {videos} video{'s' if videos != 1 else ''} "
+                   f"in {folders} folder{'s' if folders != 1 else ''}")
+        self.message.setText(summary + (f" · {self._last_report}" if self._last_report else ""))
 
     def set_failures(self, count: int) -> None:
         self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
