@@ -181,6 +181,22 @@ def test_relative_score_cutoff_drops_weak_results(small):
     assert all(r.fast_score >= 0.9995 * best for r in tight)
 
 
+def test_stage_two_reuses_cached_visual_tokens_without_decoding_again(small, monkeypatch):
+    stage1 = small.fast(SearchRequest("an orange star above a purple circle", top=8, k=6))
+    first = small.refine(stage1)
+    decoded = []
+    real_load = small.library.load_frames
+    monkeypatch.setattr(small.library, "load_frames", lambda *a, **kw: decoded.append(a) or real_load(*a, **kw))
+    again = small.refine(stage1)
+    assert decoded == []
+    assert [(r.segment_id, r.slow_score, r.t_start) for r in again.results] == \
+        [(r.segment_id, r.slow_score, r.t_start) for r in first.results]
+    small.token_cache.clear()
+    cold = small.refine(stage1)
+    assert decoded and [r.slow_score for r in cold.results] == pytest.approx([r.slow_score for r in first.results],
+                                                                             rel=1e-4)
+
+
 def test_a_cancelled_stage_two_returns_none(small):
     stage1 = small.fast(SearchRequest("a large green star", top=5))
     cancel = threading.Event()
@@ -198,6 +214,7 @@ def test_stage_one_never_waits_for_a_blocked_stage_two_and_a_new_query_cancels_i
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(small.library, "load_frames", blocked_load)
+    small.token_cache.clear()  # so that stage 2 has to decode, and blocks there
     got: dict[str, list] = {"stage1": [], "stage2": []}
     old = small.submit(SearchRequest("a large green star", top=5, k=5), got["stage1"].append, got["stage2"].append)
     try:

@@ -19,6 +19,7 @@ from .filters import allowed_ids
 from .grouping import best_per_media, cap_per_media
 from .moments import frames_for, narrow, needs_narrowing
 from .query import ParsedQuery, request_terms
+from .slowcache import CachedSlowScorer, Cancelled, SegmentPixels, TokenCache
 from .types import Candidate, SearchError, SearchRequest, SearchResult, StageResult
 
 logger = logging.getLogger(__name__)
@@ -28,33 +29,6 @@ MAX_SHORTLIST = 20_000
 SEGMENTS_PER_VIDEO = 3  # at most this many segments of one video among the K re-ranked
 TEXT_CACHE_SIZE = 512
 DECODE_WORKERS = 2
-
-
-class _Cancelled(Exception):
-    """Raised inside stage 2 when a newer query has cancelled it."""
-
-
-class _CancellableSlow:
-    """The slow scorer, scoring frame groups in batches and stopping between batches when cancelled.
-
-    Handed to `Reranker` in place of the real scorer so its normalisation and ordering are reused as is.
-    """
-
-    def __init__(self, slow, cancel: threading.Event | None, groups_per_batch: int):
-        self._slow = slow
-        self._cancel = cancel
-        self._batch = max(1, groups_per_batch)
-
-    def __getattr__(self, name: str):
-        return getattr(self._slow, name)
-
-    def score_groups(self, text: str, groups) -> np.ndarray:
-        out = []
-        for start in range(0, len(groups), self._batch):
-            if self._cancel is not None and self._cancel.is_set():
-                raise _Cancelled
-            out.append(np.asarray(self._slow.score_groups(text, groups[start:start + self._batch]), np.float32))
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 class SearchHandle:
@@ -96,13 +70,16 @@ class SearchEngine:
         self._submit_lock = threading.Lock()
         self._current: SearchHandle | None = None
         self._decoders = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="fastslow-rerank-decode")
+        self.token_cache = TokenCache()
 
     def close(self) -> None:
-        """Cancel a running query and stop the decode workers (the library and models stay open)."""
+        """Cancel a running query, stop the decode workers and drop cached tokens (the library and
+        models stay open)."""
         with self._submit_lock:
             if self._current is not None:
                 self._current.cancel()
         self._decoders.shutdown(wait=False, cancel_futures=True)
+        self.token_cache.clear()
 
     def warm_up(self, slow: bool = True) -> None:
         """Load the models now (e.g. on a background thread at start-up) so the first query is quick."""
@@ -245,11 +222,16 @@ class SearchEngine:
             return stage1
         start = time.perf_counter()
         picks = cap_per_media(stage1.candidates, _media_of, depth, SEGMENTS_PER_VIDEO)
-        frames = self._load_frames(picks, cancel)
+        items = {c.segment_id: SegmentPixels(_pixels_key(c), load=self._loader(c)) for c in picks}
+        # Segments whose tokens are cached need no decoding at all.
+        frames = self._load_frames([c for c in picks if items[c.segment_id].key not in self.token_cache], cancel)
         if frames is None:
             return None
+        for sid, decoded in frames.items():
+            items[sid].frames = decoded
+        readable = {sid for sid, item in items.items() if sid not in frames or frames[sid]}
         reranker = self.models.reranker
-        slow = _CancellableSlow(reranker.slow, cancel, _groups_per_batch(reranker.slow))
+        slow = CachedSlowScorer(reranker.slow, self.token_cache, cancel, _groups_per_batch(reranker.slow))
         keys = [c.segment_id for c in picks]
         fast_scores = [c.fast_score for c in picks]
         final: dict[int, float] = {}
@@ -258,63 +240,55 @@ class SearchEngine:
         try:
             for weight, text in stage1.rerank_texts:
                 ranked = Reranker(slow, reranker.config).rerank(
-                    text, keys, fast_scores, lambda sid: frames.get(sid, []), k=len(keys))
+                    text, keys, fast_scores, lambda sid: [items[sid]] if sid in readable else [], k=len(keys))
                 for r in ranked:
                     if r.slow_score is None:
                         continue
                     # Several added texts: the weighted mean of their final (and slow) scores.
                     final[r.key] = final.get(r.key, 0.0) + weight * r.score / total_weight
                     slow_scores[r.key] = slow_scores.get(r.key, 0.0) + weight * r.slow_score / total_weight
-        except _Cancelled:
-            return None
-        if cancel is not None and cancel.is_set():
-            return None
-        by_id = {c.segment_id: c for c in stage1.candidates}
-        reranked = sorted(final, key=lambda sid: -final[sid])
-        ordered = [_result(by_id[sid], final[sid], slow_scores[sid]) for sid in reranked]
-        ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
-        results = list(best_per_media(ordered, lambda r: r.media_id))[: max(1, int(request.top))]
-        try:
-            results = self._narrow_moments(results, frames, stage1.rerank_texts, slow)
-        except _Cancelled:
+            if cancel is not None and cancel.is_set():
+                return None
+            by_id = {c.segment_id: c for c in stage1.candidates}
+            reranked = sorted(final, key=lambda sid: -final[sid])
+            ordered = [_result(by_id[sid], final[sid], slow_scores[sid]) for sid in reranked]
+            ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
+            results = list(best_per_media(ordered, lambda r: r.media_id))[: max(1, int(request.top))]
+            results = self._narrow_moments(results, items, stage1.rerank_texts, slow)
+        except Cancelled:
             return None
         return replace(stage1, results=results, stage=2, slow_ms=(time.perf_counter() - start) * 1000.0)
 
-    def _narrow_moments(self, results: list[SearchResult], frames: dict[int, list],
-                        texts: list[tuple[float, str]], slow: _CancellableSlow) -> list[SearchResult]:
+    def _narrow_moments(self, results: list[SearchResult], items: dict[int, SegmentPixels],
+                        texts: list[tuple[float, str]], slow: CachedSlowScorer) -> list[SearchResult]:
         """A long video segment may hold several moments (a cut the indexer missed): point a
         re-ranked video result at the part whose frame the slow model finds most like the query."""
-        long = [r for r in results if r.kind == "video" and r.slow_score is not None
-                and needs_narrowing(r.t_start, r.t_end, len(frames.get(r.segment_id, [])))
-                and len(frames[r.segment_id]) == frames_for(r.t_start, r.t_end)]
-        if not long:
-            return results
-        # Each frame on its own, as a group of one, so the scores say where in the segment the query is.
-        groups = [[frame] for r in long for frame in frames[r.segment_id]]
-        scores = np.zeros(len(groups))
+        out = []
         total = sum(w for w, _ in texts)
-        for weight, text in texts:
-            scores += weight / total * slow.score_groups(text, groups)
-        narrowed: dict[int, tuple[float, float]] = {}
-        offset = 0
-        for r in long:
-            n = len(frames[r.segment_id])
-            narrowed[r.segment_id] = narrow(r.t_start, r.t_end, n, int(np.argmax(scores[offset:offset + n])))
-            offset += n
-        return [replace(r, t_start=narrowed[r.segment_id][0], t_end=narrowed[r.segment_id][1])
-                if r.segment_id in narrowed else r for r in results]
+        for r in results:
+            n = frames_for(r.t_start, r.t_end)
+            if r.kind == "video" and r.slow_score is not None and needs_narrowing(r.t_start, r.t_end, n):
+                # Each frame scored on its own says where in the segment the query fits.
+                scores = sum(w / total * slow.score_frames(text, items[r.segment_id]) for w, text in texts)
+                if len(scores) == n:  # a frame that failed to decode would shift the times
+                    t_start, t_end = narrow(r.t_start, r.t_end, n, int(np.argmax(scores)))
+                    r = replace(r, t_start=t_start, t_end=t_end)
+            out.append(r)
+        return out
+
+    def _loader(self, candidate: Candidate) -> Callable[[], list]:
+        side = _decode_side(self.models)
+        info = candidate.info
+        n = frames_for(info.t_start, info.t_end) if info.kind == "video" else 1
+        return lambda: self.library.load_frames(candidate.segment_id, n=n, max_side=side)
 
     def _load_frames(self, picks: list[Candidate], cancel: threading.Event | None) -> dict[int, list] | None:
         """Decode the K candidates' pixels on worker threads; None if cancelled meanwhile."""
-        side = _decode_side(self.models)
-
         def load(candidate: Candidate) -> list:
             if cancel is not None and cancel.is_set():
                 return []
             try:
-                info = candidate.info
-                n = frames_for(info.t_start, info.t_end) if info.kind == "video" else 1
-                return self.library.load_frames(candidate.segment_id, n=n, max_side=side)
+                return self._loader(candidate)()
             except (DecodeError, LibraryError, OSError) as exc:  # moved or unreadable: keeps its fast rank
                 logger.warning("re-rank skipped %s: %s", candidate.info.path, exc)
                 return []
@@ -382,6 +356,12 @@ class SearchEngine:
                 logger.exception("search for %r failed", handle.request.text)
         finally:
             handle.done.set()
+
+
+def _pixels_key(candidate: Candidate) -> tuple:
+    # A changed file has a new mtime or size, so stale tokens are never used.
+    info = candidate.info
+    return candidate.segment_id, info.mtime, info.size, frames_for(info.t_start, info.t_end)
 
 
 def _media_of(item: Candidate) -> int:

@@ -43,9 +43,11 @@ class SearchResult:
     score: float  # final score used for ordering
     fast_score: float  # f(x)ᵀg(y) of the query vector and this segment
     slow_score: float | None  # h(x, y); None when not re-ranked
+    # The moment, in seconds (None for photos): the segment's times, or in stage 2 the part of a long
+    # segment whose frame matches best (info.t_start/t_end keep the whole segment).
     t_start: float | None
     t_end: float | None
-    thumb: Path | None
+    thumb: Path | None  # the segment's thumbnail, when it exists on disk
     info: SegmentInfo
 
     def to_json(self) -> dict[str, Any]:

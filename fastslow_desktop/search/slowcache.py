@@ -1,0 +1,141 @@
+"""Stage-2 scoring: the slow model's visual tokens cached per segment, frame groups scored in cancellable batches.
+
+Most of the slow model's time goes into encoding pixels (the conv pyramid), not into reading a
+caption against them, and successive queries (typing, refining, a benchmark) re-rank mostly the
+same candidates. So each segment's tokens are computed once and kept (up to a memory budget), and
+a cached segment is not even decoded again: only the caption decoder runs (open_clip CoCa's
+`image_embs` idea).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+CACHE_BYTES = 256 * 1024 * 1024
+
+
+class Cancelled(Exception):
+    """Raised inside stage 2 when a newer query has cancelled it."""
+
+
+@dataclass(eq=False)
+class SegmentPixels:
+    """What `Reranker` hands to the scorer for one candidate: a cache key, and its frames if decoded."""
+
+    key: Hashable  # changes when the file changes: (segment id, mtime, size, frames)
+    frames: list[Image.Image] | None = None
+    load: Callable[[], list[Image.Image]] | None = None  # decodes on demand if the cache lost it meanwhile
+
+
+class TokenCache:
+    """Least-recently-used visual tokens per segment, bounded by bytes; thread-safe."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> torch.Tensor | None:
+        with self._lock:
+            tokens = self._items.get(key)
+            if tokens is not None:
+                self._items.move_to_end(key)
+            return tokens
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def put(self, key: Hashable, tokens: torch.Tensor) -> None:
+        size = tokens.element_size() * tokens.nelement()
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.element_size() * old.nelement()
+            self._items[key] = tokens
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.element_size() * dropped.nelement()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+class CachedSlowScorer:
+    """Stands in for `models.slow` inside `Reranker`: same `score_groups(text, groups)`, where each group
+    is `[SegmentPixels]`; tokens come from the cache or are computed in one batch per chunk of groups,
+    and a set `cancel` event stops it between chunks (raises Cancelled)."""
+
+    def __init__(self, slow, cache: TokenCache, cancel: threading.Event | None = None, groups_per_batch: int = 8):
+        self._slow = slow
+        self._cache = cache
+        self._cancel = cancel
+        self._batch = max(1, groups_per_batch)
+
+    def __getattr__(self, name: str):
+        return getattr(self._slow, name)  # tokenizer, device, … as the real scorer has them
+
+    def _check(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled
+
+    def tokens(self, items: Sequence[SegmentPixels]) -> list[torch.Tensor]:
+        """(n_frames, N, D) visual tokens per item; the missing ones are encoded in one batch."""
+        out: list[torch.Tensor | None] = [self._cache.get(item.key) for item in items]
+        missing = [i for i, t in enumerate(out) if t is None]
+        if missing:
+            frames_of = []
+            for i in missing:
+                frames = items[i].frames
+                if frames is None and items[i].load is not None:
+                    frames = items[i].load()
+                frames_of.append(list(frames or []))
+            flat = [frame for frames in frames_of for frame in frames]
+            encoded = self._slow.visual_tokens(flat) if flat else None
+            start = 0
+            for i, frames in zip(missing, frames_of):
+                if not frames:
+                    raise ValueError(f"no frames for {items[i].key}")
+                tokens = encoded[start:start + len(frames)]
+                start += len(frames)
+                self._cache.put(items[i].key, tokens)
+                items[i].frames = None  # the pixels are not needed once encoded
+                out[i] = tokens
+        return out  # type: ignore[return-value]
+
+    def score_groups(self, text: str, groups: Sequence[Sequence[SegmentPixels]]) -> np.ndarray:
+        """h(x, y) per group; the decoder attends over all the group's frames' tokens at once."""
+        scores = np.zeros(len(groups), np.float32)
+        for start in range(0, len(groups), self._batch):
+            self._check()
+            chunk = list(range(start, min(start + self._batch, len(groups))))
+            tokens = self.tokens([groups[i][0] for i in chunk])
+            memories = [t.flatten(0, 1).unsqueeze(0) for t in tokens]  # (1, n_frames*N, D)
+            by_len: dict[int, list[int]] = {}
+            for j, memory in enumerate(memories):
+                by_len.setdefault(memory.shape[1], []).append(j)
+            for idx in by_len.values():  # equal token counts batch together
+                h = self._slow.score_tokens(text, torch.cat([memories[j] for j in idx]))
+                scores[[chunk[j] for j in idx]] = h
+        return scores
+
+    def score_frames(self, text: str, item: SegmentPixels) -> np.ndarray:
+        """h(x, y) of each frame of a segment on its own (where in the segment the text fits best)."""
+        self._check()
+        return self._slow.score_tokens(text, self.tokens([item])[0])
