@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--library", metavar="DIR",
                         help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    # For the desktop app (bare `fastslow`); subcommands that use models take their own --models.
+    parser.add_argument("--models", metavar="B", help="app: model bundle folder or preset (default: synthscenes)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="app: where the models run")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in COMMANDS.values():
         before = set(sub.choices)

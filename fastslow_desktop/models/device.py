@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -37,3 +38,10 @@ def resolve_device(name: str | None = "auto") -> torch.device:
         logger.warning("CUDA was requested but no CUDA GPU is available; using the CPU")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def inference_autocast(device: torch.device):
+    """fp16 autocast on CUDA (half the memory traffic; log-softmax stays fp32), plain fp32 on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()

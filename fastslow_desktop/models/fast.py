@@ -6,7 +6,6 @@ weights for training, an open_clip architecture plus pretrained tag from the hub
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .config import load_arch
-from .device import configure_threads, resolve_device
+from .device import configure_threads, inference_autocast, resolve_device
 from .preprocess import ImagePreprocess, PreprocessConfig
 from .tokenizer import TextTokenizer, TokenizerConfig
 
@@ -36,11 +35,6 @@ def build_clip(arch: dict, vocab_size: int, context_length: int) -> torch.nn.Mod
         quick_gelu=arch.get("quick_gelu", False),
     )
 
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 class FastEncoder:
@@ -100,7 +94,7 @@ class FastEncoder:
         out = []
         for start in range(0, len(pixels), batch_size):
             chunk = pixels[start : start + batch_size].to(self.device, non_blocking=True)
-            with _autocast(self.device):
+            with inference_autocast(self.device):
                 feats = self.model.encode_image(chunk)
             out.append(F.normalize(feats.float(), dim=-1).cpu())
         if not out:
@@ -119,7 +113,7 @@ class FastEncoder:
         out = []
         for start in range(0, len(texts), batch_size):
             ids = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
-            with _autocast(self.device):
+            with inference_autocast(self.device):
                 feats = self.model.encode_text(ids)
             out.append(F.normalize(feats.float(), dim=-1).cpu())
         if not out:

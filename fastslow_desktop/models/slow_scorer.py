@@ -6,7 +6,6 @@ CoCa as a forward-only likelihood scorer (the hub preset). Both score K candidat
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -14,19 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .device import configure_threads, resolve_device
+from .device import configure_threads, inference_autocast, resolve_device
 from .preprocess import ImagePreprocess
 from .slow import SlowCaptioner
 from .tokenizer import PAD_ID
 
 logger = logging.getLogger(__name__)
 
-
-def _autocast(device: torch.device):
-    # Half precision is safe for the decoder's matmuls; log-softmax is taken in float32 inside.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 class SlowScorerBase:
@@ -54,7 +47,7 @@ class SlowScorerBase:
         chunks = []
         for start in range(0, len(images), self.batch_size):
             pixels = self.preprocess.batch(images[start : start + self.batch_size]).to(self.device)
-            with _autocast(self.device):
+            with inference_autocast(self.device):
                 chunks.append(self._tokens(pixels))
         return torch.cat(chunks) if chunks else torch.zeros(0)
 
@@ -65,7 +58,7 @@ class SlowScorerBase:
         out = []
         for start in range(0, len(tokens), self.batch_size):
             memory = tokens[start : start + self.batch_size].to(self.device)
-            with _autocast(self.device):
+            with inference_autocast(self.device):
                 out.append(self._score(ids.expand(len(memory), -1), memory).float().cpu())
         return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, np.float32)
 
