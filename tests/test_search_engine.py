@@ -266,3 +266,18 @@ def test_a_failing_ann_index_falls_back_to_exact_search(small, monkeypatch):
 
     monkeypatch.setattr(small.library, "ann", lambda *a, **kw: BrokenIndex())
     assert [r.segment_id for r in small.fast(request).results] == expected
+
+
+def test_token_cache_evicts_least_recently_used_entries_beyond_its_byte_budget():
+    import torch
+
+    from fastslow_desktop.search.slowcache import TokenCache
+
+    cache = TokenCache(max_bytes=3 * 4 * 100)  # room for three (100,) float32 tensors
+    for key in "abc":
+        cache.put(key, torch.zeros(100))
+    assert cache.get("a") is not None  # "a" is now the most recently used
+    cache.put("d", torch.zeros(100))
+    assert "b" not in cache and all(k in cache for k in "acd")
+    cache.put("huge", torch.zeros(1000))  # larger than the whole budget: not kept, nothing evicted
+    assert "huge" not in cache and all(k in cache for k in "acd")

@@ -222,9 +222,11 @@ class SearchEngine:
             return stage1
         start = time.perf_counter()
         picks = cap_per_media(stage1.candidates, _media_of, depth, SEGMENTS_PER_VIDEO)
-        items = {c.segment_id: SegmentPixels(_pixels_key(c), load=self._loader(c)) for c in picks}
+        items = {c.segment_id: SegmentPixels(_pixels_key(c)) for c in picks}
+        for item in items.values():
+            item.tokens = self.token_cache.get(item.key)
         # Segments whose tokens are cached need no decoding at all.
-        frames = self._load_frames([c for c in picks if items[c.segment_id].key not in self.token_cache], cancel)
+        frames = self._load_frames([c for c in picks if items[c.segment_id].tokens is None], cancel)
         if frames is None:
             return None
         for sid, decoded in frames.items():

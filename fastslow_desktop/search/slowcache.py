@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +33,8 @@ class SegmentPixels:
     """What `Reranker` hands to the scorer for one candidate: a cache key, and its frames if decoded."""
 
     key: Hashable  # changes when the file changes: (segment id, mtime, size, frames)
-    frames: list[Image.Image] | None = None
-    load: Callable[[], list[Image.Image]] | None = None  # decodes on demand if the cache lost it meanwhile
+    tokens: torch.Tensor | None = None  # (n_frames, N, D), held here so cache eviction cannot lose them
+    frames: list[Image.Image] | None = None  # decoded pixels, for segments without tokens yet
 
 
 class TokenCache:
@@ -97,27 +97,22 @@ class CachedSlowScorer:
 
     def tokens(self, items: Sequence[SegmentPixels]) -> list[torch.Tensor]:
         """(n_frames, N, D) visual tokens per item; the missing ones are encoded in one batch."""
-        out: list[torch.Tensor | None] = [self._cache.get(item.key) for item in items]
-        missing = [i for i, t in enumerate(out) if t is None]
+        for item in items:
+            if item.tokens is None:
+                item.tokens = self._cache.get(item.key)
+        missing = [item for item in items if item.tokens is None]
+        for item in missing:
+            if not item.frames:
+                raise ValueError(f"segment {item.key} has neither cached tokens nor decoded frames")
         if missing:
-            frames_of = []
-            for i in missing:
-                frames = items[i].frames
-                if frames is None and items[i].load is not None:
-                    frames = items[i].load()
-                frames_of.append(list(frames or []))
-            flat = [frame for frames in frames_of for frame in frames]
-            encoded = self._slow.visual_tokens(flat) if flat else None
+            encoded = self._slow.visual_tokens([frame for item in missing for frame in item.frames])
             start = 0
-            for i, frames in zip(missing, frames_of):
-                if not frames:
-                    raise ValueError(f"no frames for {items[i].key}")
-                tokens = encoded[start:start + len(frames)]
-                start += len(frames)
-                self._cache.put(items[i].key, tokens)
-                items[i].frames = None  # the pixels are not needed once encoded
-                out[i] = tokens
-        return out  # type: ignore[return-value]
+            for item in missing:
+                item.tokens = encoded[start:start + len(item.frames)]
+                start += len(item.frames)
+                self._cache.put(item.key, item.tokens)
+                item.frames = None  # the pixels are not needed once encoded
+        return [item.tokens for item in items]
 
     def score_groups(self, text: str, groups: Sequence[Sequence[SegmentPixels]]) -> np.ndarray:
         """h(x, y) per group; the decoder attends over all the group's frames' tokens at once."""
