@@ -1,0 +1,94 @@
+"""Indexing figures: end-to-end `fastslow index` rate on camera-sized JPEGs against a naive pipeline
+and against the encoder's own rate on pre-decoded tensors, for the demo bundle and a ViT-B/32-sized
+encoder with random weights; peak RSS while indexing."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from . import worker
+from .common import Context, Result, run_worker
+from .photos import camera_photos, photo_stats
+
+logger = logging.getLogger(__name__)
+
+RSS_GOAL_MB = 2048
+
+
+def call(ctx: Context, function: str, **kwargs) -> dict:
+    """A worker function in a fresh process (full and quick runs) or in this one (tiny runs)."""
+    if ctx.sizes.subprocesses:
+        return run_worker(function, kwargs)
+    return worker.FUNCTIONS[function](**kwargs)
+
+
+def _warm_page_cache(folder: Path) -> None:
+    # Every pipeline reads the files from the page cache, so none pays for the first disk read.
+    for f in folder.glob("*.jpg"):
+        f.read_bytes()
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return path
+
+
+def run(ctx: Context) -> list[Result]:
+    sizes = ctx.sizes
+    photos = camera_photos(ctx.cache, sizes.photos, sizes.photo_megapixels)
+    stats = photo_stats(photos)
+    _warm_page_cache(photos)
+    what = f"{stats['n']} JPEGs, {stats['megapixels'][0]}–{stats['megapixels'][1]} MP, mean {stats['mean_mb']} MB"
+    results: list[Result] = []
+
+    # Demo bundle: the product end to end, the naive pipeline, the encoder alone.
+    product = call(ctx, "index_cli", photos=str(photos), library=str(_fresh(ctx.scratch / "lib-index")),
+                   models=ctx.models)
+    naive = call(ctx, "naive_index", photos=str(photos), db=str(_fresh(ctx.scratch / "naive.db")),
+                 models=ctx.models)
+    ceiling = call(ctx, "encoder_rate", photos=str(photos), n_tensors=sizes.ceiling_tensors, models=ctx.models)
+    rate = product["report"]["files_per_s"]
+    if product["report"]["failed"]:
+        ctx.notes.append(f"indexing: {product['report']['failed']} photos failed to index")
+    results.append(Result("index_images_per_s", rate, "images/s", naive["images_per_s"],
+                          rate / naive["images_per_s"],
+                          note=f"`fastslow index` with {ctx.models}, {what}; model load excluded "
+                               f"({product['report']['load_seconds']:.1f} s); baseline = naive pipeline"))
+    results.append(Result("index_vs_naive_ratio", rate / naive["images_per_s"], "×", naive["images_per_s"],
+                          rate / naive["images_per_s"], goal="≥ 2",
+                          met=rate / naive["images_per_s"] >= 2,
+                          note=f"naive: one thread, full-size decode, preprocess, embed in batches of 64, "
+                               f"SQLite insert (torch {naive['torch_threads']} threads): "
+                               f"{naive['images_per_s']:.2f} images/s"))
+    results.append(Result("index_model_ceiling_ratio", rate / ceiling["images_per_s"], "×",
+                          ceiling["images_per_s"], rate / ceiling["images_per_s"], goal="≥ 0.8",
+                          met=rate / ceiling["images_per_s"] >= 0.8,
+                          note=f"encoder alone on {ceiling['n']} pre-decoded {ceiling['image_size']} px tensors, "
+                               f"{ceiling['threads']} torch threads: {ceiling['images_per_s']:.1f} images/s"))
+    results.append(Result("index_peak_rss_mb", product["peak_rss_mb"], "MiB",
+                          note=f"whole `fastslow index` process, {ctx.models}"))
+
+    # A ViT-B/32-sized open_clip encoder with random weights: the same photos, speed only.
+    arch = sizes.vit_arch
+    vit_photos = photos if sizes.vit_photos >= sizes.photos else \
+        camera_photos(ctx.cache, sizes.vit_photos, sizes.photo_megapixels)
+    vit = call(ctx, "index_random", photos=str(vit_photos), library=str(_fresh(ctx.scratch / "lib-index-vit")),
+               arch=arch)
+    vit_ceiling = call(ctx, "encoder_rate", photos=str(vit_photos), n_tensors=sizes.vit_ceiling_tensors, arch=arch)
+    vit_rate = vit["report"]["files_per_s"]
+    tag = "@ViT-B-32"
+    results.append(Result(f"index_images_per_s{tag}", vit_rate, "images/s", note=(
+        f"Library.index, open_clip {arch} random weights (create_model, no download), "
+        f"{sizes.vit_photos} photos of the same set; model build excluded")))
+    results.append(Result(f"index_model_ceiling_ratio{tag}", vit_rate / vit_ceiling["images_per_s"], "×",
+                          vit_ceiling["images_per_s"], vit_rate / vit_ceiling["images_per_s"], goal="≥ 0.8",
+                          met=vit_rate / vit_ceiling["images_per_s"] >= 0.8,
+                          note=f"encoder alone on {vit_ceiling['n']} pre-decoded {vit_ceiling['image_size']} px "
+                               f"tensors, {vit_ceiling['threads']} torch threads: "
+                               f"{vit_ceiling['images_per_s']:.2f} images/s"))
+    results.append(Result(f"index_peak_rss_mb{tag}", vit["peak_rss_mb"], "MiB", goal=f"≤ {RSS_GOAL_MB}",
+                          met=vit["peak_rss_mb"] <= RSS_GOAL_MB, note=f"whole indexing process, {arch}"))
+    return results

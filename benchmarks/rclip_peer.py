@@ -1,0 +1,178 @@
+"""The peer most people use today, rclip (PyPI, in its own virtual environment), against FastSlow on
+the same camera photos with the same architecture: open_clip ViT-B-32-256, randomly initialised on
+both sides (rclip loads ONNX files from RCLIP_DATADIR; we export ours there). Only speed is compared.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import THREADS, Context, Result, child_env, skipped
+from .photos import camera_photos
+
+logger = logging.getLogger(__name__)
+
+ARCH = "ViT-B-32-256"
+RCLIP_MODEL_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"  # where rclip looks (rclip/model_download.py)
+INDEX_GOAL = 1.5
+QUERY = "a red circle to the left of a blue square"
+
+
+def default_venv() -> Path:
+    return Path(os.environ.get("FASTSLOW_BENCH_RCLIP_VENV") or Path(tempfile.gettempdir()) / "rclip-venv")
+
+
+def ensure_rclip(venv: Path) -> Path:
+    """rclip's executable, installing it into `venv` with pip when it is not there yet."""
+    exe = venv / "bin" / "rclip"
+    if not exe.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "rclip"], check=True, timeout=900)
+    return exe
+
+
+def random_bundle(cache: Path) -> Path:
+    """A FastSlow bundle whose fast model is open_clip ViT-B-32-256 with random weights (seed 0) and
+    whose slow model is the tiny captioner (never used here); cached."""
+    import open_clip
+    import torch
+
+    from fastslow_desktop.models import (
+        PreprocessConfig,
+        RerankConfig,
+        SlowCaptioner,
+        SlowConfig,
+        save_bundle,
+    )
+    from fastslow_desktop.models.config import load_arch
+    from fastslow_desktop.models.fast import build_clip
+    from fastslow_desktop.models.tokenizer import TextTokenizer, TokenizerConfig
+
+    folder = cache / f"bundle-random-{ARCH}"
+    if (folder / "manifest.json").is_file():
+        return folder
+    torch.manual_seed(0)
+    tokenizer = TextTokenizer(TokenizerConfig(context_length=77))
+    arch = dict(open_clip.get_model_config(ARCH))
+    size = arch["vision_cfg"]["image_size"]
+    arch["preprocess"] = {"image_size": int(size), "resize_mode": "shortest", "interpolation": "bicubic"}
+    fast = build_clip(arch, tokenizer.vocab_size, tokenizer.context_length)
+    slow = SlowCaptioner(SlowConfig.from_dict(dict(load_arch("slow-tiny"), vocab_size=tokenizer.vocab_size,
+                                                   context_length=tokenizer.context_length)))
+    return save_bundle(folder, name=f"random-{ARCH}", fast_model=fast, fast_arch=arch,
+                       fast_preprocess=PreprocessConfig.from_dict(arch["preprocess"]), slow_model=slow.eval(),
+                       slow_preprocess=PreprocessConfig(image_size=slow.cfg.image_size, resize_mode="squash"),
+                       tokenizer=tokenizer, rerank=RerankConfig(k=20),
+                       provenance={"data": "none (random weights, speed benchmarks only)", "preset": "bench"})
+
+
+def export_onnx(bundle_dir: Path, datadir: Path) -> None:
+    """The bundle's image and text towers as rclip's visual.onnx / textual.onnx (input 'input',
+    output 'output', dynamic batch), plus the BPE vocabulary rclip's tokenizer reads."""
+    import open_clip
+    import torch
+
+    from fastslow_desktop.models import load_bundle
+
+    out = datadir / RCLIP_MODEL_SUBDIR
+    if (out / "visual.onnx").is_file() and (out / "textual.onnx").is_file():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_bundle(bundle_dir, device="cpu").fast.model.eval()
+
+    class Visual(torch.nn.Module):
+        def __init__(self, clip):
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, pixels):  # (B, 3, 256, 256) -> (B, 512)
+            return self.clip.encode_image(pixels)
+
+    class Textual(torch.nn.Module):
+        def __init__(self, clip):
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, ids):  # (B, 77) int64 -> (B, 512)
+            return self.clip.encode_text(ids)
+
+    size = int(open_clip.get_model_config(ARCH)["vision_cfg"]["image_size"])
+    common = {"input_names": ["input"], "output_names": ["output"], "opset_version": 17,
+              "dynamic_axes": {"input": {0: "batch"}, "output": {0: "batch"}}, "dynamo": False}
+    with torch.no_grad():
+        torch.onnx.export(Visual(model), (torch.randn(2, 3, size, size),), str(out / "visual.onnx"), **common)
+        torch.onnx.export(Textual(model), (torch.zeros(2, 77, dtype=torch.long),), str(out / "textual.onnx"), **common)
+    vocab = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    (datadir / "tokenizer").mkdir(parents=True, exist_ok=True)
+    shutil.copy(vocab, datadir / "tokenizer" / "bpe_simple_vocab_16e6.txt.gz")
+
+
+def _wall(cmd: list[str], cwd: Path, env: dict, timeout: float = 1800) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=False, text=True, timeout=timeout)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}… exited {proc.returncode}: {proc.stderr[-1500:]}")
+    return wall, proc.stdout
+
+
+def run(ctx: Context) -> list[Result]:
+    names = (("index_vs_rclip_ratio", "×"), ("cli_query_vs_rclip_ratio", "×"))
+    if not ctx.sizes.rclip:
+        return [skipped(n, u, "full run only (rclip is installed and run in its own venv)",
+                        goal=f"≥ {INDEX_GOAL:g}" if n.startswith("index") else None) for n, u in names]
+    try:
+        exe = ensure_rclip(default_venv())
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [skipped(n, u, f"rclip could not be installed from PyPI: {exc}") for n, u in names]
+    photos = camera_photos(ctx.cache, ctx.sizes.photos, ctx.sizes.photo_megapixels)
+    n = len(list(photos.glob("*.jpg")))
+    bundle_dir = random_bundle(ctx.cache)
+    datadir = ctx.cache / "rclip-data"
+    export_onnx(bundle_dir, datadir)
+    env = child_env()
+    env.update(RCLIP_DATADIR=str(datadir), HF_HUB_OFFLINE="1")
+    for f in photos.glob("*.jpg"):
+        f.read_bytes()  # both tools read from the page cache
+
+    # rclip: index from scratch (+ one query), then the same query without indexing.
+    (datadir / "db.sqlite3").unlink(missing_ok=True)
+    try:
+        rclip_index_wall, _ = _wall([str(exe), "-t", "10", "-f", QUERY], photos, env)
+        rclip_query = min(_wall([str(exe), "--no-indexing", "-t", "10", "-f", QUERY], photos, env)[0]
+                          for _ in range(3))
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        return [skipped(n_, u, f"rclip did not run offline with the exported ONNX files: {exc}") for n_, u in names]
+    rclip_rate = n / max(1e-9, rclip_index_wall - rclip_query)
+
+    # FastSlow: `fastslow index` into a fresh library, then `fastslow search --no-rerank` (rclip has no stage 2).
+    library = ctx.scratch / "lib-rclip-peer"
+    shutil.rmtree(library, ignore_errors=True)
+    fs = [sys.executable, "-m", "fastslow_desktop"]
+    ours_index_wall, out = _wall(fs + ["index", str(photos), "--library", str(library), "--models", str(bundle_dir),
+                                       "--json"], photos, env)
+    report = json.loads(out.strip().splitlines()[-1])
+    ours_rate = report["files_per_s"]
+    ours_query = min(_wall(fs + ["search", QUERY, "--library", str(library), "--models", str(bundle_dir),
+                                 "--no-rerank", "--top", "10", "--json"], photos, env)[0] for _ in range(3))
+    index_ratio = ours_rate / rclip_rate
+    return [
+        Result("index_vs_rclip_ratio", index_ratio, "×", rclip_rate, index_ratio, goal=f"≥ {INDEX_GOAL:g}",
+               met=index_ratio >= INDEX_GOAL,
+               note=f"{n} camera photos, {ARCH} random weights on both sides ({THREADS} threads): FastSlow "
+                    f"{ours_rate:.2f} images/s (`fastslow index`, model load excluded; wall {ours_index_wall:.1f} s) "
+                    f"vs rclip {rclip_rate:.2f} images/s (its index run's wall {rclip_index_wall:.1f} s minus a "
+                    f"no-indexing query run {rclip_query:.1f} s)"),
+        Result("cli_query_vs_rclip_ratio", rclip_query / ours_query, "×", rclip_query, rclip_query / ours_query,
+               note=f"one command-line query, wall (import, load, search), best of 3: `fastslow search "
+                    f"--no-rerank` {ours_query:.2f} s vs `rclip --no-indexing` {rclip_query:.2f} s; ratio = rclip / "
+                    f"FastSlow (> 1: FastSlow is faster)"),
+    ]

@@ -1,0 +1,75 @@
+"""The benchmark runner writes every figure issue 7 names, as well-formed JSON plus a markdown table.
+
+Benchmarks are not part of the suite: this runs `python -m benchmarks.run --tiny` (the quick run's
+code paths and names at toy sizes, in one process) with the tiny random bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import required_names
+
+REPO = Path(__file__).resolve().parent.parent
+ISSUE_NAMES = [
+    "index_images_per_s", "index_vs_naive_ratio", "index_model_ceiling_ratio", "ann_p50_ms@100k",
+    "ann_recall@10@100k", "exact_p50_ms@100k", "query_fast_stage_p50_ms@100k", "rerank_ms@K=10",
+    "rerank_ms@K=20", "rerank_ms@K=50", "slow_exhaustive_vs_rerank_ratio@1k", "index_vs_rclip_ratio",
+    "cli_query_vs_rclip_ratio",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_bundle) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    env = dict(os.environ, FASTSLOW_TORCH_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--out", str(out), "--models", str(tiny_bundle),
+         "--cache", str(out.parent / "cache")],
+        cwd=REPO, env=env, capture_output=True, check=False, text=True, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_quick_and_full_runs_promise_every_figure_the_issue_names():
+    for mode in ("quick", "full"):
+        assert set(ISSUE_NAMES) <= set(required_names(mode))
+    assert {"ann_p50_ms@1M", "ann_recall@10@1M", "exact_p50_ms@1M"} <= set(required_names("full"))
+    assert not {n for n in required_names("quick") if n.endswith("@1M")}
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_every_quick_figure_as_well_formed_json(tiny_run):
+    data = json.loads(tiny_run.read_text())
+    names = [row["name"] for row in data["results"]]
+    assert set(required_names("quick")) <= set(names)
+    assert len(names) == len(set(names))
+    for row in data["results"]:
+        assert set(row) >= {"name", "value", "unit", "baseline", "ratio"}
+        for key in ("value", "baseline", "ratio"):
+            assert row[key] is None or (isinstance(row[key], (int, float)) and math.isfinite(row[key]))
+        if row["value"] is None:
+            assert row["note"], f"{row['name']} is null without a reason"
+    machine = data["machine"]
+    for key in ("cpu", "cores", "ram_gb", "torch", "torch_threads", "gpu", "load_average_start", "load_average_end"):
+        assert key in machine
+    assert machine["mode"] == "tiny"
+
+
+@pytest.mark.slow
+def test_tiny_run_measures_the_local_figures_and_writes_the_table(tiny_run):
+    rows = {row["name"]: row for row in json.loads(tiny_run.read_text())["results"]}
+    for name in ("index_images_per_s", "index_vs_naive_ratio", "index_model_ceiling_ratio", "ann_p50_ms@100k",
+                 "ann_recall@10@100k", "exact_p50_ms@100k", "query_fast_stage_p50_ms@100k", "rerank_ms@K=20",
+                 "slow_exhaustive_vs_rerank_ratio@1k", "index_peak_rss_mb@ViT-B-32"):
+        assert rows[name]["value"] is not None and rows[name]["value"] > 0, name
+    assert 0 <= rows["ann_recall@10@100k"]["value"] <= 1
+    table = tiny_run.with_suffix(".md").read_text()
+    assert "| `index_vs_naive_ratio` |" in table and "cores" in table
