@@ -84,10 +84,10 @@ def product_index(index: hnswlib.Index, n: int, dim: int, scratch: Path) -> prod
 def run(ctx: Context) -> list[Result]:
     results: list[Result] = []
     sizes = ctx.sizes
-    for label, n in sizes.ann_sizes:
+    for label, n, n_queries in sizes.ann_sizes:
         dim = sizes.ann_dim
         vectors = clustered_vectors(n, dim, sizes.ann_centres)
-        queries = held_out_queries(dim, sizes.ann_centres, sizes.ann_queries)
+        queries = held_out_queries(dim, sizes.ann_centres, n_queries)
         key = f"{n}-{dim}-{sizes.ann_centres}-s{SEED}"
         index, build_s = build_index(vectors, ctx.cache, key)
         ann = product_index(index, n, dim, ctx.scratch)

@@ -55,10 +55,9 @@ class Sizes:
     vit_photos: int  # photos indexed with the ViT-B/32-sized encoder
     ceiling_tensors: int  # pre-decoded tensors for the encoder's own rate (demo bundle)
     vit_ceiling_tensors: int
-    ann_sizes: tuple[tuple[str, int], ...]  # (label, n vectors)
+    ann_sizes: tuple[tuple[str, int, int], ...]  # (label, n vectors, n queries)
     ann_dim: int
     ann_centres: int
-    ann_queries: int
     query_library: tuple[str, int]  # (label, n vectors) for stage 1
     query_repeats: int
     rerank_images: int  # the library that K re-ranks come from and that the slow model scans
@@ -74,20 +73,20 @@ class Sizes:
 SIZES = {
     "full": Sizes("full", photos=100, photo_megapixels=(3.1, 6.0, 8.0, 12.0), vit_photos=100,
                   ceiling_tensors=512, vit_ceiling_tensors=64,
-                  ann_sizes=(("100k", 100_000), ("1M", 1_000_000)), ann_dim=512, ann_centres=4000,
-                  ann_queries=1000, query_library=("100k", 100_000), query_repeats=200, rerank_images=1000,
-                  rerank_queries=10, exhaustive_label="1k", exhaustive_queries=3, vit_arch="ViT-B-32",
+                  ann_sizes=(("100k", 100_000, 1000), ("1M", 1_000_000, 100)), ann_dim=512,
+                  ann_centres=4000, query_library=("100k", 100_000), query_repeats=100, rerank_images=1000,
+                  rerank_queries=5, exhaustive_label="1k", exhaustive_queries=2, vit_arch="ViT-B-32",
                   rclip=True, startup=True, subprocesses=True),
     "quick": Sizes("quick", photos=20, photo_megapixels=(3.1, 6.0, 8.0, 12.0), vit_photos=20,
                    ceiling_tensors=256, vit_ceiling_tensors=24,
-                   ann_sizes=(("100k", 100_000),), ann_dim=512, ann_centres=2000, ann_queries=200,
+                   ann_sizes=(("100k", 100_000, 200),), ann_dim=512, ann_centres=2000,
                    query_library=("100k", 100_000), query_repeats=50, rerank_images=1000, rerank_queries=3,
                    exhaustive_label="1k", exhaustive_queries=1, vit_arch="ViT-B-32", rclip=False,
                    startup=True, subprocesses=True),
     # For tests only: the quick run's names at toy sizes, in-process, in seconds.
     "tiny": Sizes("tiny", photos=3, photo_megapixels=(0.3,), vit_photos=2, ceiling_tensors=8,
-                  vit_ceiling_tensors=4, ann_sizes=(("100k", 3000),), ann_dim=64, ann_centres=30,
-                  ann_queries=20, query_library=("100k", 3000), query_repeats=5, rerank_images=30,
+                  vit_ceiling_tensors=4, ann_sizes=(("100k", 3000, 20),), ann_dim=64, ann_centres=30,
+                  query_library=("100k", 3000), query_repeats=5, rerank_images=30,
                   rerank_queries=1, exhaustive_label="1k", exhaustive_queries=1, vit_arch="fast-tiny",
                   rclip=False, startup=False, subprocesses=False),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from . import worker
@@ -19,9 +20,10 @@ RSS_GOAL_MB = 2048
 
 def call(ctx: Context, function: str, **kwargs) -> dict:
     """A worker function in a fresh process (full and quick runs) or in this one (tiny runs)."""
-    if ctx.sizes.subprocesses:
-        return run_worker(function, kwargs)
-    return worker.FUNCTIONS[function](**kwargs)
+    start = time.perf_counter()
+    out = run_worker(function, kwargs) if ctx.sizes.subprocesses else worker.FUNCTIONS[function](**kwargs)
+    logger.info("%s(%s) took %.1f s", function, kwargs.get("models") or kwargs.get("arch"), time.perf_counter() - start)
+    return out
 
 
 def _warm_page_cache(folder: Path) -> None:

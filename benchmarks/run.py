@@ -33,7 +33,7 @@ BASE_NAMES = (
 
 def required_names(mode: str) -> list[str]:
     """Every figure a run of this mode writes (a value, or null with the reason)."""
-    labels = [label for label, _ in SIZES[mode].ann_sizes]
+    labels = [label for label, _, _ in SIZES[mode].ann_sizes]
     ann = [f"{fig}@{label}" for label in labels for fig in ("ann_p50_ms", "ann_recall@10", "exact_p50_ms")]
     return list(BASE_NAMES[:7]) + ann + list(BASE_NAMES[7:])
 
