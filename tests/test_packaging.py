@@ -1,0 +1,154 @@
+"""Cheap checks of packaging/: the spec parses, the scripts answer --help, the size report and the
+CPU-only selection do what they say, and the desktop entry installs and validates. No builds here:
+a PyInstaller build takes minutes (packaging/build.py, then packaging/smoke_check.sh)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGING = REPO / "packaging"
+SCRIPTS = ["smoke_check.sh", "install-desktop-entry.sh", "fresh_machine_check.sh"]
+
+
+def _buildtools():
+    # By path: a folder named "packaging" must not shadow the `packaging` distribution on sys.path.
+    spec = importlib.util.spec_from_file_location("fastslow_buildtools", PACKAGING / "buildtools.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_spec_parses_and_names_the_app_fastslow():
+    source = (PACKAGING / "fastslow.spec").read_text()
+    tree = ast.parse(source)
+    calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= calls
+    assert 'name="FastSlow"' in source
+
+
+def test_spec_leaves_out_test_tools_training_and_unused_qt():
+    tree = ast.parse((PACKAGING / "fastslow.spec").read_text())
+    lists = [node.value for node in tree.body if isinstance(node, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id in ("EXCLUDES", "UNUSED_QT") for t in node.targets)]
+    assert len(lists) == 2
+    strings = {node.value for value in lists for node in ast.walk(value)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert {"pytest", "pytestqt", "training", "tensorboard", "QtWebEngineCore", "Qt3DCore", "QtQuick"} <= strings
+    # ... but never what the app imports.
+    assert not {"QtCore", "QtGui", "QtWidgets", "QtMultimedia", "torch", "open_clip", "cv2"} & strings
+
+
+def test_build_script_answers_help():
+    done = subprocess.run([sys.executable, str(PACKAGING / "build.py"), "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--cpu-only" in done.stdout and "--resources" in done.stdout
+
+
+def test_build_script_refuses_resources_without_the_demo_bundle(tmp_path):
+    pytest.importorskip("PyInstaller")
+    (tmp_path / "icons").mkdir()
+    done = subprocess.run([sys.executable, str(PACKAGING / "build.py"), "--resources", str(tmp_path),
+                           "--dist", str(tmp_path / "dist"), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "models/synthscenes/manifest.json is missing" in done.stderr
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shell_script_is_valid_and_answers_help(script):
+    path = PACKAGING / script
+    assert os.access(path, os.X_OK), f"{script} is not executable"
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    done = subprocess.run(["bash", str(path), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: packaging/" + script)
+
+
+def test_fresh_machine_check_runs_the_readme_quick_start_commands():
+    done = subprocess.run(["bash", str(PACKAGING / "fresh_machine_check.sh"), "--print-commands"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    commands = done.stdout.splitlines()
+    assert len(commands) == 2
+    readme = (REPO / "README.md").read_text()
+    for command in commands:
+        assert command in readme and "#" not in command
+
+
+def test_cuda_files_are_told_apart_from_the_cpu_build():
+    bt = _buildtools()
+    assert bt.is_cuda_file("nvidia/cudnn/lib/libcudnn_graph.so.9")
+    assert bt.is_cuda_file("torch/lib/libtorch_cuda.so")
+    assert bt.is_cuda_file("torch/lib/libc10_cuda.so")
+    assert not bt.is_cuda_file("torch/lib/libtorch_cpu.so")
+    assert not bt.is_cuda_file("torch/lib/libc10.so")
+    assert not bt.is_cuda_file("PySide6/Qt/lib/libQt6Core.so.6")
+
+
+def test_cpu_only_keeps_the_cuda_libraries_torch_needs_at_import(monkeypatch):
+    bt = _buildtools()
+    needed = {
+        "torch/_C.so": ["libtorch.so"],
+        "torch/lib/libtorch.so": ["libtorch_cpu.so", "libtorch_cuda.so"],
+        "torch/lib/libtorch_cuda.so": ["libcublas.so.13"],
+    }
+    monkeypatch.setattr(bt, "needed_libraries", lambda src: needed.get(src, []))
+    toc = [(dest, dest, "BINARY") for dest in [
+        "torch/_C.so", "torch/lib/libtorch.so", "torch/lib/libtorch_cpu.so", "torch/lib/libtorch_cuda.so",
+        "nvidia/cu13/lib/libcublas.so.13", "nvidia/cudnn/lib/libcudnn_engines_precompiled.so.9",
+        "torch/lib/libtorch_cuda_linalg.so",
+    ]]
+    assert bt.cuda_files_not_loaded_at_import(toc) == {
+        "nvidia/cudnn/lib/libcudnn_engines_precompiled.so.9", "torch/lib/libtorch_cuda_linalg.so"}
+
+
+def test_size_report_lists_the_largest_components_and_the_cuda_share(tmp_path):
+    bt = _buildtools()
+    app = tmp_path / "FastSlow"
+    files = {"FastSlow": 10, "_internal/nvidia/cudnn/lib/libcudnn.so.9": 500, "_internal/nvidia/cu13/lib/libcublas.so": 300,
+             "_internal/torch/lib/libtorch_cpu.so": 400, "_internal/torch/lib/libtorch_cuda.so": 200,
+             "_internal/torch/nn/modules.py": 5, "_internal/PySide6/Qt/lib/libQt6Core.so.6": 50}
+    for rel, size in files.items():
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_bytes(b"x" * size)
+    report = bt.size_report(app, top=3)
+    assert report["bytes"] == sum(files.values())
+    assert [c["name"] for c in report["top_components"]] == ["nvidia/cudnn", "torch/lib/libtorch_cpu.so", "nvidia/cu13"]
+    assert report["cuda_only_bytes"] == 1000
+    assert "CPU-only" in bt.format_report(report)
+
+
+def test_desktop_entry_installs_with_an_absolute_exec_and_the_icon(tmp_path):
+    app = tmp_path / "My Apps" / "FastSlow"
+    app.parent.mkdir()
+    app.write_text("#!/bin/sh\n")
+    app.chmod(0o755)
+    data = tmp_path / "share"
+    env = dict(os.environ, XDG_DATA_HOME=str(data))
+    done = subprocess.run(["bash", str(PACKAGING / "install-desktop-entry.sh"), "--app", str(app)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    entry = (data / "applications" / "fastslow.desktop").read_text()
+    assert f'Exec="{app}"' in entry and f"TryExec={app}" in entry
+    assert "Icon=fastslow" in entry
+    assert "StartupWMClass=FastSlow" in entry  # Qt's WM_CLASS instance is the executable's name
+    assert (data / "icons" / "hicolor" / "256x256" / "apps" / "fastslow.png").read_bytes() == \
+        (REPO / "resources" / "icons" / "fastslow.png").read_bytes()
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(data / "applications" / "fastslow.desktop")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    done = subprocess.run(["bash", str(PACKAGING / "install-desktop-entry.sh"), "--uninstall"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not (data / "applications" / "fastslow.desktop").exists()
