@@ -103,15 +103,21 @@ def main(argv=None) -> int:
         print(f"build.py: {executable} does not exist", file=sys.stderr)
         return 1
     report = buildtools.size_report(app_dir, top=args.top)
+    report_file = args.dist / f"{APP_NAME}-build.json"
+    if build_seconds is None and report_file.is_file():  # --report-only: keep the time of the build it reports on
+        try:
+            build_seconds = json.loads(report_file.read_text()).get("build_seconds")
+        except (OSError, ValueError):
+            pass
     report.update(build_seconds=build_seconds, cpu_only=(app_dir / "_internal" / "fastslow-cpu-only").exists())
     print(buildtools.format_report(report))
     problem = self_test(executable)
     report["self_test"] = problem or "ok"
-    (args.dist / f"{APP_NAME}-build.json").write_text(json.dumps(report, indent=2))
+    report_file.write_text(json.dumps(report, indent=2))
     if problem:
         print(f"build.py: the built app does not start: {problem}", file=sys.stderr)
         return 1
-    print(f"self-test: `{APP_NAME} --help` and `{APP_NAME} status` ok; report in {args.dist / (APP_NAME + '-build.json')}")
+    print(f"self-test: `{APP_NAME} --help` and `{APP_NAME} status` ok; report in {report_file}")
     return 0
 
 

@@ -112,8 +112,12 @@ def size_report(app_dir: str | Path, top: int = 10) -> dict:
                 continue
             size = path.stat().st_size
             total += size
-            rel = path.relative_to(base).as_posix() if base in path.parents else path.relative_to(app_dir).as_posix()
-            components[component_of(rel)] += size
+            if base in path.parents:
+                rel = path.relative_to(base).as_posix()
+                components[component_of(rel)] += size
+            else:  # the executable; PyInstaller appends the archive of Python modules to it
+                rel = path.relative_to(app_dir).as_posix()
+                components[f"{rel} (executable + Python modules archive)"] += size
             files.append((size, rel))
             if is_cuda_file(rel):
                 cuda_total += size
