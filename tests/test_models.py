@@ -181,3 +181,25 @@ def test_reranker_keeps_an_unreadable_candidate_at_its_fast_rank():
     rr = Reranker(_FakeSlow({"a": 0.0, "b": 9.0, "c": 1.0}), RerankConfig(k=3, beta=0.0))
     out = rr.rerank("q", ["a", "b", "c"], [0.9, 0.8, 0.7], load_frames=load)
     assert [r.key for r in out] == ["c", "a", "b"] and out[-1].slow_score is None
+
+
+def test_public_api_works_on_the_committed_demo_bundle():
+    import random
+
+    from fastslow_desktop.synthscenes import canonical_caption, render_image, sample_scene, twins
+
+    models = load_bundle("synthscenes")
+    rng = random.Random(7)
+    scenes = [sample_scene(rng, "pair") for _ in range(4)]
+    images = [render_image(s, 128, rng) for s in scenes]
+    emb = models.fast.encode_images(images)
+    txt = models.fast.encode_texts([canonical_caption(s) for s in scenes])
+    assert emb.dtype == np.float32 and emb.shape == (4, models.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(txt, axis=1), 1, atol=1e-5)
+    # The trained slow model prefers each scene's own caption to its confusable twins' captions.
+    wins = 0
+    for scene, image in zip(scenes, images):
+        own = models.slow.score(canonical_caption(scene), [image])[0]
+        rivals = [models.slow.score(canonical_caption(t), [image])[0] for t in twins(scene, rng)]
+        wins += all(own > r for r in rivals)
+    assert wins >= 3
