@@ -190,16 +190,21 @@ def test_public_api_works_on_the_committed_demo_bundle():
 
     models = load_bundle("synthscenes")
     rng = random.Random(7)
-    scenes = [sample_scene(rng, "pair") for _ in range(4)]
+    scenes = [sample_scene(rng, "pair") for _ in range(6)]
     images = [render_image(s, 128, rng) for s in scenes]
     emb = models.fast.encode_images(images)
     txt = models.fast.encode_texts([canonical_caption(s) for s in scenes])
-    assert emb.dtype == np.float32 and emb.shape == (4, models.embedding_dim)
+    assert emb.dtype == np.float32 and emb.shape == (6, models.embedding_dim)
     np.testing.assert_allclose(np.linalg.norm(txt, axis=1), 1, atol=1e-5)
-    # The trained slow model prefers each scene's own caption to its confusable twins' captions.
-    wins = 0
+    # The trained slow model binds colours to shapes: it prefers each scene's own caption to the
+    # caption of its colour-swapped twin. (Relations are its weak point: see README, "Results".)
+    wins = tried = 0
     for scene, image in zip(scenes, images):
-        own = models.slow.score(canonical_caption(scene), [image])[0]
-        rivals = [models.slow.score(canonical_caption(t), [image])[0] for t in twins(scene, rng)]
-        wins += all(own > r for r in rivals)
-    assert wins >= 3
+        objects = {(o.shape, o.colour) for o in scene.objects}
+        for twin in twins(scene, rng):
+            if {(o.shape, o.colour) for o in twin.objects} != objects:
+                tried += 1
+                own = models.slow.score(canonical_caption(scene), [image])[0]
+                rival = models.slow.score(canonical_caption(twin), [image])[0]
+                wins += own > rival
+    assert tried >= 3 and wins == tried
