@@ -54,6 +54,9 @@ def _set_threads() -> None:
     """Explicit thread counts, recorded in the machine block (set before torch is imported)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "FASTSLOW_TORCH_THREADS"):
         os.environ.setdefault(var, str(THREADS))
+    # As the app's entry point does (fastslow_desktop/cli.py main): in-process groups then run the
+    # engine and library the way `fastslow` and the desktop app run them.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(int(os.environ["FASTSLOW_TORCH_THREADS"]))
