@@ -232,9 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Torch's OpenMP workers spin while waiting by default; next to our decode threads on a 2-core
-    # laptop that spinning starves the real work (re-ranks measured 100x slower). Must precede torch.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.command is None:
         return cmd_gui(args)
     return COMMANDS[args.command][1](args)

@@ -191,7 +191,7 @@ class SlowCaptioner(nn.Module):
         logits = decoder(ids[:, :-1], memory)  # (B, L-1, V)
         targets = ids[:, 1:]
         logp = torch.log_softmax(logits.float(), dim=-1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
-        return logp * (targets != PAD_ID)
+        return torch.where(targets != PAD_ID, logp, torch.zeros_like(logp))  # NaN-safe, unlike a product
 
     def token_logprobs(self, ids: torch.Tensor, memory: torch.Tensor, direction: str = "fwd") -> torch.Tensor:
         """Per-token log-probabilities aligned to the caption's own positions. (B, L)

@@ -114,4 +114,5 @@ class CocaScorer(SlowScorerBase):
         logits = self.model.text_decoder(memory, token_embs[:, :-1])  # (B, L-1, V)
         targets = ids[:, 1:]
         logp = torch.log_softmax(logits.float(), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
-        return (logp * (targets != PAD_ID)).sum(1)
+        # where(), not a product: padded rows can be NaN (fully masked attention) and NaN*0 is NaN.
+        return torch.where(targets != PAD_ID, logp, torch.zeros_like(logp)).sum(1)
