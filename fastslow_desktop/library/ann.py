@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 EXACT_BELOW = 2000  # below this many vectors a matrix product is as fast as HNSW and exact
 M = 16
 EF_CONSTRUCTION = 100
-EF_SEARCH = 64
+EF_SEARCH = 128  # benchmarks: recall@10 0.943 at ef 64 → 0.970 at 128 (100k clustered vectors)
+EF_SEARCH_LARGE = 256  # above LARGE_LIBRARY: 0.843 → 0.893 at 1M; still well under a millisecond
+LARGE_LIBRARY = 200_000
 GROW = 1.5  # capacity grows ahead by this factor so resizes stay rare
 MIN_CAPACITY = 1024
 
@@ -219,7 +221,8 @@ class AnnIndex:
             k = min(k, live)
             if k <= 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            self._index.set_ef(max(EF_SEARCH, 2 * k))
+            base = EF_SEARCH_LARGE if live > LARGE_LIBRARY else EF_SEARCH
+            self._index.set_ef(max(base, 2 * k))
             query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
             try:
                 if filter_ids is None:
