@@ -11,7 +11,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +30,6 @@ class Item:
     captions: list[str]
     scene: Scene | None = None  # SynthScenes ground truth, for the relevance rule
     group: int = 0  # items of one group are confusable twins: batched together
-    extra: dict = field(default_factory=dict)
 
     def load(self) -> Image.Image:
         if isinstance(self.image, Image.Image):

@@ -163,13 +163,16 @@ class CaptionDecoder(nn.Module):
         return self.norm(x) @ self.embed.weight.T  # (B, L, V); output layer tied to the embedding
 
 
+def _reversal_index(ids: torch.Tensor) -> torch.Tensor:
+    """For each position, where it comes from when a row's non-pad tokens are reversed. (B, L)"""
+    lens = (ids != PAD_ID).sum(1, keepdim=True)  # (B, 1)
+    pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)  # (1, L)
+    return torch.where(pos < lens, lens - 1 - pos, pos)
+
+
 def reverse_sequences(ids: torch.Tensor) -> torch.Tensor:
     """Reverse each row's non-pad tokens in place of the row: [S a b E 0] -> [E b a S 0]."""
-    length = ids.shape[1]
-    lens = (ids != PAD_ID).sum(1, keepdim=True)  # (B, 1)
-    pos = torch.arange(length, device=ids.device).unsqueeze(0)  # (1, L)
-    src = torch.where(pos < lens, lens - 1 - pos, pos)  # (B, L)
-    return ids.gather(1, src)
+    return ids.gather(1, _reversal_index(ids))
 
 
 class SlowCaptioner(nn.Module):
@@ -232,7 +235,4 @@ class SlowCaptioner(nn.Module):
 
 def reverse_sequences_values(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Map per-position values of a reversed sequence back to the original positions."""
-    lens = (ids != PAD_ID).sum(1, keepdim=True)
-    pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-    src = torch.where(pos < lens, lens - 1 - pos, pos)
-    return values.gather(1, src)
+    return values.gather(1, _reversal_index(ids))  # the reversal is its own inverse
