@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fastslow_desktop.models.rerank import RerankConfig, combine
+from fastslow_desktop.models.rerank import RerankConfig, caption_tokens, combine
 from fastslow_desktop.synthscenes import satisfies
 
 from .data import Item
@@ -78,7 +78,7 @@ class Gallery:
         order, scores = self.fast_rank(name, text)
         head = order[:k]
         h = self.slow.score_tokens(text, self.tokens[head])
-        n_tokens = int((self.slow.tokenizer([text]) != 0).sum()) - 1
+        n_tokens = caption_tokens(self.slow.tokenizer, text)
         final = combine(h, scores[head], cfg, n_tokens)
         return np.concatenate([head[np.argsort(-final, kind="stable")], order[k:]])
 
@@ -124,7 +124,7 @@ def tune_rerank(gallery: Gallery, name: str, queries: Queries, ks: Sequence[int]
         order, scores = gallery.fast_rank(name, text)
         head = order[:k_max]
         h = gallery.slow.score_tokens(text, gallery.tokens[head])
-        n_tokens = int((gallery.slow.tokenizer([text]) != 0).sum()) - 1
+        n_tokens = caption_tokens(gallery.slow.tokenizer, text)
         cached.append((order, scores[head], h, n_tokens))
     best_per_k: dict[int, tuple[float, float]] = {}
     for k in ks:

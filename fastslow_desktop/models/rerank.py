@@ -49,6 +49,11 @@ def normalize_slow(h: np.ndarray, normalization: str, n_tokens: int = 1) -> np.n
     return h
 
 
+def caption_tokens(tokenizer, text: str) -> int:
+    """Tokens the slow model predicts for `text` (the per-token normalisation's divisor)."""
+    return int((tokenizer([text]) != 0).sum()) - 1  # every non-pad token but the first
+
+
 def combine(h: np.ndarray, fast: np.ndarray, config: RerankConfig, n_tokens: int = 1) -> np.ndarray:
     """final = normalise(h) + β·s_fast."""
     return normalize_slow(h, config.normalization, n_tokens) + config.beta * np.asarray(fast, np.float64)
@@ -106,7 +111,7 @@ class Reranker:
         results: list[Ranked] = []
         if scored:
             h = self.slow.score_groups(text, groups)
-            n_tokens = int((self.slow.tokenizer([text]) != 0).sum()) - 1
+            n_tokens = caption_tokens(self.slow.tokenizer, text)
             fast = np.array([fast_scores[i] for i in scored])
             final = combine(h, fast, cfg, n_tokens)
             for j in np.argsort(-final, kind="stable"):
