@@ -10,19 +10,36 @@ from PIL import Image
 
 from fastslow_desktop.models import load_bundle
 from training import checkpoint, loop
-from training.data import read_coco_captions, read_flickr30k_karpathy, read_jsonl_manifest
+from training.data import (
+    read_coco_captions,
+    read_flickr30k_karpathy,
+    read_jsonl_manifest,
+)
 from training.distill import main
 from training.losses import contrastive_loss, distillation_loss, hardest_others
 
+ALL_ROWS = {"fast", "fast_distilled", "fast_distilled_cached", "fast_attentive_mask", "fast_from_slow",
+            "fast_decomposed_scratch", "slow", "slow_coarse", "rerank"}
+
 
 def test_smoke_preset_runs_end_to_end_and_exports_a_loadable_bundle(tmp_path):
-    assert main(["--preset", "smoke", "--out", str(tmp_path / "run"), "--log-level", "WARNING"]) == 0
+    args = ["--preset", "smoke", "--ablations", "--out", str(tmp_path / "run"), "--log-level", "WARNING"]
+    assert main(args) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     models = {row["model"] for row in report["results"]}
-    assert {"fast", "fast_distilled", "slow", "rerank"} <= models
+    assert models == ALL_ROWS
     assert sorted(r["K"] for r in report["results"] if r["model"] == "rerank") == [5, 10, 20, 50]
     for row in report["results"]:
         assert 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 and row["ms_per_query"] > 0
+        assert row["training_cost"] and row["train_seconds"] > 0
+    pairs = {r["model"]: r["teacher_pairs"] for r in report["results"]}
+    assert 0 < pairs["fast_distilled_cached"] < pairs["fast_distilled"]  # scored once, not every step
+    assert pairs["fast"] == pairs["slow"] == 0
+    assert report["shipped_fast_model"] in ("fast_distilled", "fast_distilled_cached")
+    assert report["seconds_core"] <= report["seconds_total"]
+    grid = report["validation"]["rerank_R@1_by_K_beta"]
+    assert {"1", "10", "100"} <= set(grid) and all(len(row) == 6 for row in grid.values())
+    assert (tmp_path / "run" / "rerank_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bundle = load_bundle(tmp_path / "run" / "bundle")
     emb = bundle.fast.encode_texts(["a red circle"])
     assert emb.shape == (1, bundle.embedding_dim)

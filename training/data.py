@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from fastslow_desktop.synthscenes import Scene, read_captions, render_image, sample_scene, true_captions, twins
+from fastslow_desktop.synthscenes import (
+    Scene,
+    read_captions,
+    render_image,
+    sample_scene,
+    true_captions,
+    twins,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +177,10 @@ def pick_captions(items: Sequence[Item], idx: Sequence[int], rng: random.Random)
     return [rng.choice(items[i].captions) for i in idx]
 
 
-def shard(indices: list[int], rank: int, world: int) -> list[int]:
-    """This process's share of a batch under torchrun (DistributedDataParallel)."""
-    return indices[rank::world] if world > 1 else indices
+def shard(indices: list, rank: int, world: int) -> list:
+    """This process's share of a batch under torchrun: a contiguous block, so twin groups stay together."""
+    if world <= 1:
+        return indices
+    n = len(indices)
+    return indices[rank * n // world:(rank + 1) * n // world]
 

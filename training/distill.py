@@ -16,18 +16,14 @@ from pathlib import Path
 
 import torch
 
-from fastslow_desktop.models import save_bundle
-from fastslow_desktop.models.fast import FastEncoder
-from fastslow_desktop.models.preprocess import ImagePreprocess
-from fastslow_desktop.models.rerank import RerankConfig
-from fastslow_desktop.models.slow_scorer import CaptionerScorer
 from fastslow_desktop.models.tokenizer import TextTokenizer, TokenizerConfig
 
 from . import data as datasets
-from . import evaluate, report
+from .ablations import run_attentive, run_decomposed
 from .loop import init_distributed
 from .params import TrainConfig, add_arguments, config_from_args
-from .stages import run_distill, run_fast, run_slow, slow_preprocess
+from .results import DISTILLED_NAMES, Evaluation
+from .stages import run_distill, run_fast, run_slow
 
 logger = logging.getLogger("training.distill")
 
@@ -75,6 +71,17 @@ def make_tokenizer(cfg: TrainConfig, out: Path, train: list) -> TextTokenizer:
     return tokenizer
 
 
+def train_ablations(cfg: TrainConfig, out: Path, train: list, tokenizer, slow, env, fast) -> dict:
+    """The measured alternatives: attentive region removal, decomposition init (and its scratch twin), coarse grid."""
+    embed_dim = int(fast.model.text_projection.shape[-1])
+    return {
+        "fast_attentive_mask": run_attentive(cfg, out, train, tokenizer, env),
+        "fast_from_slow": run_decomposed(cfg, out, train, tokenizer, slow, env, True, embed_dim),
+        "fast_decomposed_scratch": run_decomposed(cfg, out, train, tokenizer, slow, env, False, embed_dim),
+        "slow_coarse": run_slow(cfg, out, train, tokenizer, env, name="slow_coarse", token_stride=32),
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,69 +108,19 @@ def main(argv: list[str] | None = None) -> int:
 
     fast, fast_info = run_fast(cfg, out, train, tokenizer, env)
     slow, slow_info = run_slow(cfg, out, train, tokenizer, env)
-    distilled, distill_info = run_distill(cfg, out, train, tokenizer, slow, env)
-    if not env.main:
-        return 0
-
-    device = env.device
-    encoders = {
-        "fast": FastEncoder(fast.model, tokenizer, ImagePreprocess(fast.preprocess), "fast", device=device),
-        "fast_distilled": FastEncoder(distilled.model, tokenizer, ImagePreprocess(distilled.preprocess),
-                                      "fast_distilled", device=device),
-    }
-    scorer = CaptionerScorer(slow, tokenizer, ImagePreprocess(slow_preprocess(slow)), device=device, batch_size=256)
-
-    logger.info("tuning re-ranking on the validation split")
-    val_gallery = evaluate.Gallery(val, scorer, {"fast_distilled": encoders["fast_distilled"]})
-    val_queries = evaluate.make_queries(val, cfg.eval_queries, cfg.seed + 1)
-    chosen, beta_per_k = evaluate.tune_rerank(val_gallery, "fast_distilled", val_queries, cfg.rerank_ks, cfg.betas)
-
-    logger.info("evaluating on the test split")
-    gallery = evaluate.Gallery(test, scorer, encoders)
-    queries = evaluate.make_queries(test, cfg.eval_queries, cfg.seed + 2)
-    cost = {
-        "fast": f"{fast_info['steps']} steps, {fast_info['seconds'] / 60:.1f} min",
-        "fast_distilled": f"{cfg.fast_steps} + {distill_info['steps']} distill steps "
-                          f"({distill_info.get('teacher_pairs', 0)} teacher pairs), "
-                          f"{distill_info['seconds'] / 60:.1f} min after branching",
-        "slow": f"{slow_info['steps']} steps, {slow_info['seconds'] / 60:.1f} min",
-    }
-    results = [
-        evaluate.evaluate_fast(gallery, "fast", queries),
-        evaluate.evaluate_fast(gallery, "fast_distilled", queries),
-        evaluate.evaluate_slow(gallery, queries),
-    ]
-    for k in cfg.rerank_ks:
-        rk = RerankConfig(k=k, beta=beta_per_k[k], normalization=chosen.normalization)
-        results.append(evaluate.evaluate_rerank(gallery, "fast_distilled", queries, k, rk))
-    for row in results:
-        row["training_cost"] = cost.get(row["model"], cost["slow"] if row["model"] == "rerank" else "")
-        if row["model"] == "rerank":
-            row["training_cost"] = f"{cost['fast_distilled']}; {cost['slow']}"
-
-    bundle = save_bundle(
-        out / "bundle",
-        name="synthscenes" if cfg.data.startswith("synthscenes") else cfg.preset,
-        fast_model=distilled.model, fast_arch=distilled.arch, fast_preprocess=distilled.preprocess,
-        slow_model=slow, slow_preprocess=slow_preprocess(slow), tokenizer=tokenizer, rerank=chosen,
-        provenance={"data": cfg.data, "preset": cfg.preset, "train_images": len(train),
-                    "metrics": {r["model"] + (f"@{r['K']}" if r["K"] else ""): r["R@1"] for r in results},
-                    "trained_by": "python -m training.distill"},
-    )
-    summary = {
-        "preset": cfg.preset,
-        "data": f"{cfg.data}: {len(train)} train / {len(val)} val / {len(test)} test images, "
-                f"{len(queries.texts)} test queries",
-        "machine": report.machine(),
-        "seconds_total": round(time.perf_counter() - t_start, 1),
-        "stages": {"fast": fast_info, "slow": slow_info, "distill": distill_info},
-        "slow_visual_tokens_ms_per_image": round(gallery.ms_tokens_per_image, 3),
-        "rerank": chosen.to_dict(),
-        "bundle": str(bundle),
-        "results": results,
-    }
-    report.write(out, summary)
-    logger.info("wrote %s and %s", out / "report.json", bundle)
+    distilled = {mode: run_distill(cfg, out, train, tokenizer, slow, env, mode=mode) for mode in cfg.distill_modes}
+    run = None
+    if env.main:  # evaluate and export what ships before any variant is trained: its wall time is the budget
+        run = Evaluation(cfg, out, tokenizer, slow, val, test, env.device, t_start)
+        run.add_fast("fast", fast, fast_info)
+        run.add_slow_info("slow", slow_info)
+        for mode, (spec, info) in distilled.items():
+            run.add_fast(DISTILLED_NAMES[mode], spec, info)
+        run.core(distilled, train)
+    if cfg.ablations:
+        variants = train_ablations(cfg, out, train, tokenizer, slow, env, fast)
+        if run is not None:
+            run.ablations(variants)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -57,14 +58,28 @@ class Gallery:
     """A test or validation gallery with everything precomputed once per model."""
 
     def __init__(self, items: Sequence[Item], slow, fast_models: dict):
-        images = [it.load() for it in items]
+        self.images = [it.load() for it in items]
         self.items = items
-        self.embeddings = {name: enc.encode_images(images) for name, enc in fast_models.items()}
-        self.encoders = fast_models
+        self.embeddings, self.encoders = {}, {}
+        for name, encoder in fast_models.items():
+            self.add_fast(name, encoder)
         self.slow = slow
         t0 = time.perf_counter()
-        self.tokens = slow.visual_tokens(images)  # (N, T, D): the slow model sees each image once
-        self.ms_tokens_per_image = 1000 * (time.perf_counter() - t0) / max(1, len(images))
+        self.tokens = slow.visual_tokens(self.images)  # (N, T, D): the slow model sees each image once
+        self.ms_tokens_per_image = 1000 * (time.perf_counter() - t0) / max(1, len(self.images))
+
+    def add_fast(self, name: str, encoder) -> None:
+        self.encoders[name] = encoder
+        self.embeddings[name] = encoder.encode_images(self.images)
+
+    def with_slow(self, slow) -> Gallery:
+        """The same gallery seen by another slow model (fast embeddings shared)."""
+        other = copy.copy(self)
+        other.slow = slow
+        t0 = time.perf_counter()
+        other.tokens = slow.visual_tokens(self.images)
+        other.ms_tokens_per_image = 1000 * (time.perf_counter() - t0) / max(1, len(self.images))
+        return other
 
     def fast_rank(self, name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
         q = self.encoders[name].encode_texts([text])[0]
@@ -112,11 +127,13 @@ def evaluate_rerank(gallery: Gallery, name: str, queries: Queries, k: int, cfg: 
 
 
 def tune_rerank(gallery: Gallery, name: str, queries: Queries, ks: Sequence[int], betas: Sequence[float],
-                normalization: str = "zscore") -> tuple[RerankConfig, dict[int, float]]:
+                normalization: str = "zscore", choose_from: Sequence[int] | None = None,
+                ) -> tuple[RerankConfig, dict[int, float], dict[int, dict[float, float]]]:
     """β per K on the validation gallery, then the smallest K within half a point of the best R@1.
 
     The fast ranking and the slow scores of the largest K are computed once per query; every
-    (K, β) pair then only re-combines them.
+    (K, β) pair then only re-combines them. Returns the chosen config, the best β per K, and the
+    whole grid {K: {β: R@1}} (for the K/β plot). K is chosen among `choose_from` (default: ks).
     """
     k_max = max(ks)
     cached = []
@@ -126,20 +143,22 @@ def tune_rerank(gallery: Gallery, name: str, queries: Queries, ks: Sequence[int]
         h = gallery.slow.score_tokens(text, gallery.tokens[head])
         n_tokens = caption_tokens(gallery.slow.tokenizer, text)
         cached.append((order, scores[head], h, n_tokens))
-    best_per_k: dict[int, tuple[float, float]] = {}
+    grid: dict[int, dict[float, float]] = {}
     for k in ks:
+        grid[k] = {}
         for beta in betas:
             cfg = RerankConfig(k=k, beta=beta, normalization=normalization)
             rankings = []
             for order, fast, h, n_tokens in cached:
                 final = combine(h[:k], fast[:k], cfg, n_tokens)
                 rankings.append(np.concatenate([order[:k][np.argsort(-final, kind="stable")], order[k:]]))
-            r1 = recall(rankings, queries)["R@1"]
-            if k not in best_per_k or r1 > best_per_k[k][0]:
-                best_per_k[k] = (r1, beta)
-    top = max(r for r, _ in best_per_k.values())
-    k = min(k for k, (r, _) in best_per_k.items() if r >= top - 0.5)
+            grid[k][beta] = recall(rankings, queries)["R@1"]
+    # (R@1, β) per K: the best R@1, ties to the smaller β
+    best_per_k = {k: max(((r, -b) for b, r in row.items())) for k, row in grid.items()}
+    best_per_k = {k: (r, -neg_b) for k, (r, neg_b) in best_per_k.items()}
+    allowed = {k: v for k, v in best_per_k.items() if k in set(choose_from or ks)}
+    top = max(r for r, _ in allowed.values())
+    k = min(k for k, (r, _) in allowed.items() if r >= top - 0.5)
     logger.info("re-rank tuning on validation (K: (R@1, beta)): %s -> K=%d", best_per_k, k)
-    return RerankConfig(k=k, beta=best_per_k[k][1], normalization=normalization), {
-        k: b for k, (_, b) in best_per_k.items()
-    }
+    return (RerankConfig(k=k, beta=best_per_k[k][1], normalization=normalization),
+            {k: b for k, (_, b) in best_per_k.items()}, grid)

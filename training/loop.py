@@ -32,6 +32,11 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
+    def barrier(self) -> None:
+        """Wait for every rank (a no-op when run plainly)."""
+        if self.world > 1:
+            dist.barrier()
+
 
 def init_distributed() -> Dist:
     """Join a torchrun job when WORLD_SIZE > 1; pick this rank's device."""

@@ -16,10 +16,16 @@ def same_caption_mask(captions: Sequence[str]) -> torch.Tensor:
 
 
 def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
-                     captions: Sequence[str]) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch; duplicate captions are masked out instead of pushed apart."""
+                     captions: Sequence[str], also_true: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch; duplicate captions are masked out instead of pushed apart.
+
+    `also_true` (B images, B captions), where known, marks other pairs that are true (an image
+    that satisfies another row's caption); they are masked out too.
+    """
     logits = logit_scale * image_emb @ text_emb.T  # (B, B)
     dup = same_caption_mask(captions).to(logits.device)
+    if also_true is not None:
+        dup = dup | also_true.to(logits.device)
     dup.fill_diagonal_(False)
     logits = logits.masked_fill(dup, float("-inf"))
     target = torch.arange(len(logits), device=logits.device)

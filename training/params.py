@@ -13,7 +13,7 @@ class TrainConfig:
 
     preset: str = "smoke"
     data: str = "synthscenes"  # synthscenes | a folder of SynthScenes | jsonl:PATH | coco:PATH | flickr30k:PATH
-    fast_arch: str = "fast-tiny"  # named fast architecture, or "open_clip:NAME:TAG" to start pretrained
+    fast_arch: str = "fast-tiny-cnn"  # named fast architecture, or "open_clip:NAME:TAG" to start pretrained
     slow_arch: str = "slow-tiny"  # named slow architecture
     context_length: int = 16
     train_images: int = 400  # SynthScenes: scenes rendered for training
@@ -28,14 +28,21 @@ class TrainConfig:
     slow_steps: int = 40
     fast_lr: float = 1e-3
     slow_lr: float = 1e-3
+    slow_twin_weight: float = 1.0  # ranking term: the image's caption above its in-batch twin's (0 = captioning only)
     weight_decay: float = 0.05
     warmup: int = 10
     alpha: float = 1.0  # weight of the distillation term H(p, q)
     teacher_temperature: float = 1.0  # T over h(x, y_i)
     student_temperature: float = 0.05  # τ over f(x)ᵀg(y_i)
-    distill_negatives: int = 7  # other images in B_i, the student's hardest in the batch
+    distill_negatives: int = 7  # other images in B_i: the student's hardest in the batch, or mined (cached)
+    distill_modes: list = field(default_factory=lambda: ["cached", "in_batch"])  # first = exported unless val says otherwise
+    cache_epochs: int = 2  # cached teacher: each cached caption is an anchor this many times
+    ablations: bool = False  # also train the issue-8 variants (attentive mask, from slow, coarse slow)
+    mask_ratio: float = 0.5  # attentive token removal: share of image regions kept
+    decomposed_steps: int = 20  # steps for fast_from_slow and its from-scratch twin
     eval_queries: int = 40  # queries scored (same subset for every model)
     rerank_ks: list = field(default_factory=lambda: [5, 10, 20, 50])
+    plot_ks: list = field(default_factory=lambda: [1, 2, 3, 5, 10, 20, 50, 100])  # validation K/β grid
     betas: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
     checkpoint_every: int = 20
     seed: int = 0
@@ -49,8 +56,8 @@ PRESETS: dict[str, TrainConfig] = {
     "synthetic": TrainConfig(
         preset="synthetic", fast_arch="fast-synth", slow_arch="slow-synth",
         train_images=24000, val_images=600, test_images=1000, batch_size=128,
-        fast_steps=550, fast_extra_steps=200, slow_steps=750, fast_lr=1e-3, slow_lr=1e-3,
-        warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0,
+        fast_steps=700, fast_extra_steps=300, slow_steps=750, fast_lr=1e-3, slow_lr=1e-3,
+        warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0, decomposed_steps=300,
     ),
     # GPU presets: start from pretrained open_clip; data given with --data.
     "coco": TrainConfig(
@@ -74,6 +81,8 @@ OVERRIDABLE = ("data", "batch_size", "fast_steps", "fast_extra_steps", "slow_ste
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
+    parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
+                        help="also train the measured variants (default: the preset's choice)")
     for name in OVERRIDABLE:
         kind = type(getattr(TrainConfig, name, "")) if name != "alpha" else float
         kind = {"data": str}.get(name, kind if kind in (int, float, str) else int)
@@ -82,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = dataclasses.replace(PRESETS[args.preset])
-    for name in OVERRIDABLE:
+    for name in (*OVERRIDABLE, "ablations"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)

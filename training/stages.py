@@ -16,10 +16,10 @@ from fastslow_desktop.models.preprocess import ImagePreprocess, PreprocessConfig
 from fastslow_desktop.models.slow import SlowCaptioner, SlowConfig
 from fastslow_desktop.models.tokenizer import TextTokenizer
 
-from . import checkpoint
+from . import checkpoint, teacher_cache
 from .data import GroupBatcher, Item, PixelSource, pick_captions, shard
-from .losses import contrastive_loss, distillation_loss, hardest_others
 from .loop import Dist, train
+from .losses import contrastive_loss, distillation_loss, hardest_others
 from .params import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -93,13 +93,17 @@ class FastObjective:
         captions = shard(captions, self.env.rank, self.env.world)
         dev = self.env.device
         # Through forward() so DistributedDataParallel sees the call and syncs gradients.
-        img, txt, scale = self.model(self.pixels[idx].to(dev), self.tokenizer(captions).to(dev))[:3]
+        img, txt, scale = self.model(self.batch_pixels(idx), self.tokenizer(captions).to(dev))[:3]
         img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)  # (B, d) each
         scale = scale.clamp(max=100)
         terms = {"nce": contrastive_loss(img, txt, scale, captions)}
         if self.teacher is not None and self.cfg.alpha > 0:
             terms["distill"] = self.cfg.alpha * self._distill(idx, captions, img, txt)
         return terms
+
+    def batch_pixels(self, idx: list[int]) -> torch.Tensor:
+        """The student's input pixels for these items (variants override it to alter them)."""
+        return self.pixels[idx].to(self.env.device)
 
     def _distill(self, idx, captions, img, txt) -> torch.Tensor:
         cfg = self.cfg
@@ -116,6 +120,38 @@ class FastObjective:
         return distillation_loss(student, teacher, cfg.student_temperature, cfg.teacher_temperature)
 
 
+class CachedDistillObjective:
+    """InfoNCE over cached neighbourhoods plus α·H(p, q) against stored teacher scores (no teacher calls)."""
+
+    def __init__(self, cfg: TrainConfig, items: list[Item], pixels: PixelSource, tokenizer: TextTokenizer,
+                 model: torch.nn.Module, env: Dist, cache: teacher_cache.TeacherCache):
+        self.cfg, self.items, self.pixels, self.tokenizer, self.cache = cfg, items, pixels, tokenizer, cache
+        self.model, self.env = _wrap(model, env), env
+        self.batches = teacher_cache.CacheBatcher(cache, cfg.batch_size, cfg.seed + 2000)
+        self.teacher_pairs = 0
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        rows, rng = self.batches(step)
+        rows = shard(rows, self.env.rank, self.env.world)
+        cand = self.cache.candidates[rows].long()  # (A, M+1), column 0 = the anchor
+        images = list(dict.fromkeys(cand.reshape(-1).tolist()))  # each image once in the batch
+        where = {item: k for k, item in enumerate(images)}
+        anchor_caption = {int(self.cache.anchors[r]): self.cache.captions[r] for r in rows}
+        captions = [anchor_caption.get(i) or rng.choice(self.items[i].captions) for i in images]
+        also_true = torch.tensor([[c in self.items[i].captions for c in captions] for i in images])
+        dev = self.env.device
+        img, txt, scale = self.model(self.pixels[images].to(dev), self.tokenizer(captions).to(dev))[:3]
+        img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
+        terms = {"nce": contrastive_loss(img, txt, scale.clamp(max=100), captions, also_true)}
+        if self.cfg.alpha > 0:
+            pos = torch.tensor([[where[i] for i in row] for row in cand.tolist()], device=dev)  # (A, M+1)
+            student = (txt[pos[:, 0]][:, None, :] * img[pos]).sum(-1)  # f(x_j)ᵀg(y_anchor)
+            teacher = self.cache.scores[rows].float().to(dev)
+            terms["distill"] = self.cfg.alpha * distillation_loss(
+                student, teacher, self.cfg.student_temperature, self.cfg.teacher_temperature)
+        return terms
+
+
 class SlowObjective:
     """Forward + backward captioning NLL with teacher forcing."""
 
@@ -124,13 +160,34 @@ class SlowObjective:
         self.items, self.pixels, self.tokenizer, self.env = items, pixels, tokenizer, env
         self.model = _wrap(model, env)
         self.batches = GroupBatcher(items, cfg.batch_size, cfg.seed + 1000)
+        self.twin_weight = cfg.slow_twin_weight
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         idx, rng = self.batches(step)
         captions = pick_captions(self.items, idx, rng)
         idx = shard(idx, self.env.rank, self.env.world)
         captions = shard(captions, self.env.rank, self.env.world)
-        return self.model(self.tokenizer(captions).to(self.env.device), self.pixels[idx].to(self.env.device))
+        dev = self.env.device
+        rows, false = self.twin_negatives(idx, captions) if self.twin_weight > 0 else ([], [])
+        extra = (self.tokenizer(false).to(dev), torch.tensor(rows, device=dev)) if rows else (None, None)
+        terms = self.model(self.tokenizer(captions).to(dev), self.pixels[idx].to(dev), *extra)
+        if "twin_rank" in terms:
+            terms["twin_rank"] = self.twin_weight * terms["twin_rank"]
+        return terms
+
+    def twin_negatives(self, idx: list[int], captions: list[str]) -> tuple[list[int], list[str]]:
+        """(row, caption) pairs where the caption belongs to the row's confusable twin and is false for it."""
+        by_group: dict[int, list[int]] = {}
+        for row, i in enumerate(idx):
+            by_group.setdefault(self.items[i].group, []).append(row)
+        rows, false = [], []
+        for members in by_group.values():
+            for a in members:
+                for b in members:
+                    if a != b and captions[b] not in self.items[idx[a]].captions:
+                        rows.append(a)
+                        false.append(captions[b])
+        return rows, false
 
 
 def run_fast(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist) -> tuple[FastSpec, dict]:
@@ -169,25 +226,53 @@ def run_slow(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist, name: str
     return model.eval(), info
 
 
-def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCaptioner, env: Dist) -> tuple[FastSpec, dict]:
-    """Start from the fast model at fast_steps; fast_extra_steps of L_NCE + α·H(p, q) with a frozen teacher."""
-    folder = out / "stages" / "distill"
+def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCaptioner, env: Dist,
+                mode: str = "in_batch") -> tuple[FastSpec, dict]:
+    """Start from the fast model at fast_steps; fast_extra_steps of L_NCE + α·H(p, q) with a frozen teacher.
+
+    mode "in_batch": the teacher scores each caption against its image and the student's hardest
+    others in the batch, every step. mode "cached": the teacher scores a cache of captions against
+    mined hard negatives once (teacher_cache.py); the steps reuse those scores.
+    """
+    folder = out / "stages" / ("distill" if mode == "in_batch" else "distill_cached")
     spec = new_fast(cfg, tokenizer)
     info = checkpoint.done_info(folder)
     if info is None:
-        if checkpoint.load(folder, {"model": spec.model}, None) is None:
-            checkpoint.load_modules(out / "stages" / "fast_branch", {"model": spec.model})
+        checkpoint.load_modules(out / "stages" / "fast_branch", {"model": spec.model})
         teacher.to(env.device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         pixels = PixelSource(items, ImagePreprocess(spec.preprocess), workers=2)
         teacher_pixels = PixelSource(items, ImagePreprocess(slow_preprocess(teacher)), workers=2)
-        objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env, step_offset=cfg.fast_steps,
-                                  teacher=teacher, teacher_pixels=teacher_pixels)
-        stats = train("distill", folder, {"model": spec.model}, objective, cfg.fast_extra_steps, cfg.fast_lr,
+        cache_info = {}
+        if mode == "cached":
+            cache = load_or_build_cache(cfg, out, items, tokenizer, spec, teacher, pixels, teacher_pixels, env)
+            objective = CachedDistillObjective(cfg, items, pixels, tokenizer, spec.model, env, cache)
+            cache_info = {"teacher_pairs": cache.pairs, "teacher_seconds": round(cache.seconds, 1),
+                          "cache_anchors": len(cache.anchors), "cache_bytes": cache.nbytes(),
+                          "anchors_per_step": objective.batches.per_step}
+        else:
+            objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env, step_offset=cfg.fast_steps,
+                                      teacher=teacher, teacher_pixels=teacher_pixels)
+        stats = train(folder.name, folder, {"model": spec.model}, objective, cfg.fast_extra_steps, cfg.fast_lr,
                       cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env)
-        info = {"steps": cfg.fast_extra_steps, "teacher_pairs": objective.teacher_pairs, **stats}
+        info = {"steps": cfg.fast_extra_steps, "teacher_pairs": getattr(objective, "teacher_pairs", 0),
+                **cache_info, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
     checkpoint.load_modules(folder, {"model": spec.model})
     return spec, info
+
+
+def load_or_build_cache(cfg: TrainConfig, out: Path, items, tokenizer, student: FastSpec, teacher: SlowCaptioner,
+                        pixels: PixelSource, teacher_pixels: PixelSource, env: Dist) -> teacher_cache.TeacherCache:
+    """The teacher cache of this run (built once, by the main process; others wait and read it)."""
+    folder = out / "stages" / "teacher_cache"
+    if env.main and teacher_cache.TeacherCache.load(folder) is None:
+        anchors_per_step = max(1, cfg.batch_size // (cfg.distill_negatives + 1))
+        size = max(1, cfg.fast_extra_steps * anchors_per_step // max(1, cfg.cache_epochs))
+        cache = teacher_cache.build(student.model.to(env.device), teacher, items, pixels, teacher_pixels, tokenizer,
+                                    size, cfg.distill_negatives, cfg.seed, env.device)
+        cache.save(folder)
+    env.barrier()
+    return teacher_cache.TeacherCache.load(folder)

@@ -219,17 +219,30 @@ class SlowCaptioner(nn.Module):
             score = score + self._token_logprobs(self.bwd, reverse_sequences(ids), memory).sum(1)
         return score
 
-    def forward(self, ids: torch.Tensor, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.caption_loss(ids, pixels)
+    def forward(self, ids: torch.Tensor, pixels: torch.Tensor, neg_ids: torch.Tensor | None = None,
+                neg_rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.caption_loss(ids, pixels, neg_ids, neg_rows)
 
-    def caption_loss(self, ids: torch.Tensor, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Teacher-forced captioning loss, mean negative log-likelihood per token, per direction."""
+    def caption_loss(self, ids: torch.Tensor, pixels: torch.Tensor, neg_ids: torch.Tensor | None = None,
+                     neg_rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Teacher-forced captioning loss, mean negative log-likelihood per token, per direction.
+
+        With `neg_ids` (P, L) — captions known to be false for the images at rows `neg_rows` (P,) —
+        also a ranking term: softplus(h(x, y_false) − h(x, y_true)), so that the captioner's score
+        separates an image from its confusable twin's caption, not only predicts the next word.
+        """
         memory = self.visual_tokens(pixels)
         n_targets = (ids[:, 1:] != PAD_ID).sum().clamp(min=1)
-        losses = {"caption_fwd": -self._token_logprobs(self.fwd, ids, memory).sum() / n_targets}
+        fwd = self._token_logprobs(self.fwd, ids, memory)  # (B, L-1)
+        losses = {"caption_fwd": -fwd.sum() / n_targets}
+        score = fwd.sum(1)
         if self.bwd is not None:
-            rev = reverse_sequences(ids)
-            losses["caption_bwd"] = -self._token_logprobs(self.bwd, rev, memory).sum() / n_targets
+            bwd = self._token_logprobs(self.bwd, reverse_sequences(ids), memory)
+            losses["caption_bwd"] = -bwd.sum() / n_targets
+            score = score + bwd.sum(1)
+        if neg_ids is not None and len(neg_ids):
+            false = self.score_tokens(neg_ids, memory[neg_rows])
+            losses["twin_rank"] = F.softplus(false - score[neg_rows]).mean()
         return losses
 
 

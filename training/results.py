@@ -1,0 +1,160 @@
+"""The report of a `training.distill` run: test rows, validation choices, the exported bundle, the K/β plot."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from fastslow_desktop.models import save_bundle
+from fastslow_desktop.models.fast import FastEncoder
+from fastslow_desktop.models.preprocess import ImagePreprocess
+from fastslow_desktop.models.rerank import RerankConfig
+from fastslow_desktop.models.slow_scorer import CaptionerScorer
+
+from . import evaluate, report
+from .params import TrainConfig
+from .stages import slow_preprocess
+
+logger = logging.getLogger("training.distill")
+
+DISTILLED_NAMES = {"in_batch": "fast_distilled", "cached": "fast_distilled_cached"}
+
+
+def training_cost(name: str, info: dict, cfg: TrainConfig) -> str:
+    """One line: steps, minutes, and teacher pair evaluations where a teacher was used."""
+    text = f"{info['steps']} steps, {info['seconds'] / 60:.1f} min"
+    if name in DISTILLED_NAMES.values():
+        text = f"{cfg.fast_steps} + {info['steps']} distill steps, {info['seconds'] / 60:.1f} min after branching"
+        text += f", {info.get('teacher_pairs', 0)} teacher pairs"
+        if "teacher_seconds" in info:
+            text += f" (cached once in {info['teacher_seconds']:.0f} s)"
+    return text
+
+
+
+class Evaluation:
+    """Rows of the report on the test split; the export of the bundle; report.json/.md and the K/β plot."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, tokenizer, slow, val: list, test: list, device, t_start: float):
+        self.cfg, self.out, self.tokenizer, self.slow, self.device, self.t_start = cfg, out, tokenizer, slow, device, t_start
+        self.val, self.test = val, test
+        self.scorer = self.slow_scorer(slow)
+        self.encoders: dict[str, FastEncoder] = {}
+        self.infos: dict[str, dict] = {}
+        self.results: list[dict] = []
+        self.summary: dict = {}
+
+    def slow_scorer(self, model) -> CaptionerScorer:
+        return CaptionerScorer(model, self.tokenizer, ImagePreprocess(slow_preprocess(model)), device=self.device,
+                               batch_size=256)
+
+    def add_fast(self, name: str, spec, info: dict) -> None:
+        self.encoders[name] = FastEncoder(spec.model, self.tokenizer, ImagePreprocess(spec.preprocess), name,
+                                          device=self.device)
+        self.infos[name] = info
+
+    def add_slow_info(self, name: str, info: dict) -> None:
+        self.infos[name] = info
+
+    def core(self, distilled: dict, train: list) -> None:
+        """Pick the distilled student and tune re-ranking on validation; test rows; export; report."""
+        cfg = self.cfg
+        logger.info("choosing the distilled student and tuning re-ranking on the validation split")
+        val_queries = evaluate.make_queries(self.val, cfg.eval_queries, cfg.seed + 1)
+        students = [DISTILLED_NAMES[m] for m in cfg.distill_modes]
+        val_gallery = evaluate.Gallery(self.val, self.scorer, {n: self.encoders[n] for n in students})
+        val_r1 = {n: evaluate.evaluate_fast(val_gallery, n, val_queries)["R@1"] for n in students}
+        self.shipped = max(students, key=lambda n: (val_r1[n], -students.index(n)))  # ties: the first listed
+        chosen, beta_per_k, grid = evaluate.tune_rerank(
+            val_gallery, self.shipped, val_queries, sorted(set(cfg.plot_ks) | set(cfg.rerank_ks)), cfg.betas,
+            choose_from=cfg.rerank_ks)
+
+        logger.info("evaluating on the test split")
+        self.gallery = evaluate.Gallery(self.test, self.scorer, self.encoders)
+        self.queries = evaluate.make_queries(self.test, cfg.eval_queries, cfg.seed + 2)
+        rows = [evaluate.evaluate_fast(self.gallery, name, self.queries) for name in self.encoders]
+        rows.append(evaluate.evaluate_slow(self.gallery, self.queries))
+        for k in cfg.rerank_ks:
+            rk = RerankConfig(k=k, beta=beta_per_k[k], normalization=chosen.normalization)
+            rows.append(evaluate.evaluate_rerank(self.gallery, self.shipped, self.queries, k, rk))
+        self.add_rows(rows)
+
+        mode = next(m for m in cfg.distill_modes if DISTILLED_NAMES[m] == self.shipped)
+        spec = distilled[mode][0]
+        bundle = save_bundle(
+            self.out / "bundle",
+            name="synthscenes" if cfg.data.startswith("synthscenes") else cfg.preset,
+            fast_model=spec.model, fast_arch=spec.arch, fast_preprocess=spec.preprocess,
+            slow_model=self.slow, slow_preprocess=slow_preprocess(self.slow), tokenizer=self.tokenizer,
+            rerank=chosen,
+            provenance={"data": cfg.data, "preset": cfg.preset, "train_images": len(train),
+                        "fast_model": self.shipped,
+                        "metrics": {r["model"] + (f"@{r['K']}" if r["K"] else ""): r["R@1"] for r in self.results},
+                        "trained_by": "python -m training.distill"},
+        )
+        self.summary = {
+            "preset": cfg.preset,
+            "data": f"{cfg.data}: {len(train)} train / {len(self.val)} val / {len(self.test)} test images, "
+                    f"{len(self.queries.texts)} test queries",
+            "machine": report.machine(),
+            "seconds_core": round(time.perf_counter() - self.t_start, 1),
+            "seconds_total": round(time.perf_counter() - self.t_start, 1),
+            "stages": self.infos,
+            "slow_visual_tokens_ms_per_image": round(self.gallery.ms_tokens_per_image, 3),
+            "shipped_fast_model": self.shipped,
+            "validation": {"fast_R@1": val_r1,
+                           "rerank_R@1_by_K_beta": {str(k): {str(b): r for b, r in row.items()}
+                                                    for k, row in grid.items()}},
+            "rerank": chosen.to_dict(),
+            "bundle": str(bundle),
+            "results": self.results,
+        }
+        self.write()
+
+    def ablations(self, variants: dict) -> None:
+        """Rows for the measured variants, added to the same report (same test queries and gallery)."""
+        rows = []
+        for name, (spec, info) in variants.items():
+            self.infos[name] = info
+            if name == "slow_coarse":
+                coarse = self.gallery.with_slow(self.slow_scorer(spec))
+                rows.append(evaluate.evaluate_slow(coarse, self.queries, "slow_coarse"))
+            else:
+                self.add_fast(name, spec, info)
+                self.gallery.add_fast(name, self.encoders[name])
+                rows.append(evaluate.evaluate_fast(self.gallery, name, self.queries))
+        self.add_rows(rows)
+        order = ["fast", *DISTILLED_NAMES.values(), *(n for n in variants if n != "slow_coarse"), "slow",
+                 "slow_coarse", "rerank"]
+        self.results.sort(key=lambda r: (order.index(r["model"]) if r["model"] in order else len(order), r["K"] or 0))
+        self.summary["seconds_total"] = round(time.perf_counter() - self.t_start, 1)
+        self.summary["seconds_ablation_training"] = round(sum(info["seconds"] for _, info in variants.values()), 1)
+        self.write()
+
+    def add_rows(self, rows: list[dict]) -> None:
+        students = set(DISTILLED_NAMES.values())
+        fast_info = self.infos["fast"]
+        for row in rows:
+            name = row["model"]
+            parts = [self.shipped, "slow"] if name == "rerank" else [name]
+            row["training_cost"] = "; ".join(training_cost(p, self.infos[p], self.cfg) for p in parts)
+            branch = fast_info["seconds"] * self.cfg.fast_steps / max(1, fast_info["steps"])  # shared NCE steps
+            row["train_seconds"] = round(sum(self.infos[p]["seconds"] for p in parts)
+                                         + (branch if students & set(parts) else 0), 1)
+            row["teacher_pairs"] = sum(self.infos[p].get("teacher_pairs", 0) for p in parts)
+            if "ms_per_step" in self.infos.get(name, {}):
+                row["ms_per_step"] = round(self.infos[name]["ms_per_step"], 1)
+            if name == "rerank":
+                row["fast_model"] = self.shipped
+        self.results.extend(rows)
+
+    def write(self) -> None:
+        report.write(self.out, self.summary)
+        logger.info("wrote %s and %s", self.out / "report.json", self.summary["bundle"])
+        from .plots import plot_rerank
+
+        try:
+            plot_rerank(self.summary, self.out / "rerank_k.png")
+        except ImportError:
+            logger.warning("matplotlib is not installed: no K/beta plot (pip install '.[train]')")
