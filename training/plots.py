@@ -15,6 +15,7 @@ def plot_rerank(report: dict, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 
     grid = report["validation"]["rerank_R@1_by_K_beta"]
@@ -32,6 +33,7 @@ def plot_rerank(report: dict, path: Path) -> Path:
     left.set(xscale="log", xlabel="K (fast shortlist re-scored by the slow model)", ylabel="R@1 (%)",
              title="Validation: R@1 by K and β")
     left.set_xticks(ks, [str(k) for k in ks])
+    left.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # log-axis minor labels clutter
     left.legend(fontsize=8)
 
     k_test = [r["K"] for r in rerank]
@@ -42,6 +44,7 @@ def plot_rerank(report: dict, path: Path) -> Path:
         right.axhline(by_name[shipped]["R@1"], color="C0", ls=":", lw=1, label="fast only R@1")
     right.set(xscale="log", xlabel="K", ylabel="R@1 (%)", title="Test: R@1 and cost by K")
     right.set_xticks(k_test, [str(k) for k in k_test])
+    right.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     cost = right.twinx()
     cost.plot(k_test, [r["ms_per_query"] for r in rerank], marker="s", color="C3", label="re-rank ms/query")
     if "slow" in by_name:
