@@ -130,7 +130,9 @@ class DecomposedDualEncoder(nn.Module):
         length = ids.shape[1]
         x = dec.embed(ids) + dec.pos[:, :length]
         causal = dec.causal[:length, :length]
-        for layer in dec.layers.layers:  # pre-norm decoder layers, cross-attention block skipped
+        # Each pre-norm decoder layer's own self-attention and feed-forward blocks (torch's helpers that
+        # forward() calls), i.e. the layer's forward() with its cross-attention block left out.
+        for layer in dec.layers.layers:
             x = x + layer._sa_block(layer.norm1(x), causal, None, is_causal=True)
             x = x + layer._ff_block(layer.norm3(x))
         x = dec.norm(x)

@@ -154,8 +154,7 @@ def tune_rerank(gallery: Gallery, name: str, queries: Queries, ks: Sequence[int]
                 rankings.append(np.concatenate([order[:k][np.argsort(-final, kind="stable")], order[k:]]))
             grid[k][beta] = recall(rankings, queries)["R@1"]
     # (R@1, β) per K: the best R@1, ties to the smaller β
-    best_per_k = {k: max(((r, -b) for b, r in row.items())) for k, row in grid.items()}
-    best_per_k = {k: (r, -neg_b) for k, (r, neg_b) in best_per_k.items()}
+    best_per_k = {k: max(((r, b) for b, r in row.items()), key=lambda rb: (rb[0], -rb[1])) for k, row in grid.items()}
     allowed = {k: v for k, v in best_per_k.items() if k in set(choose_from or ks)}
     top = max(r for r, _ in allowed.values())
     k = min(k for k, (r, _) in allowed.items() if r >= top - 0.5)

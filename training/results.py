@@ -135,11 +135,11 @@ class Evaluation:
     def add_rows(self, rows: list[dict]) -> None:
         students = set(DISTILLED_NAMES.values())
         fast_info = self.infos["fast"]
+        branch = fast_info["seconds"] * self.cfg.fast_steps / max(1, fast_info["steps"])  # shared NCE steps
         for row in rows:
             name = row["model"]
             parts = [self.shipped, "slow"] if name == "rerank" else [name]
             row["training_cost"] = "; ".join(training_cost(p, self.infos[p], self.cfg) for p in parts)
-            branch = fast_info["seconds"] * self.cfg.fast_steps / max(1, fast_info["steps"])  # shared NCE steps
             row["train_seconds"] = round(sum(self.infos[p]["seconds"] for p in parts)
                                          + (branch if students & set(parts) else 0), 1)
             row["teacher_pairs"] = sum(self.infos[p].get("teacher_pairs", 0) for p in parts)
