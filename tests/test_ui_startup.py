@@ -30,14 +30,31 @@ WINDOW_BUDGET_S = 2.0
 APP_MODULE = os.environ.get("FASTSLOW_APP_MODULE", "fastslow_desktop.ui")
 
 
-def _start_xvfb() -> tuple[subprocess.Popen, str]:
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        display = pipe.readline().strip()
-    return xvfb, f":{display}"
+def _start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
+    """A private Xvfb that a client has already connected to, so the app's clock starts on a working display.
+
+    CI once saw the app fail with "could not connect to display :0" right after Xvfb reported :0;
+    probing with a real client, and starting a fresh server when the probe fails, rules that out.
+    """
+    for _ in range(3):
+        read, write = os.pipe()
+        with open(log, "a") as err:
+            xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x900x24",
+                                     "-nolisten", "tcp"],
+                                    pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=err)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            display = f":{pipe.readline().strip()}"
+        env = dict(os.environ, DISPLAY=display)
+        ready_by = time.perf_counter() + 5
+        while display != ":" and time.perf_counter() < ready_by:
+            probe = subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True, timeout=10)
+            if probe.returncode == 0:
+                return xvfb, display
+            time.sleep(0.1)
+        xvfb.kill()
+        xvfb.wait(10)
+    pytest.fail(f"Xvfb gave no usable display in 3 tries; its log:\n{log.read_text()[-3000:]}")
 
 
 def _find_window(env: dict, deadline: float) -> str | None:
@@ -52,7 +69,7 @@ def _find_window(env: dict, deadline: float) -> str | None:
 
 def test_window_titled_fastslow_is_usable_within_two_seconds(tmp_path, tiny_bundle):
     t = time.perf_counter()
-    xvfb, display = _start_xvfb()
+    xvfb, display = _start_xvfb(tmp_path / "xvfb.log")
     print(f"\nXvfb up in {time.perf_counter() - t:.1f} s")
     env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path / "config"),
                FASTSLOW_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
