@@ -35,7 +35,7 @@ def _start_xvfb() -> tuple[subprocess.Popen | None, dict, str]:
         return None, env, ""
     if shutil.which("Xvfb") is None or shutil.which("xwininfo") is None:
         return None, env, "Xvfb or xwininfo is not installed (apt-get install -y xvfb x11-utils)"
-    xvfb = subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    xvfb = subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env.update(DISPLAY=DISPLAY, QT_QPA_PLATFORM="xcb")
     deadline = time.monotonic() + 10

@@ -132,7 +132,7 @@ start_xvfb() {
     for tool in Xvfb xwininfo xdotool; do
         command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install xvfb x11-utils xdotool)" >&2; return 1; }
     done
-    Xvfb -displayfd 5 -screen 0 1400x900x24 -nolisten tcp 5>"$WORK/display" 2>"$WORK/xvfb.log" &
+    Xvfb -displayfd 5 -screen 0 1400x900x24 -nolisten tcp -noreset 5>"$WORK/display" 2>"$WORK/xvfb.log" &
     XVFB_PID=$!
     for _ in $(seq 100); do [[ -s "$WORK/display" ]] && break; sleep 0.1; done
     [[ -s "$WORK/display" ]] || return 1

@@ -86,7 +86,7 @@ sys.exit(0 if ok else 1)' "$1" "$2" || { echo "--- $1:" >&2; cat "$1" >&2; fail 
 
 # -- 1. the window ------------------------------------------------------------------------------------
 step "starting Xvfb"
-Xvfb -displayfd 5 -screen 0 1400x900x24 -nolisten tcp 5>"$WORK/display" 2>"$WORK/xvfb.log" &
+Xvfb -displayfd 5 -screen 0 1400x900x24 -nolisten tcp -noreset 5>"$WORK/display" 2>"$WORK/xvfb.log" &
 XVFB_PID=$!
 for _ in $(seq 100); do [[ -s "$WORK/display" ]] && break; sleep 0.1; done
 [[ -s "$WORK/display" ]] || fail "Xvfb did not start"

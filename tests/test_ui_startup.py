@@ -33,14 +33,16 @@ APP_MODULE = os.environ.get("FASTSLOW_APP_MODULE", "fastslow_desktop.ui")
 def _start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
     """A private Xvfb that a client has already connected to, so the app's clock starts on a working display.
 
-    CI once saw the app fail with "could not connect to display :0" right after Xvfb reported :0;
-    probing with a real client, and starting a fresh server when the probe fails, rules that out.
+    `-noreset`: by default an X server resets itself each time its last client disconnects, and a
+    client that connects during the reset is refused. Every probe below and every `xdotool search`
+    while the app starts is such a client, so without it the app sometimes failed with "could not
+    connect to display" (about 1 run in 10 here, and once in CI).
     """
     for _ in range(3):
         read, write = os.pipe()
         with open(log, "a") as err:
             xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x900x24",
-                                     "-nolisten", "tcp"],
+                                     "-nolisten", "tcp", "-noreset"],
                                     pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=err)
         os.close(write)
         with os.fdopen(read) as pipe:
