@@ -87,7 +87,7 @@ def test_window_titled_fastslow_is_usable_within_two_seconds(tmp_path, tiny_bund
         if window is None:  # say why: the app's own output (a crash, a hang in start-up) is the evidence
             app.kill()
             tail = (app.communicate(timeout=10)[0] or "")[-3000:]
-        assert window is not None, f"no window titled FastSlow appeared; app output:\n{tail}"
+            pytest.fail(f"no window titled FastSlow appeared; app output:\n{tail}")
         # Usable: type while the ML stack is still loading in the background, then quit.
         subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=True, timeout=10)
         subprocess.run(["xdotool", "type", "--delay", "20", "red circle"], env=env, check=True, timeout=10)
