@@ -2,6 +2,7 @@
 
 from .generate import generate, plan_image_scenes, read_captions
 from .render import ClipSpec, render_background, render_clip, render_image, sample_clip
+from .captions import ObjectTerm, Query, canonical_caption, parse_caption, satisfies, true_captions
 from .scenes import (
     COLOURS,
     CONVERSE,
@@ -12,21 +13,14 @@ from .scenes import (
     SIZE_RANGES,
     SIZES,
     Background,
-    ObjectTerm,
-    Query,
     Scene,
     SceneObject,
-    canonical_caption,
-    evolve_scene,
     is_valid_scene,
-    parse_caption,
     relation_between,
     sample_background,
     sample_scene,
-    satisfies,
-    true_captions,
-    twins,
 )
+from .variants import evolve_scene, twins
 
 __all__ = [
     "COLOURS",

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .render import render_clip, render_image, sample_clip
-from .scenes import Scene, sample_scene, true_captions
-from .scenes import twins as confusable_twins  # `twins` is also generate()'s switch
+from .captions import true_captions
+from .scenes import Scene, sample_scene
+from .variants import twins as confusable_twins  # `twins` is also generate()'s switch
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,38 @@ def _item_rng(seed: int, what: str, index: int) -> random.Random:
     return random.Random(f"synthscenes/{seed}/{what}/{index}")
 
 
+def _render_images(out: Path, n_images: int, seed: int, twins: bool, pil_format: str, suffix: str,
+                   sizes: tuple[int, int]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    min_size, max_size = sizes
+    scenes = plan_image_scenes(n_images, random.Random(f"synthscenes/{seed}/plan"), twins)
+    for index, scene in enumerate(scenes):
+        rng = _item_rng(seed, "image", index)
+        size = rng.randint(min_size, max_size)
+        name = f"images/{index:06d}{suffix}"
+        image = render_image(scene, size, rng)
+        options = {"quality": JPEG_QUALITY} if pil_format == "JPEG" else {}
+        image.save(out / name, format=pil_format, **options)
+        records.append({"file": name, "kind": "image", "captions": true_captions(scene), "scene": scene.to_dict()})
+        if (index + 1) % 1000 == 0:
+            logger.info("rendered %d/%d images", index + 1, len(scenes))
+    return records
+
+
+def _render_videos(out: Path, n_videos: int, seed: int) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for index in range(n_videos):
+        rng = _item_rng(seed, "video", index)
+        clip = sample_clip(rng)
+        name = f"videos/{index:06d}.mp4"
+        events = render_clip(out / name, list(clip.events), list(clip.durations), clip.fps, clip.size, rng)
+        records.append({"file": name, "kind": "video", "fps": clip.fps, "size": clip.size,
+                        "duration": round(clip.duration, 4), "events": events})
+        if (index + 1) % 50 == 0:
+            logger.info("rendered %d/%d videos", index + 1, n_videos)
+    return records
+
+
 def generate(
     out_dir: str | Path,
     n_images: int,
@@ -67,58 +100,19 @@ def generate(
             f"image format must be one of {sorted(IMAGE_FORMATS)}, not {image_format!r}"
         )
     pil_format, suffix = IMAGE_FORMATS[image_format.lower()]
-    min_size, max_size = sizes
-    if not 1 <= min_size <= max_size:
+    if not 1 <= sizes[0] <= sizes[1]:
         raise ValueError(f"image sizes must satisfy 1 <= min <= max, got {sizes}")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "videos").mkdir(parents=True, exist_ok=True)
 
-    records: list[dict[str, Any]] = []
-    scenes = plan_image_scenes(n_images, random.Random(f"synthscenes/{seed}/plan"), twins)
-    for index, scene in enumerate(scenes):
-        rng = _item_rng(seed, "image", index)
-        size = rng.randint(min_size, max_size)
-        name = f"images/{index:06d}{suffix}"
-        image = render_image(scene, size, rng)
-        options = {"quality": JPEG_QUALITY} if pil_format == "JPEG" else {}
-        image.save(out / name, format=pil_format, **options)
-        records.append(
-            {
-                "file": name,
-                "kind": "image",
-                "captions": true_captions(scene),
-                "scene": scene.to_dict(),
-            }
-        )
-        if (index + 1) % 1000 == 0:
-            logger.info("rendered %d/%d images", index + 1, len(scenes))
-
-    for index in range(n_videos):
-        rng = _item_rng(seed, "video", index)
-        clip = sample_clip(rng)
-        name = f"videos/{index:06d}.mp4"
-        events = render_clip(
-            out / name, list(clip.events), list(clip.durations), clip.fps, clip.size, rng
-        )
-        records.append(
-            {
-                "file": name,
-                "kind": "video",
-                "fps": clip.fps,
-                "size": clip.size,
-                "duration": round(clip.duration, 4),
-                "events": events,
-            }
-        )
-        if (index + 1) % 50 == 0:
-            logger.info("rendered %d/%d videos", index + 1, n_videos)
-
+    records = _render_images(out, n_images, seed, twins, pil_format, suffix, sizes)
+    records += _render_videos(out, n_videos, seed)
     captions_path = out / CAPTIONS_FILE
     with captions_path.open("w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
-    logger.info("wrote %d images and %d videos to %s", len(scenes), n_videos, out)
+    logger.info("wrote %d images and %d videos to %s", n_images, n_videos, out)
     return captions_path
 
 

@@ -13,15 +13,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .scenes import (
-    Background,
-    Scene,
-    SceneObject,
-    canonical_caption,
-    evolve_scene,
-    sample_background,
-    sample_scene,
-)
+from .captions import canonical_caption
+from .scenes import Background, Scene, SceneObject, sample_background, sample_scene
+from .variants import evolve_scene
 
 logger = logging.getLogger(__name__)
 
