@@ -117,9 +117,7 @@ RED, BLUE = (200, 30, 30), (0, 0, 255)
 
 def write_rotated(path: Path, fmt: str, scale: int = 1) -> None:
     """The sideways picture above (sides times `scale`) in any format Pillow (+ pillow-heif) writes."""
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()  # writing HEIC needs the plugin, whatever the app registered
+    # No pillow_heif.register_heif_opener() here: importing fastslow_desktop.media registered it.
     w, h = ROTATED_STORED
     img = Image.new("RGB", (w * scale, h * scale), RED)
     img.paste(BLUE, (0, 0, 10 * scale, 10 * scale))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from fastslow_desktop.media import (
     FORMATS,
@@ -228,6 +228,23 @@ def test_raw_without_rawpy_names_the_extra_to_install(tmp_path, monkeypatch):
     with pytest.raises(DecodeError) as info:
         open_image(tmp_path / "IMG_0001.CR2", max_side=224)
     assert RAW_EXTRA_HINT in info.value.reason and "rawpy" in info.value.reason
+
+
+def test_heic_or_avif_this_install_cannot_read_says_what_to_install(tmp_path, monkeypatch):
+    for ext in ("heic", "avif"):
+        write_rotated(tmp_path / f"p.{ext}", ROTATED_FORMATS[ext])
+
+    def no_plugin(fp, *args, **kwargs):
+        raise UnidentifiedImageError("cannot identify image file")  # as without pillow-heif / AVIF
+
+    monkeypatch.setattr(Image, "open", no_plugin)
+    reasons = {}
+    for ext in ("heic", "avif"):
+        with pytest.raises(DecodeError) as info:
+            open_image(tmp_path / f"p.{ext}")
+        reasons[ext] = info.value.reason
+    assert "pip install pillow-heif" in reasons["heic"] and "AVIF" in reasons["avif"], reasons
+    assert all(r.startswith("unsupported format") for r in reasons.values())
 
 
 @pytest.mark.skipif(not HAVE_RAWPY, reason="rawpy is not installed (the optional raw extra)")

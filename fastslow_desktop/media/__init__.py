@@ -14,9 +14,8 @@ from .formats import (
     file_format,
     is_photo,
     media_kind,
-    name_filter,
 )
-from .images import HAVE_AVIF, HAVE_HEIF, MAX_DECODE_BYTES, MAX_PIXELS, ImageInfo, load_image, open_image
+from .images import MAX_DECODE_BYTES, MAX_PIXELS, ImageInfo, load_image, open_image
 from .raw import RAW_EXTRA_HINT
 from .video import (
     FRAMES_PER_SEGMENT,
@@ -29,9 +28,9 @@ from .video import (
 )
 
 __all__ = [
-    "FORMATS", "FRAMES_PER_SEGMENT", "HAVE_AVIF", "HAVE_HEIF", "IMAGE_EXTENSIONS", "MAX_DECODE_BYTES",
+    "FORMATS", "FRAMES_PER_SEGMENT", "IMAGE_EXTENSIONS", "MAX_DECODE_BYTES",
     "MAX_PIXELS", "PHOTO_EXTENSIONS", "RAW_EXTENSIONS", "RAW_EXTRA_HINT", "VIDEO_EXTENSIONS", "DecodeError",
     "ImageInfo", "NotARegularFile", "VideoInfo", "VideoSegment", "file_format", "frame_times", "is_photo",
-    "iter_video_segments", "load_image", "media_kind", "name_filter", "open_image", "open_regular",
+    "iter_video_segments", "load_image", "media_kind", "open_image", "open_regular",
     "partial_hash", "video_frame", "video_frames",
 ]

@@ -42,12 +42,12 @@ def open_regular(path: str | Path) -> BinaryIO:
     """Open a regular file for reading without ever blocking: O_NONBLOCK makes open() return at once
     on a FIFO (which would otherwise wait forever for a writer), and fstat refuses anything that is
     not a regular file. Raises NotARegularFile or OSError."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs in the file system
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotARegularFile(path)
-        if hasattr(os, "set_blocking"):
+        if nonblock:
             os.set_blocking(fd, True)  # a regular file: ordinary reads from here on
         return os.fdopen(fd, "rb")
     except BaseException:

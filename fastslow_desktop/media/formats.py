@@ -39,9 +39,3 @@ def is_photo(path: str | Path) -> bool:
     """Whether a path names a still picture (a query image, a dropped photo)."""
     return file_format(path) in (IMAGE, RAW)
 
-
-def name_filter(kinds: tuple[str, ...] = (IMAGE, RAW, VIDEO)) -> str:
-    """A file-dialog filter such as 'Photos and videos (*.jpg *.png …)' for the given kinds."""
-    patterns = " ".join(f"*{s}" for s, k in sorted(FORMATS.items()) if k in kinds)
-    label = "Photos and videos" if VIDEO in kinds else "Photos"
-    return f"{label} ({patterns})"

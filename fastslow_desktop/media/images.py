@@ -169,7 +169,7 @@ def _unknown_reason(fh: BinaryIO) -> str:
     if any(brand in head for brand in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc")):
         return "unsupported format (HEIC needs pillow-heif: pip install pillow-heif)"
     if b"ftypavif" in head or b"ftypavis" in head:
-        return "unsupported format (AVIF needs Pillow 11.3 or later, or pillow-heif with AVIF)"
+        return "unsupported format (AVIF needs a Pillow with AVIF support: pip install -U Pillow)"
     return "not an image"
 
 
