@@ -3,6 +3,7 @@ rotated photos in every format, videos, FIFOs and header bombs."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import random
 import struct
@@ -15,11 +16,7 @@ from PIL import Image
 
 from fastslow_desktop.media import RAW_EXTRA_HINT
 
-try:
-    import rawpy  # noqa: F401 - only whether it is there
-    HAVE_RAWPY = True
-except ImportError:
-    HAVE_RAWPY = False
+HAVE_RAWPY = importlib.util.find_spec("rawpy") is not None
 
 # name -> the reason it must fail with (substring)
 BAD_FILES = {

@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +193,39 @@ def test_video_preview_shows_the_frame_that_stands_for_the_moment(qapp, tmp_path
     token, image = load_preview(7, str(path), "video", 1.5, 3.5, QSize(1024, 1024))  # middle: 2.5 s, blue
     colour = QColor(image.pixel(5, 5))
     assert token == 7 and (image.width(), image.height()) == (64, 48) and colour.blue() > 200 > colour.red()
+
+
+def test_heic_avif_and_rotated_jpeg_are_indexed_upright_and_raw_without_rawpy_gets_a_reason(
+        tmp_path, tiny_bundle, monkeypatch):
+    """Issue 14's acceptance through the real indexer: upright sizes and thumbnails, and a failure row
+    for a RAW file whose reason names the extra to install."""
+    import sqlite3
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    monkeypatch.setitem(sys.modules, "rawpy", None)
+    photos = tmp_path / "phone"
+    photos.mkdir()
+    for ext, fmt in ROTATED_FORMATS.items():
+        write_rotated(photos / f"sideways.{ext}", fmt, scale=3)  # 180 x 90 stored, 90 x 180 upright
+    (photos / "IMG_0002.NEF").write_bytes(b"MM\0*" + os.urandom(3000))
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        report = library.index()
+        root = library.paths.root
+    assert (report.indexed, report.failed) == (3, 1)
+    with sqlite3.connect(root / "library.db") as conn:
+        rows = conn.execute("SELECT m.path, m.status, m.error, m.width, m.height, s.thumb FROM media m "
+                            "LEFT JOIN segments s ON s.media_id = m.id").fetchall()
+    for path, status, error, width, height, thumb in rows:
+        if path.endswith(".NEF"):
+            assert status != "ok" and RAW_EXTRA_HINT in error
+            continue
+        assert (status, width, height) == ("ok", 90, 180), path
+        with Image.open(root / thumb) as picture:
+            picture = picture.convert("RGB")
+            assert picture.height > picture.width and is_blue(picture.getpixel((picture.width - 4, 3))), path
 
 
 # -- one frame_times --------------------------------------------------------------------------------

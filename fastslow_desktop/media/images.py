@@ -4,7 +4,6 @@ refusing bombs by their header before a pixel is decoded."""
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 from .files import DecodeError, open_regular, read_error
 from .formats import RAW, file_format
 
-logger = logging.getLogger(__name__)
-
 try:  # a default dependency; registered here, once, for every reader of photos
     import pillow_heif
 
@@ -27,7 +24,10 @@ try:  # a default dependency; registered here, once, for every reader of photos
 except ImportError:  # a broken install: HEIC photos then fail with a reason that says what to install
     HAVE_HEIF = False
 
-HAVE_AVIF = features.check("avif")
+try:
+    HAVE_AVIF = features.check_module("avif")  # Pillow's own AVIF plugin (built into recent wheels)
+except ValueError:  # a Pillow too old to know the module
+    HAVE_AVIF = False
 if not HAVE_AVIF and HAVE_HEIF and hasattr(pillow_heif, "register_avif_opener"):
     pillow_heif.register_avif_opener()  # older Pillow: pillow-heif's own AVIF reader, where it has one
     HAVE_AVIF = True
