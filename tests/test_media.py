@@ -329,6 +329,44 @@ def test_a_file_swapped_for_a_fifo_is_refused_without_hanging(tmp_path, name, ca
     assert isinstance(raised, OSError), "scan.py's `except OSError` around partial_hash must catch it too"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_an_index_run_with_a_file_swapped_for_a_fifo_finishes_with_a_failure_row(tmp_path, tiny_bundle,
+                                                                               monkeypatch):
+    """Issue 18 item 9 through the indexer: the swap happens after the scan, at the first open."""
+    import sqlite3
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.media import files
+    from fastslow_desktop.models import load_bundle
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 30), (60 * i, 90, 200)).save(photos / f"p{i}.png")
+    victim = photos / "p1.png"
+    real_open = files.open_regular
+
+    def swap_then_open(path):
+        if os.fspath(path) == str(victim.resolve()) and not victim.is_fifo():
+            victim.unlink()
+            os.mkfifo(victim)  # the scan saw a photo; the decoder finds a FIFO
+        return real_open(path)
+
+    monkeypatch.setattr(files, "open_regular", swap_then_open)
+    outcome = {}
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        finished, raised = _finishes(lambda: outcome.setdefault("report", library.index()), timeout=60)
+        if not finished:  # release the old code's blocking open() before failing
+            os.close(os.open(victim, os.O_WRONLY | os.O_NONBLOCK))
+    assert finished and raised is None, raised
+    assert victim.is_fifo(), "the swap must have happened for the test to mean anything"
+    assert (outcome["report"].indexed, outcome["report"].failed) == (2, 1)
+    with sqlite3.connect(tmp_path / "library" / "library.db") as conn:
+        errors = dict(conn.execute("SELECT path, error FROM media WHERE error IS NOT NULL"))
+    assert errors == {str(victim.resolve()): "not a regular file"}
+
+
 def test_sixteen_bit_png_bomb_under_the_pixel_cap_is_refused_before_decoding(tmp_path):
     path = tmp_path / "scan.png"
     write_sixteen_bit_bomb(path)
