@@ -63,7 +63,7 @@ def encoder_rate(photos: str, n_tensors: int, models: str | None = None, arch: s
     """The encoder's own rate on pre-decoded, preprocessed tensors (the model ceiling), images/s."""
     import torch
 
-    from fastslow_desktop.library.decode import load_image
+    from fastslow_desktop.media import load_image
 
     torch.set_num_threads(threads)
     encoder = _encoder(models, arch)

@@ -18,7 +18,7 @@ import pytest
 
 from fastslow_desktop.library import Library
 from fastslow_desktop.models import load_bundle
-from tests.test_library_decode import make_bad_files
+from tests.media_samples import make_bad_files
 
 
 def _run_cli(argv: list[str]) -> None:

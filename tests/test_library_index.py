@@ -19,7 +19,7 @@ from fastslow_desktop.library import ann as ann_module
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import generate
 from tests.helpers import make_tiny_bundle
-from tests.test_library_decode import make_bad_files, make_odd_good_files
+from tests.media_samples import make_bad_files, make_odd_good_files
 
 N_IMAGES = 400
 N_VIDEOS = 4

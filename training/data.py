@@ -41,7 +41,7 @@ class Item:
     def load(self) -> Image.Image:
         if isinstance(self.image, Image.Image):
             return self.image
-        from fastslow_desktop.library.decode import load_image
+        from fastslow_desktop.media import load_image
 
         return load_image(self.image)
 

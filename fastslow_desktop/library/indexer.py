@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode import (
+from ..media import (
     FRAMES_PER_SEGMENT,
     DecodeError,
+    frame_times,
     iter_video_segments,
     open_image,
     partial_hash,
-    segment_times,
     video_frames,
 )
 from .progress import IndexReport, Progress
@@ -174,7 +174,7 @@ class Indexer:
                 if row.kind == "image":
                     frames = [open_image(row.path, max_side=side)[0]]
                 else:
-                    frames = video_frames(row.path, segment_times(seg["t_start"], seg["t_end"], FRAMES_PER_SEGMENT),
+                    frames = video_frames(row.path, frame_times(seg["t_start"], seg["t_end"], FRAMES_PER_SEGMENT),
                                           max_side=side)
                 out.segment_ids.append(seg["id"])
                 out.frames.append([preprocess(f) for f in frames])

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..paths import default_library_dir
 from .ann import AnnIndex, index_file_name
-from .decode import load_image, segment_times, video_frames
+from ..media import frame_times, load_image, video_frames
 from .progress import IndexReport, Progress
 from .scan import FileEntry, root_for
 from .store import LibraryError, MediaRow, Store
@@ -305,7 +305,7 @@ class Library:
         seg = info[0]
         if seg.kind == "image":
             return [load_image(seg.path, max_side=max_side)]
-        return video_frames(seg.path, segment_times(seg.t_start or 0.0, seg.t_end or 0.0, n), max_side=max_side)
+        return video_frames(seg.path, frame_times(seg.t_start or 0.0, seg.t_end or 0.0, n), max_side=max_side)
 
     def status(self) -> dict:
         """What `fastslow status --json` prints."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .decode import media_kind, partial_hash
+from ..media import media_kind, partial_hash
 from .store import MediaRow, Store
 
 logger = logging.getLogger(__name__)

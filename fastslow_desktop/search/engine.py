@@ -12,7 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..library import DecodeError, Library, LibraryError, load_image
+from ..library import Library, LibraryError
+from ..media import DecodeError, load_image
 from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
 from .filters import allowed_ids

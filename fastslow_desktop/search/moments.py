@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-FRAMES_PER_SEGMENT = 3  # frames the slow model attends over for an ordinary video segment
+from ..media import FRAMES_PER_SEGMENT  # the slow model attends over as many frames as indexing embeds
+
 MAX_FRAMES_PER_SEGMENT = 6
 SECONDS_PER_FRAME = 1.5  # long segments get a frame per this many seconds (events last >= 1.5 s)
 NARROW_ABOVE_S = 3.0  # segments longer than this may hold several moments: narrow them to the best frame
@@ -26,7 +27,7 @@ def needs_narrowing(t_start: float | None, t_end: float | None, n_frames: int) -
 def narrow(t_start: float, t_end: float, n_frames: int, best: int) -> tuple[float, float]:
     """The part of [t_start, t_end) that frame `best` of `n_frames` stands for.
 
-    Frames are sampled at the centres of n equal parts of the segment (library.decode.segment_times),
+    Frames are sampled at the centres of n equal parts of the segment (media.frame_times),
     so frame i stands for the i-th part.
     """
     span = (t_end - t_start) / n_frames

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from ..media import is_photo
 from .types import SearchError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*:\s*(?=\S)")
 
 
@@ -37,7 +36,7 @@ class ParsedQuery:
 
 
 def _looks_like_image_path(text: str) -> bool:
-    return Path(text).suffix.lower() in IMAGE_SUFFIXES or os.path.isfile(os.path.expanduser(text))
+    return is_photo(text) or os.path.isfile(os.path.expanduser(text))
 
 
 def _split(query: str) -> list[tuple[int, str]]:

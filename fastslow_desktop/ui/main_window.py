@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIc
 from PySide6.QtWidgets import (QFileDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout,
                                QWidget)
 
+from ..media import is_photo
 from . import desktop
 from .controller import AppController
 from .dialogs.download import DownloadDialog
@@ -35,7 +36,6 @@ from .workers.thumbnails import ThumbnailLoader
 logger = logging.getLogger(__name__)
 
 RESULTS_TOP = 500  # results shown per query (the grid stays smooth far beyond this)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
                 "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
                 "<code>fastslow demo</code>, which works offline.")
@@ -393,7 +393,7 @@ class MainWindow(QMainWindow):
             path = Path(url.toLocalFile())
             if path.is_dir():
                 folders.append(str(path))
-            elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            elif is_photo(path) and path.is_file():
                 images.append(str(path))
         return folders, images
 

@@ -171,8 +171,8 @@ class PreviewPane(QWidget):
         if result.thumb is not None:
             # The small thumbnail at once, the full picture when the worker has it.
             self.image.set_image(QPixmap(str(result.thumb)))
-        self._loader.submit(load_preview, self._token, result.path, result.kind, result.t_start, PREVIEW_SIZE,
-                            on_result=self._on_loaded)
+        self._loader.submit(load_preview, self._token, result.path, result.kind, result.t_start, result.t_end,
+                            PREVIEW_SIZE, on_result=self._on_loaded)
 
     def update_scores(self, result) -> None:
         """Stage 2 arrived for the item already shown: new scores, same picture."""

@@ -1,25 +1,25 @@
-"""Thumbnail loading in a thread pool: workers decode to QImage, the GUI thread makes the QPixmap."""
+"""Thumbnail loading in a thread pool: workers decode through the media layer to QImage, the GUI
+thread makes the QPixmap."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QImageReader
+from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from ...media import DecodeError, load_image
+from ..imaging import fit, to_qimage
 
 
 def read_scaled(path: str | Path, size: QSize) -> QImage:
-    """Decode an image file at (about) the wanted size; a null QImage when unreadable."""
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)  # EXIF orientation
-    original = reader.size()
-    if original.isValid() and (original.width() > size.width() or original.height() > size.height()):
-        # Decoding at reduced size is much cheaper than decoding fully and scaling (JPEG).
-        reader.setScaledSize(original.scaled(size, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if not image.isNull() and (image.width() > size.width() or image.height() > size.height()):
-        image = image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    return image
+    """A picture file decoded upright at (about) the wanted size; a null QImage when unreadable."""
+    try:
+        # max_side = the smaller box side: JPEGs decode at a reduced scale (draft) that still fills it.
+        image = load_image(path, max_side=min(size.width(), size.height()))
+    except (DecodeError, OSError):
+        return QImage()
+    return to_qimage(fit(image, size))
 
 
 class _Signals(QObject):
