@@ -15,7 +15,8 @@ from .formats import (
     is_photo,
     media_kind,
 )
-from .images import MAX_DECODE_BYTES, MAX_PIXELS, ImageInfo, load_image, open_image
+from .images import MAX_DECODE_BYTES, MAX_PIXELS, ImageInfo
+from .photos import load_image, open_image
 from .raw import RAW_EXTRA_HINT
 from .video import (
     FRAMES_PER_SEGMENT,

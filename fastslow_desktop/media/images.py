@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from .files import DecodeError, open_regular, read_error
-from .formats import RAW, file_format
 
 try:  # a default dependency; registered here, once, for every reader of photos
     import pillow_heif
@@ -209,13 +208,9 @@ def decode_opened(img: Image.Image, fmt: str | None, max_side: int | None) -> tu
     return _to_rgb(img), ImageInfo(width, height, taken)
 
 
-def open_image(path: str | Path, max_side: int | None = None) -> tuple[Image.Image, ImageInfo]:
-    """Decode a photo to RGB, upright, at least `max_side` on its shorter side when that is cheaper
-    (JPEG draft, block reduce); returns the image and its info. Raises DecodeError."""
-    if file_format(path) == RAW:
-        from .raw import open_raw  # only RAW files need rawpy
-
-        return open_raw(path, max_side)
+def open_picture(path: str | Path, max_side: int | None = None) -> tuple[Image.Image, ImageInfo]:
+    """Decode a Pillow-readable photo (not RAW) to RGB, upright, at least `max_side` on its shorter side
+    when that is cheaper (JPEG draft, block reduce); returns the image and its info. Raises DecodeError."""
     try:
         fh = open_regular(path)
     except OSError as exc:
@@ -239,8 +234,3 @@ def open_image(path: str | Path, max_side: int | None = None) -> tuple[Image.Ima
             raise DecodeError(_unknown_reason(fh)) from exc
         except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a reason, never a crash
             raise DecodeError(_reason_for(exc, fmt)) from exc
-
-
-def load_image(path: str | Path, max_side: int | None = None) -> Image.Image:
-    """A photo as upright 8-bit RGB (see `open_image`). Raises DecodeError."""
-    return open_image(path, max_side)[0]
