@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import stat
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +135,32 @@ def test_an_unlistable_sub_folder_keeps_its_entries(library, tmp_path, monkeypat
     assert _failed(library) == {}
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to drop the capabilities that let root read anything")
+def test_a_real_chmod_000_sub_folder_keeps_its_entries(library, tmp_path):
+    """The same with a real `chmod 000`, reconciled by a process without root's override capabilities."""
+    media = tmp_path / "media"
+    locked = media / "locked"
+    photos = make_photos(locked, 30) + make_photos(media / "open", 3, seed=1)
+    library.add_root(media)
+    assert library.index().indexed == 33
+    library.store.close()
+    script = ("import sys; from pathlib import Path; from fastslow_desktop.library.scan import reconcile; "
+              "from fastslow_desktop.library.store import Store; "
+              "plan = reconcile(Store(Path(sys.argv[1]))); print(len(plan.removed), getattr(plan, 'kept_unreadable', None))")
+    locked.chmod(0)
+    try:
+        out = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--reuid=0", sys.executable,
+                              "-c", script, str(library.paths.db)], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    finally:
+        locked.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "30"]
+    assert set(library.store.media_under()) == set(photos)
+    assert _failed(library) == {str(locked.resolve()): "cannot list folder: Permission denied"}
+
+
 def test_a_watched_path_that_cannot_be_read_keeps_its_entries(library, tmp_path, monkeypatch):
     media = tmp_path / "media"
     photos = make_photos(media / "sub", 10)
@@ -178,6 +206,16 @@ def test_symlinks_are_not_followed_and_aliases_are_stored_once(library, tmp_path
     assert set(failed) == {link_out, str(media.resolve() / "root of the disk")}
     assert "not followed" in failed[link_out] and str((tmp_path / "elsewhere").resolve()) in failed[link_out]
     assert not set(outside) & set(library.store.media_under())
+
+
+def test_a_watched_symlink_is_not_indexed_under_its_name(library, tmp_path):
+    media = tmp_path / "media"
+    real = make_photos(media, 1)
+    library.add_root(media)
+    library.index()
+    os.symlink(real[0], media / "alias.png")  # the watcher reports the new link's path
+    report = library.index([media / "alias.png"])
+    assert report.indexed == 0 and set(library.store.media_under()) == set(real)
 
 
 def test_links_to_a_folder_in_another_root_are_not_reported(library, tmp_path):

@@ -108,9 +108,7 @@ def is_under(path: str, base: str) -> bool:
 
 
 def _why(exc: OSError) -> str:
-    if exc.errno == errno.ENAMETOOLONG:
-        return "path too long"
-    return exc.strerror or str(exc)
+    return "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
 
 
 def _not_regular(mode: int) -> str:
@@ -204,12 +202,7 @@ def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[
 
 def root_for(path: str, roots: list[dict]) -> dict | None:
     """The deepest root containing `path`."""
-    best = None
-    for root in roots:
-        if is_under(path, root["path"]):
-            if best is None or len(root["path"]) > len(best["path"]):
-                best = root
-    return best
+    return max((r for r in roots if is_under(path, r["path"])), key=lambda r: len(r["path"]), default=None)
 
 
 def _looks_unmounted(root: str, known: int) -> bool:
@@ -276,9 +269,11 @@ def _scan_paths(store: Store, roots: list[dict], scope: Iterable[str], scan: _Sc
             continue  # gone: its rows (if any) are in `known` and will be removed or matched
         if _stat.S_ISDIR(st.st_mode):
             scan.add_walk(path, root)
-        elif _stat.S_ISREG(st.st_mode) and media_kind(path):
+        elif not media_kind(path) or _stat.S_ISLNK(st.st_mode):
+            continue
+        elif _stat.S_ISREG(st.st_mode):
             scan.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
-        elif not _stat.S_ISLNK(st.st_mode) and not _stat.S_ISREG(st.st_mode) and media_kind(path):
+        else:
             scan.report.problems.append((path, _not_regular(st.st_mode)))
 
 
@@ -353,9 +348,8 @@ def _load_problems(store: Store) -> list[dict]:
     try:
         data = json.loads(store.get_meta(SCAN_PROBLEMS) or "[]")
     except ValueError:
-        return []
-    return [p for p in data if isinstance(p, dict) and isinstance(p.get("path"), str)] \
-        if isinstance(data, list) else []
+        data = []  # damaged: the next walks write it again
+    return [p for p in data if isinstance(p, dict) and isinstance(p.get("path"), str)] if isinstance(data, list) else []
 
 
 def scan_problems(store: Store) -> list[dict]:
@@ -371,10 +365,13 @@ def request_retry(store: Store) -> int:
 
 
 def _retry_paths(store: Store) -> set[str]:
-    before = store.get_meta(RETRY_FAILED)
-    if before is None:
+    marked = store.get_meta(RETRY_FAILED)
+    if marked is None:
         return set()
-    paths = store.failed_before(float(before))
+    try:
+        paths = store.failed_before(float(marked))
+    except ValueError:  # a damaged mark: dropped
+        paths = set()
     if not paths:
         store.set_meta(RETRY_FAILED, None)  # every marked failure has been tried again
     return paths
