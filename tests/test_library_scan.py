@@ -167,7 +167,8 @@ def test_a_watched_path_that_cannot_be_read_keeps_its_entries(library, tmp_path,
     library.add_root(media)
     library.index()
     with monkeypatch.context() as patch:
-        _fail_for(patch, "lstat", (media / "sub").resolve(), errno.EACCES)
+        for name in ("stat", "lstat"):
+            _fail_for(patch, name, (media / "sub").resolve(), errno.EACCES)
         report = library.index([media / "sub"])
     assert report.removed == 0 and set(library.store.media_under()) == set(photos)
     assert "Permission denied" in _failed(library)[str((media / "sub").resolve())]
