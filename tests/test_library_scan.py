@@ -228,6 +228,12 @@ def test_links_to_a_folder_in_another_root_are_not_reported(library, tmp_path):
     assert library.index().indexed == 4 and _failed(library) == {}
 
 
+def test_hard_links_are_walked_once(tmp_path):
+    photos = make_photos(tmp_path, 3)
+    os.link(photos[1], tmp_path / "z second name.png")
+    assert [path for path, _ in walk(tmp_path)] == photos
+
+
 def test_special_files_get_a_row_with_a_reason(library, tmp_path):
     media = tmp_path / "media"
     make_photos(media, 2)

@@ -1,11 +1,7 @@
 """Walking library folders and reconciling them with the database: new, changed, moved, deleted.
 
-What the walk cannot see is never taken for deleted: a folder that cannot be listed (permissions, a
-stale network mount, a path too long) keeps every entry the database knows under it, and gets a row
-in `status` saying why. Symbolic links are not followed (see `walk`); special files that look like
-media get a row instead of silence. Failed files are retried by the next run when the failure was
-transient (permissions, I/O, a model fault), and when the file changes when its content was bad.
-"""
+Never loses what it cannot see: an unreadable folder keeps its entries and gets a row in `status`;
+links are not followed; failures are retried when that can help (see `is_content_failure`)."""
 
 from __future__ import annotations
 
@@ -157,6 +153,15 @@ def _entry_stat(entry: os.DirEntry, report: WalkReport) -> os.stat_result | None
         return None
 
 
+def _first_link(st: os.stat_result, seen: set[tuple[int, int]]) -> bool:
+    """False for another hard link to a file already walked (DirEntry's nlink is 0 on Windows: no check)."""
+    if st.st_nlink > 1:
+        if (st.st_dev, st.st_ino) in seen:
+            return False
+        seen.add((st.st_dev, st.st_ino))
+    return True
+
+
 def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[str] = (),
          report: WalkReport | None = None) -> Iterator[tuple[str, os.stat_result]]:
     """Media files under `folder` (path, lstat), each real file once, by its real path.
@@ -191,9 +196,7 @@ def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[
             if _stat.S_ISDIR(est.st_mode):
                 subdirs.append(entry.path)
             elif _stat.S_ISREG(est.st_mode):
-                fkey = (est.st_dev, est.st_ino)
-                if media_kind(entry.name) and fkey not in seen_files:
-                    seen_files.add(fkey)
+                if media_kind(entry.name) and _first_link(est, seen_files):
                     yield entry.path, est
             elif media_kind(entry.name):
                 report.problems.append((entry.path, _not_regular(est.st_mode)))
@@ -366,13 +369,11 @@ def request_retry(store: Store) -> int:
 
 def _retry_paths(store: Store) -> set[str]:
     marked = store.get_meta(RETRY_FAILED)
-    if marked is None:
-        return set()
     try:
-        paths = store.failed_before(float(marked))
+        paths = store.failed_before(float(marked)) if marked is not None else set()
     except ValueError:  # a damaged mark: dropped
         paths = set()
-    if not paths:
+    if not paths and marked is not None:
         store.set_meta(RETRY_FAILED, None)  # every marked failure has been tried again
     return paths
 
