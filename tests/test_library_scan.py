@@ -253,6 +253,20 @@ def test_special_files_get_a_row_with_a_reason(library, tmp_path):
                       f"{base}/socket.png": "not a regular file (socket)"}
 
 
+def test_rows_of_a_removed_folder_go_with_it(library, tmp_path):
+    os.makedirs(tmp_path / "one")
+    os.mkfifo(tmp_path / "one" / "pipe.jpg")
+    make_photos(tmp_path / "two", 1)
+    library.add_root(tmp_path / "one")
+    library.add_root(tmp_path / "two")
+    library.index()
+    assert len(_failed(library)) == 1
+    library.remove_root(tmp_path / "one")
+    assert _failed(library) == {}
+    library.index()
+    assert "pipe.jpg" not in (library.store.get_meta(scan_module.SCAN_PROBLEMS) or "")
+
+
 def test_a_device_file_gets_a_row(library, tmp_path):
     media = tmp_path / "media"
     make_photos(media, 1)

@@ -338,10 +338,10 @@ def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
     return rows
 
 
-def _save_problems(store: Store, rows: list[tuple[str, str]], rescanned: list[str]) -> None:
-    """Replace the stored problems under the rescanned paths with this walk's."""
+def _save_problems(store: Store, rows: list[tuple[str, str]], rescanned: list[str], roots: list[dict]) -> None:
+    """Replace the stored problems under the rescanned paths with this walk's (and drop removed roots')."""
     old = _load_problems(store)
-    kept = [p for p in old if not any(is_under(p["path"], base) for base in rescanned)]
+    kept = [p for p in old if root_for(p["path"], roots) and not any(is_under(p["path"], b) for b in rescanned)]
     new = kept + [{"path": path, "error": error} for path, error in sorted(set(rows))]
     if new != old:
         store.set_meta(SCAN_PROBLEMS, json.dumps(new) if new else None)
@@ -392,7 +392,7 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
     new, gone = _compare(scan, plan, _retry_paths(store))
     _match_moves(new, gone, plan)
     plan.problems = _problem_rows(scan, roots)
-    _save_problems(store, plan.problems, rescanned)
+    _save_problems(store, plan.problems, rescanned, roots)
     if plan.kept_unreadable:
         logger.warning("kept %d entries under folders that could not be read", plan.kept_unreadable)
     return plan
