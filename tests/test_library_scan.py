@@ -161,6 +161,52 @@ def test_a_real_chmod_000_sub_folder_keeps_its_entries(library, tmp_path):
     assert _failed(library) == {str(locked.resolve()): "cannot list folder: Permission denied"}
 
 
+class _Listing(list):
+    """What os.scandir returns, as a list: iterable and a context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _StaleMountPoint:
+    """A directory entry whose stat fails as a stale network mount point's does."""
+
+    def __init__(self, entry: os.DirEntry):
+        self.name, self.path = entry.name, entry.path
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def is_dir(self, follow_symlinks: bool = True) -> bool:
+        return True  # from the listing's d_type, without a stat
+
+    def stat(self, follow_symlinks: bool = True):
+        raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), self.path)
+
+
+def test_a_stale_mount_point_inside_a_root_keeps_its_entries(library, tmp_path, monkeypatch):
+    media = tmp_path / "media"
+    photos = make_photos(media / "nas", 12) + make_photos(media / "local", 2, seed=1)
+    library.add_root(media)
+    library.index()
+    real = os.scandir
+
+    def scandir(path="."):
+        entries = list(real(path))
+        if os.fspath(path) != str(media.resolve()):
+            return _Listing(entries)
+        return _Listing(_StaleMountPoint(e) if e.name == "nas" else e for e in entries)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", scandir)
+        report = library.index()
+    assert report.removed == 0 and set(library.store.media_under()) == set(photos)
+    assert _failed(library) == {str(media.resolve() / "nas"): "cannot read folder: Stale file handle"}
+
+
 def test_a_watched_path_that_cannot_be_read_keeps_its_entries(library, tmp_path, monkeypatch):
     media = tmp_path / "media"
     photos = make_photos(media / "sub", 10)
