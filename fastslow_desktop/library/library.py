@@ -17,7 +17,7 @@ from ..paths import default_library_dir
 from .ann import AnnIndex, index_file_name
 from ..media import frame_times, load_image, video_frames
 from .progress import IndexReport, Progress
-from .scan import FileEntry, root_for
+from .scan import FileEntry, request_retry, root_for, scan_problems
 from .store import LibraryError, MediaRow, Store
 
 logger = logging.getLogger(__name__)
@@ -318,8 +318,13 @@ class Library:
             "videos": counts["videos"],
             "segments": counts["segments"],
             "model": self.serving_model_id,
-            "failed": self.store.failures(),
+            # Files that failed, and folders or files the walk could not use (unreadable, special).
+            "failed": sorted(self.store.failures() + scan_problems(self.store), key=lambda f: f["path"]),
         }
+
+    def retry_failed(self) -> int:
+        """Have the next run try every failed file again, even unchanged ones; returns how many."""
+        return request_retry(self.store)
 
     # -- watching -------------------------------------------------------------------------
     def watch(self, on_batch: Callable[[list[str]], None] | None = None,

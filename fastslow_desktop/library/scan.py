@@ -1,11 +1,17 @@
-"""Walking library folders and reconciling them with the database: new, changed, moved, deleted."""
+"""Walking library folders and reconciling them with the database: new, changed, moved, deleted.
+
+Never loses what it cannot see: an unreadable folder keeps its entries and gets a row in `status`;
+links are not followed; failures are retried when that can help (see `is_content_failure`)."""
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import json
 import logging
 import os
 import stat as _stat
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +28,19 @@ CLUTTER = frozenset(name.lower() for name in (
     "lost+found", "ehthumbs.db", "Icon\r", ".DS_Store", ".Spotlight-V100", ".Trashes", ".fseventsd",
 ))
 
+# Failure reasons that say the file's content is bad (the decoder's wording): retrying an unchanged
+# file cannot help. Every other reason ("cannot read file: Permission denied", "unexpected error: …",
+# a model fault) is transient and retried on every run.
+CONTENT_FAILURES = ("empty file", "not an image", "unsupported format", "truncated", "damaged", "corrupt",
+                    "image too large", "not a video", "video has no readable frames", "cannot decode image")
+
+SCAN_PROBLEMS = "scan_problems"  # meta key: JSON list of {"path", "error"} found by the last walks
+RETRY_FAILED = "retry_failed_before"  # meta key: failures recorded before this time are retried
+
+_GONE = (errno.ENOENT, errno.ENOTDIR)  # vanished during the walk: really gone, not unreadable
+_SPECIAL = ((_stat.S_ISFIFO, "named pipe"), (_stat.S_ISSOCK, "socket"), (_stat.S_ISCHR, "device file"),
+            (_stat.S_ISBLK, "device file"))
+
 
 @dataclass
 class FileEntry:
@@ -33,14 +52,31 @@ class FileEntry:
 
 
 @dataclass
+class WalkReport:
+    """What a walk could not see: paths whose known entries must be kept, and rows for `status`."""
+
+    unreadable: list[str] = field(default_factory=list)  # folders or files: their rows stay as they are
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), shown in `status`
+    outside_links: list[tuple[str, str]] = field(default_factory=list)  # (link, target) to folders outside
+
+    def cannot_read(self, path: str, reason: str, show: bool = True) -> None:
+        self.unreadable.append(path)
+        if show:
+            self.problems.append((path, reason))
+
+
+@dataclass
 class Plan:
     """What a reconcile found: the work the indexer then does."""
 
-    to_index: list[FileEntry] = field(default_factory=list)  # new, changed, or failed-and-changed
+    to_index: list[FileEntry] = field(default_factory=list)  # new, changed, or failed and worth a retry
     moves: list[tuple[MediaRow, FileEntry]] = field(default_factory=list)
     removed: list[MediaRow] = field(default_factory=list)
     unchanged: int = 0
+    retried: int = 0  # unchanged files whose last attempt failed, tried again
+    kept_unreadable: int = 0  # known files not seen because their folder could not be read
     offline_roots: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_clutter(name: str) -> bool:
@@ -57,59 +93,119 @@ def is_excluded(rel_path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[str] = ()) -> Iterator[tuple[str, os.stat_result]]:
-    """Media files under `folder` (path, stat), following symlinks without ever looping."""
+def is_content_failure(error: str | None) -> bool:
+    """True when a failure reason says the file itself is bad (retry only once it changes)."""
+    text = (error or "").lower()
+    return any(text.startswith(reason) for reason in CONTENT_FAILURES)
+
+
+def is_under(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _why(exc: OSError) -> str:
+    return "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
+
+
+def _not_regular(mode: int) -> str:
+    what = next((name for test, name in _SPECIAL if test(mode)), "special file")
+    return f"not a regular file ({what})"
+
+
+def _list_folder(path: str, seen_dirs: set[tuple[int, int]], report: WalkReport) -> list[os.DirEntry] | None:
+    """A folder's entries sorted by name; None when already walked, gone, or unreadable (reported)."""
+    try:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:  # a bind mount back up the tree: walked already
+            return None
+        seen_dirs.add(key)
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return None
+        logger.warning("cannot list %s: %s", path, exc)
+        report.cannot_read(path, f"cannot list folder: {_why(exc)}")
+        return None
+
+
+def _note_link(entry: os.DirEntry, root: str, report: WalkReport) -> None:
+    """Links are not followed; one pointing at a folder outside the root is worth telling about."""
+    target = os.path.realpath(entry.path)  # never raises; a loop resolves to some path
+    if not is_under(target, root) and os.path.isdir(target):
+        report.outside_links.append((entry.path, target))
+
+
+def _entry_stat(entry: os.DirEntry, report: WalkReport) -> os.stat_result | None:
+    """lstat of an entry; an unreadable one is kept (and shown when it is a folder or looks like media)."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in _GONE:
+            try:
+                folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                folder = False
+            what = "folder" if folder else "file"
+            report.cannot_read(entry.path, f"cannot read {what}: {_why(exc)}",
+                               show=folder or bool(media_kind(entry.name)))
+        return None
+
+
+def _first_link(st: os.stat_result, seen: set[tuple[int, int]]) -> bool:
+    """False for another hard link to a file already walked (DirEntry's nlink is 0 on Windows: no check)."""
+    if st.st_nlink > 1:
+        if (st.st_dev, st.st_ino) in seen:
+            return False
+        seen.add((st.st_dev, st.st_ino))
+    return True
+
+
+def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[str] = (),
+         report: WalkReport | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    """Media files under `folder` (path, lstat), each real file once, by its real path.
+
+    Symbolic links are not followed: a link inside the root is an alias of a file or folder the
+    walk reaches anyway by its real path (following it would store that file twice, or under the
+    link's name), and a link out of the root would crawl whatever it points at (`/`, another disk).
+    Without following links no link loop is possible; hard links are deduplicated by inode.
+    What cannot be read goes to `report`."""
     folder, root = str(folder), str(root or folder)
     excludes = tuple(excludes)
+    report = report if report is not None else WalkReport()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     stack = [folder]
     while stack:
-        current = stack.pop()
-        try:
-            st = os.stat(current)
-        except OSError:
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:  # a symlink loop or a second link to a folder already walked
-            continue
-        seen_dirs.add(key)
-        try:
-            with os.scandir(current) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            logger.warning("cannot list %s: %s", current, exc)
-            continue
+        entries = _list_folder(stack.pop(), seen_dirs, report)
         subdirs = []
-        for entry in entries:
-            if is_clutter(entry.name):
-                continue
-            if excludes and is_excluded(os.path.relpath(entry.path, root), excludes):
+        for entry in entries or ():
+            if is_clutter(entry.name) or (excludes and is_excluded(os.path.relpath(entry.path, root), excludes)):
                 continue
             try:
-                est = entry.stat()  # follows symlinks; a dangling link raises
+                link = entry.is_symlink()
             except OSError:
+                link = False  # lstat below says what it is
+            if link:
+                _note_link(entry, root, report)
+                continue
+            est = _entry_stat(entry, report)
+            if est is None:
                 continue
             if _stat.S_ISDIR(est.st_mode):
                 subdirs.append(entry.path)
-            elif _stat.S_ISREG(est.st_mode) and media_kind(entry.name):
-                fkey = (est.st_dev, est.st_ino)
-                if fkey in seen_files:
-                    continue
-                seen_files.add(fkey)
-                yield entry.path, est
+            elif _stat.S_ISREG(est.st_mode):
+                if media_kind(entry.name) and _first_link(est, seen_files):
+                    yield entry.path, est
+            elif media_kind(entry.name):
+                report.problems.append((entry.path, _not_regular(est.st_mode)))
         stack.extend(reversed(subdirs))
 
 
 def root_for(path: str, roots: list[dict]) -> dict | None:
     """The deepest root containing `path`."""
-    best = None
-    for root in roots:
-        base = root["path"]
-        if path == base or path.startswith(base.rstrip(os.sep) + os.sep):
-            if best is None or len(base) > len(best["path"]):
-                best = root
-    return best
+    return max((r for r in roots if is_under(path, r["path"])), key=lambda r: len(r["path"]), default=None)
 
 
 def _looks_unmounted(root: str, known: int) -> bool:
@@ -124,59 +220,93 @@ def _looks_unmounted(root: str, known: int) -> bool:
         return True
 
 
-def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
-    """Compare the disk with the database, for all roots (scope None) or only some paths."""
-    plan = Plan()
-    roots = store.roots()
-    seen: dict[str, FileEntry] = {}
-    known: dict[str, MediaRow] = {}
-    if scope is None:
-        for root in roots:
-            rows = store.media_under(root_id=root["id"])
-            if _looks_unmounted(root["path"], len(rows)):
-                if root["online"]:
-                    logger.warning("folder %s is not available (unplugged drive?); keeping its %d entries",
-                                   root["path"], len(rows))
-                    store.set_root_online(root["id"], False)
-                plan.offline_roots.append(root["path"])
-                continue
-            if not root["online"]:
-                store.set_root_online(root["id"], True)
-            known.update(rows)
-            for path, st in walk(root["path"], root["path"], root["excludes"]):
-                seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
-    else:
-        for raw in sorted(set(scope)):
-            path = os.path.abspath(raw)
-            root = root_for(path, roots)
-            if root is None:
-                continue
-            rel = os.path.relpath(path, root["path"])
-            if rel != "." and (any(is_clutter(p) for p in Path(rel).parts) or is_excluded(rel, root["excludes"])):
-                continue
-            known.update(store.media_under(prefix=path))
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # gone: its rows (if any) are in `known` and will be removed or matched
-            if _stat.S_ISDIR(st.st_mode):
-                for fpath, fst in walk(path, root["path"], root["excludes"]):
-                    seen[fpath] = FileEntry(fpath, root["id"], media_kind(fpath), fst.st_size, fst.st_mtime)
-            elif _stat.S_ISREG(st.st_mode) and media_kind(path):
-                seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
+@dataclass
+class _Scan:
+    """What one reconcile saw on disk and knew from the database."""
 
+    seen: dict[str, FileEntry] = field(default_factory=dict)
+    known: dict[str, MediaRow] = field(default_factory=dict)
+    report: WalkReport = field(default_factory=WalkReport)
+
+    def add_walk(self, folder: str, root: dict) -> None:
+        for path, st in walk(folder, root["path"], root["excludes"], self.report):
+            self.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
+
+    def unreadable(self, path: str) -> bool:
+        return any(is_under(path, base) for base in self.report.unreadable)
+
+
+def _scan_roots(store: Store, roots: list[dict], scan: _Scan, plan: Plan) -> None:
+    """Every root; an unplugged one keeps its entries and is marked offline."""
+    for root in roots:
+        rows = store.media_under(root_id=root["id"])
+        if _looks_unmounted(root["path"], len(rows)):
+            if root["online"]:
+                logger.warning("folder %s is not available (unplugged drive?); keeping its %d entries",
+                               root["path"], len(rows))
+                store.set_root_online(root["id"], False)
+            plan.offline_roots.append(root["path"])
+            continue
+        if not root["online"]:
+            store.set_root_online(root["id"], True)
+        scan.known.update(rows)
+        scan.add_walk(root["path"], root)
+
+
+def _scan_paths(store: Store, roots: list[dict], scope: Iterable[str], scan: _Scan) -> None:
+    """Only some paths (the watcher's batches): files or folders, present or gone."""
+    for raw in sorted(set(scope)):
+        path = os.path.abspath(raw)
+        root = root_for(path, roots)
+        if root is None:
+            continue
+        rel = os.path.relpath(path, root["path"])
+        if rel != "." and (any(is_clutter(p) for p in Path(rel).parts) or is_excluded(rel, root["excludes"])):
+            continue
+        scan.known.update(store.media_under(prefix=path))
+        try:
+            st = os.lstat(path)  # a link is not followed: its rows (from older versions) go or move
+        except OSError as exc:
+            if exc.errno not in _GONE:  # unreadable, not gone: keep what is known under it
+                scan.report.cannot_read(path, f"cannot read: {_why(exc)}")
+            continue  # gone: its rows (if any) are in `known` and will be removed or matched
+        if _stat.S_ISDIR(st.st_mode):
+            scan.add_walk(path, root)
+        elif not media_kind(path) or _stat.S_ISLNK(st.st_mode):
+            continue
+        elif _stat.S_ISREG(st.st_mode):
+            scan.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
+        else:
+            scan.report.problems.append((path, _not_regular(st.st_mode)))
+
+
+def _compare(scan: _Scan, plan: Plan, retry: set[str]) -> tuple[list[FileEntry], list[MediaRow]]:
+    """Sort what was seen into unchanged / to index / new, and what is known but unseen into gone."""
     new: list[FileEntry] = []
-    for path, entry in seen.items():
-        row = known.get(path)
+    for path, entry in scan.seen.items():
+        row = scan.known.get(path)
         if row is None:
             new.append(entry)
-        elif row.size == entry.size and row.mtime == entry.mtime and row.kind == entry.kind:
-            plan.unchanged += 1
-        else:
+        elif row.size != entry.size or row.mtime != entry.mtime or row.kind != entry.kind:
             plan.to_index.append(entry)
-    gone = [row for path, row in known.items() if path not in seen]
+        elif row.status == "error" and (path in retry or not is_content_failure(row.error)):
+            plan.to_index.append(entry)
+            plan.retried += 1
+        else:
+            plan.unchanged += 1
+    gone = []
+    for path, row in scan.known.items():
+        if path in scan.seen:
+            continue
+        if scan.unreadable(path):
+            plan.kept_unreadable += 1  # not seen is not gone: its folder could not be read
+        else:
+            gone.append(row)
+    return new, gone
 
-    # Renames and moves: a new file with the size and partial hash of a vanished one takes its place.
+
+def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan) -> None:
+    """Renames and moves: a new file with the size and partial hash of a vanished one takes its place."""
     by_size: dict[int, list[MediaRow]] = defaultdict(list)
     for row in gone:
         if row.hash:
@@ -184,19 +314,85 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
     matched: set[int] = set()
     for entry in new:
         candidates = [r for r in by_size.get(entry.size, ()) if r.id not in matched]
-        if not candidates:
-            plan.to_index.append(entry)
-            continue
-        try:
-            digest = partial_hash(entry.path, entry.size)
-        except OSError:
-            plan.to_index.append(entry)
-            continue
-        hit = next((r for r in candidates if r.hash == digest), None)
+        hit = None
+        if candidates:
+            try:
+                digest = partial_hash(entry.path, entry.size)
+            except OSError:
+                digest = None
+            hit = next((r for r in candidates if digest and r.hash == digest), None)
         if hit is None:
             plan.to_index.append(entry)
         else:
             matched.add(hit.id)
             plan.moves.append((hit, entry))
     plan.removed = [row for row in gone if row.id not in matched]
+
+
+def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
+    rows = list(scan.report.problems)
+    for link, target in scan.report.outside_links:
+        if root_for(target, roots) is None:  # a folder inside another root is indexed there anyway
+            rows.append((link, f"link to a folder outside this library folder, not followed "
+                               f"(add {target} as a folder to index it)"))
+    return rows
+
+
+def _save_problems(store: Store, rows: list[tuple[str, str]], rescanned: list[str], roots: list[dict]) -> None:
+    """Replace the stored problems under the rescanned paths with this walk's (and drop removed roots')."""
+    old = _load_problems(store)
+    kept = [p for p in old if root_for(p["path"], roots) and not any(is_under(p["path"], b) for b in rescanned)]
+    new = kept + [{"path": path, "error": error} for path, error in sorted(set(rows))]
+    if new != old:
+        store.set_meta(SCAN_PROBLEMS, json.dumps(new) if new else None)
+
+
+def _load_problems(store: Store) -> list[dict]:
+    try:
+        data = json.loads(store.get_meta(SCAN_PROBLEMS) or "[]")
+    except ValueError:
+        data = []  # damaged: the next walks write it again
+    return [p for p in data if isinstance(p, dict) and isinstance(p.get("path"), str)] if isinstance(data, list) else []
+
+
+def scan_problems(store: Store) -> list[dict]:
+    """Folders and files the last walks could not use, with why ({"path", "error"}), for `status`."""
+    roots = store.roots()
+    return [p for p in _load_problems(store) if root_for(p["path"], roots) is not None]
+
+
+def request_retry(store: Store) -> int:
+    """Mark every failure recorded so far for a retry by the next run; returns how many there are."""
+    store.set_meta(RETRY_FAILED, repr(time.time()))
+    return len(store.failures())
+
+
+def _retry_paths(store: Store) -> set[str]:
+    marked = store.get_meta(RETRY_FAILED)
+    try:
+        paths = store.failed_before(float(marked)) if marked is not None else set()
+    except ValueError:  # a damaged mark: dropped
+        paths = set()
+    if not paths and marked is not None:
+        store.set_meta(RETRY_FAILED, None)  # every marked failure has been tried again
+    return paths
+
+
+def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
+    """Compare the disk with the database, for all roots (scope None) or only some paths."""
+    plan = Plan()
+    roots = store.roots()
+    scan = _Scan()
+    if scope is None:
+        _scan_roots(store, roots, scan, plan)
+        rescanned = [r["path"] for r in roots if r["path"] not in plan.offline_roots]
+    else:
+        rescanned = [os.path.abspath(p) for p in scope]
+        _scan_paths(store, roots, rescanned, scan)
+    new, gone = _compare(scan, plan, _retry_paths(store))
+    _match_moves(new, gone, plan)
+    plan.problems = _problem_rows(scan, roots)
+    _save_problems(store, plan.problems, rescanned, roots)
+    if plan.kept_unreadable:
+        logger.warning("kept %d entries under folders that could not be read", plan.kept_unreadable)
     return plan

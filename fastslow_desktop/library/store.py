@@ -445,5 +445,10 @@ class Store:
         return [{"path": r[0], "error": r[1]} for r in
                 self.conn.execute("SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
 
+    def failed_before(self, when: float) -> set[str]:
+        """Paths of failed media whose last attempt was before `when` (a time.time() value)."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT path FROM media WHERE status = 'error' AND (indexed_at IS NULL OR indexed_at < ?)", (when,))}
+
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
