@@ -21,7 +21,7 @@ from fastslow_desktop.library import indexer as indexer_module
 from fastslow_desktop.library import scan as scan_module
 from fastslow_desktop.library.scan import WalkReport, is_content_failure, walk
 from fastslow_desktop.models import load_bundle
-from tests.test_library_decode import make_bad_files
+from tests.media_samples import make_bad_files
 
 
 def make_photos(folder: Path, n: int, seed: int = 0) -> list[str]:
@@ -76,6 +76,9 @@ def test_transient_failures_are_retried_by_the_next_run(library, tmp_path, monke
 
 def test_content_failures_wait_for_a_change_or_retry_failed(library, tmp_path):
     bad = make_bad_files(tmp_path / "media" / "bad")
+    # A RAW file without rawpy fails for want of a package, not for its content: retried every run.
+    os.remove(next(path for path in bad if path.endswith(".nef")))
+    bad = {path: reason for path, reason in bad.items() if not path.endswith(".nef")}
     library.add_root(tmp_path / "media")
     assert library.index().failed == len(bad)
     assert all(is_content_failure(error) for error in _failed(library).values()), _failed(library)
