@@ -19,6 +19,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .errors import explain, is_expected, unexpected
+
 logger = logging.getLogger("fastslow_desktop.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -54,7 +56,7 @@ def _close_library_log() -> None:
         _library_log = None
 
 
-def _log_to_library(folder: Path) -> None:
+def log_to_library(folder: Path) -> None:
     """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
     global _library_log
     _close_library_log()
@@ -92,7 +94,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if models is None:
         return EXIT_USAGE
     folder = _library_dir(args)
-    _log_to_library(folder)
+    log_to_library(folder)
     bar = TqdmProgress(disable=args.json or None)
     try:
         with Library.open(folder, models) as library:
@@ -189,6 +191,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
         print("fastslow: the desktop app is not available in this build "
               "(use `fastslow index`, `fastslow status` or `fastslow search`)", file=sys.stderr)
         return EXIT_USAGE
+    from .ui.system_libs import display_problem  # no Qt: checks what Qt would abort on
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"fastslow: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     app = importlib.import_module("fastslow_desktop.ui.app")
     return int(app.main(args) or 0)
 
@@ -256,24 +264,11 @@ def configure_logging(verbose: int = 0) -> None:
     package.setLevel(min(level, logging.INFO))
 
 
-def is_project_error(exc: BaseException) -> bool:
-    """Our own exception types (LibraryError, ModelError, DecodeError, SearchError…) carry messages for people."""
-    return any(cls.__module__.startswith("fastslow_desktop.") for cls in type(exc).__mro__)
-
-
-def _explain(exc: BaseException) -> str:
-    """One sentence for an error a person can act on."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    return str(exc) or type(exc).__name__
-
-
 def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:
     """Write the traceback to the library's log (never the terminal); returns where it went."""
     text = "".join(traceback.format_exception(exc))
     if args is not None and _library_log is None:
-        _log_to_library(_library_dir(args))
+        log_to_library(_library_dir(args))
     if _library_log is not None:
         record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "unexpected error:\n%s", (text,), None)
         _library_log.handle(record)
@@ -301,13 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fastslow: interrupted; what was done so far is kept", file=sys.stderr)
         return 130
     except Exception as exc:  # the one boundary: a sentence for people, the traceback for the log
-        if is_project_error(exc) or isinstance(exc, OSError):
+        if is_expected(exc):
             logger.debug("command failed", exc_info=True)
-            print(f"fastslow: {_explain(exc)}", file=sys.stderr)
+            print(f"fastslow: {explain(exc)}", file=sys.stderr)
             return EXIT_FAILED
-        where = _log_crash(args, exc)
-        print(f"fastslow: unexpected error ({type(exc).__name__}: {_explain(exc)}); "
-              f"the details are in {where}", file=sys.stderr)
+        print(f"fastslow: {unexpected(exc, _log_crash(args, exc))}", file=sys.stderr)
         return EXIT_FAILED
 
 

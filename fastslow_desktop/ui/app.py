@@ -21,6 +21,7 @@ from .main_window import MainWindow
 from .services import EngineFactory, ServiceConfig
 from .settings import APPLICATION, ORGANIZATION, AppSettings
 from .style import STYLESHEET
+from .system_libs import EXIT_USAGE, display_problem
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
         if not logging.getLogger().handlers:
             level = logging.WARNING if not args.verbose else logging.INFO if args.verbose == 1 else logging.DEBUG
             logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if QApplication.instance() is None:
+        problem = display_problem()  # before Qt's platform plugin can abort the process
+        if problem is not None:
+            print(f"fastslow: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     app = QApplication.instance() or QApplication(qt_argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -93,6 +99,9 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     settings = AppSettings()
     config = service_config(settings, getattr(args, "library", None), getattr(args, "models", None),
                             getattr(args, "device", None))
+    from fastslow_desktop.cli import log_to_library
+
+    log_to_library(config.library_dir)  # job tracebacks land in the library's log, as the CLI's do
     window = build_window(settings, config)
     app.setWindowIcon(window.icon)
     window.show()
