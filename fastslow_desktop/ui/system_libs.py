@@ -61,7 +61,9 @@ def loadable(soname: str) -> bool:
     return True
 
 
-def missing(libs: tuple[SystemLib, ...], load: Callable[[str], bool] = loadable) -> list[SystemLib]:
+def missing(libs: tuple[SystemLib, ...], load: Callable[[str], bool] | None = None) -> list[SystemLib]:
+    """The libraries the loader cannot find (`load` defaults to `loadable`, looked up at call time)."""
+    load = load or loadable
     return [lib for lib in libs if not load(lib.soname)]
 
 
@@ -86,7 +88,7 @@ def uses_xcb(env: Mapping[str, str]) -> bool:
 
 
 def display_problem(env: Mapping[str, str] | None = None, platform: str | None = None,
-                    load: Callable[[str], bool] = loadable) -> str | None:
+                    load: Callable[[str], bool] | None = None) -> str | None:
     """Why the GUI cannot start on this desktop, in words a person can act on; None when it can."""
     env = os.environ if env is None else env
     platform = sys.platform if platform is None else platform
@@ -109,7 +111,7 @@ def display_problem(env: Mapping[str, str] | None = None, platform: str | None =
             f"  {install_hint(gone)}\nthen start FastSlow again.")
 
 
-def multimedia_problem(load: Callable[[str], bool] = loadable) -> str | None:
+def multimedia_problem(load: Callable[[str], bool] | None = None) -> str | None:
     """Why the in-app video player cannot run, naming the package to install; None when it can."""
     if not sys.platform.startswith("linux"):
         return None
