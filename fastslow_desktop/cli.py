@@ -210,7 +210,7 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
 }
 
 
-def _shared_options(suppress: bool) -> argparse.ArgumentParser:
+def shared_options(suppress: bool) -> argparse.ArgumentParser:
     """`--library`, `--models`, `--device`, `-v`: accepted before the command and after it.
 
     The copy on each subcommand has SUPPRESS defaults, so an option given only before the command is
@@ -235,13 +235,13 @@ class _SubcommandParser(argparse.ArgumentParser):
     """Every subcommand parser inherits the shared options (argparse builds them through this class)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs["parents"] = [*kwargs.get("parents", []), _shared_options(suppress=True)]
+        kwargs["parents"] = [*kwargs.get("parents", []), shared_options(suppress=True)]
         super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastslow", description="Find photos and moments in videos by description.",
-                                     parents=[_shared_options(suppress=False)])
+                                     parents=[shared_options(suppress=False)])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     for add, _ in COMMANDS.values():
         add(sub)

@@ -65,11 +65,10 @@ def build_window(settings: AppSettings, config: ServiceConfig, engine_factory: E
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app")
-    parser.add_argument("--library", metavar="DIR", help="library folder")
-    parser.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the models run")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    from fastslow_desktop.cli import shared_options  # the same options as `fastslow`, defined once
+
+    parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app",
+                                     parents=[shared_options(suppress=False)])
     args, _ = parser.parse_known_args(argv)  # Qt's own options (-style, -platform…) pass through
     return args
 
