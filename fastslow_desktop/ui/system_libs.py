@@ -23,7 +23,8 @@ class SystemLib:
     fedora: str  # Fedora/RHEL package
 
 
-# What libQt6XcbQpa and the xcb plugin link against (ldd on PySide6 6.11), beyond libc and friends.
+# What libQt6XcbQpa, libQt6Gui and the xcb plugin link against (readelf on PySide6 6.11), beyond libc and
+# friends. Not libxcb-xinerama: Qt 6 no longer links it, and demanding it would refuse a desktop Qt runs on.
 XCB_LIBS = (
     SystemLib("libxcb.so.1", "libxcb1", "libxcb"),
     SystemLib("libxcb-cursor.so.0", "libxcb-cursor0", "xcb-util-cursor"),
@@ -34,7 +35,6 @@ XCB_LIBS = (
     SystemLib("libxcb-util.so.1", "libxcb-util1", "xcb-util"),
     SystemLib("libxcb-shape.so.0", "libxcb-shape0", "libxcb"),
     SystemLib("libxcb-randr.so.0", "libxcb-randr0", "libxcb"),
-    SystemLib("libxcb-xinerama.so.0", "libxcb-xinerama0", "libxcb"),
     SystemLib("libxcb-xkb.so.1", "libxcb-xkb1", "libxcb"),
     SystemLib("libxcb-render.so.0", "libxcb-render0", "libxcb"),
     SystemLib("libxcb-shm.so.0", "libxcb-shm0", "libxcb"),
