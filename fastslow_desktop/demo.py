@@ -90,6 +90,10 @@ def run_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     folder = Path(args.dir).expanduser() if args.dir else default_demo_dir()
     args.models = getattr(args, "models", None) or DEMO_MODELS
+    if getattr(args, "library", None):  # shared by every command, but the demo's library lives in --dir
+        print("fastslow demo: the demo keeps its library in DIR/library of --dir DIR; --library does not apply",
+              file=sys.stderr)
+        return EXIT_USAGE
     bar = TqdmProgress()
     try:
         library_dir = build_demo(folder, args.images, args.videos, args.seed, args.models, progress=bar)
@@ -111,4 +115,5 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"fastslow demo: the desktop app is not available in this build ({exc}); the library is "
               "ready for `fastslow search`", file=sys.stderr)
         return EXIT_USAGE
-    return int(gui_main(["--library", str(library_dir), "--models", args.models]) or 0)
+    device = ["--device", args.device] if getattr(args, "device", None) else []
+    return int(gui_main(["--library", str(library_dir), "--models", args.models, *device]) or 0)

@@ -117,3 +117,9 @@ def test_a_programming_error_prints_a_short_message_and_logs_the_traceback(monke
     assert str(log) in err
     text = log.read_text()
     assert "Traceback" in text and "division by zero in the planner" in text and "in run" in text
+
+
+def test_demo_refuses_library_instead_of_ignoring_it(tmp_path, capsys):
+    assert main(["demo", "--library", str(tmp_path / "elsewhere"), "--dir", str(tmp_path / "demo"), "--no-gui"]) == 2
+    assert "--library does not apply" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "elsewhere").exists()
