@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     log_to_library(config.library_dir)  # job tracebacks land in the library's log, as the CLI's do
     window = build_window(settings, config)
     app.setWindowIcon(window.icon)
+    # Quit when the services have stopped (the library saved), not when the window hides at close.
+    app.setQuitOnLastWindowClosed(False)
+    window.closed.connect(app.quit)
     window.show()
     # Start loading after the first paint, so the window is on screen before any heavy import.
     QTimer.singleShot(0, window.start)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QFileDialog, QMainWindow, QSplitter, QStackedWidget, QVBoxLayout,
                                QWidget)
@@ -41,6 +41,8 @@ OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: star
 
 
 class MainWindow(WindowDialogs, QMainWindow):
+    closed = Signal()  # after close: the services have stopped and the library is saved (the app may quit)
+
     def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
@@ -384,3 +386,4 @@ class MainWindow(WindowDialogs, QMainWindow):
     def _closed(self) -> None:
         self._stopped = True
         self.close()
+        self.closed.emit()
