@@ -2,6 +2,8 @@
 
 Each subcommand is one `cmd_*` function registered in `COMMANDS`; add a command by writing its
 function and its `_add_*_parser`. `main(argv)` returns the exit code, so tests call it in-process.
+The options every command shares (`--library`, `--models`, `--device`, `-v`) live in one parent
+parser, and `main` is the one place where errors become a sentence on stderr and an exit code.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import logging
 import logging.handlers
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from .errors import explain, is_expected, unexpected
 
 logger = logging.getLogger("fastslow_desktop.cli")
 
@@ -26,27 +32,34 @@ def _library_dir(args: argparse.Namespace) -> Path:
     return Path(args.library).expanduser() if args.library else default_library_dir()
 
 
-def _load_models(spec: str | None):
-    """The bundle to index or search with, or None after printing why (exit code 2)."""
-    from .models import DEFAULT_PRESET, ModelError, load_bundle
+def _models_loader(args: argparse.Namespace) -> Callable[[str | None], object]:
+    """`load(spec)` for this command line: the bundle on `--device`, or None after printing why (exit 2)."""
+    def load(spec: str | None):
+        from .models import DEFAULT_PRESET, ModelError, load_bundle
 
-    try:
-        return load_bundle(spec or DEFAULT_PRESET)
-    except ModelError as exc:
-        print(f"fastslow: cannot use models {spec or DEFAULT_PRESET!r}: {exc}", file=sys.stderr)
-        return None
+        try:
+            return load_bundle(spec or DEFAULT_PRESET, device=args.device or "auto")
+        except ModelError as exc:
+            print(f"fastslow: cannot use models {spec or DEFAULT_PRESET!r}: {exc}", file=sys.stderr)
+            return None
+    return load
 
 
 _library_log: logging.Handler | None = None
 
 
-def _log_to_library(folder: Path) -> None:
-    """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
+def _close_library_log() -> None:
     global _library_log
     if _library_log is not None:  # main() called again in one process (tests): one file at a time
         logging.getLogger("fastslow_desktop").removeHandler(_library_log)
         _library_log.close()
         _library_log = None
+
+
+def log_to_library(folder: Path) -> None:
+    """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
+    global _library_log
+    _close_library_log()
     try:
         (folder / "logs").mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
@@ -67,7 +80,6 @@ def _add_index_parser(sub) -> None:
     p.add_argument("--exclude", action="append", default=None, metavar="GLOB",
                    help="skip files or folders matching this pattern (repeatable; replaces the folder's "
                         "earlier patterns, which are kept when no --exclude is given)")
-    p.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON on stdout")
 
 
@@ -78,11 +90,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not Path(path).is_dir():
             print(f"fastslow: {path} is not a folder", file=sys.stderr)
             return EXIT_USAGE
-    models = _load_models(args.models)
+    models = _models_loader(args)(args.models)
     if models is None:
         return EXIT_USAGE
     folder = _library_dir(args)
-    _log_to_library(folder)
+    log_to_library(folder)
     bar = TqdmProgress(disable=args.json or None)
     try:
         with Library.open(folder, models) as library:
@@ -110,6 +122,11 @@ def _add_status_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the status as JSON on stdout")
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 video', '2 videos'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError
 
@@ -128,8 +145,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"library: {folder}")
     print(f"model:   {status['model'] or '-'}")
-    print(f"{status['media']} files indexed ({status['images']} photos, {status['videos']} videos, "
-          f"{status['segments']} segments), {len(status['failed'])} failed")
+    print(f"{_count(status['media'], 'file')} indexed ({_count(status['images'], 'photo')}, "
+          f"{_count(status['videos'], 'video')}, {_count(status['segments'], 'segment')}), "
+          f"{len(status['failed'])} failed")
     for root in status["roots"]:
         state = "" if root["online"] else "  [offline]"
         print(f"  {root['path']}: {root['indexed']} indexed, {root['failed']} failed{state}")
@@ -149,7 +167,7 @@ def _add_search_parser(sub) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from .search.cli import run_search
 
-    return run_search(args, _library_dir(args), _load_models)
+    return run_search(args, _library_dir(args), _models_loader(args))
 
 
 def _add_demo_parser(sub) -> None:
@@ -164,13 +182,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def _not_implemented(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"fastslow {name}: not implemented yet", file=sys.stderr)
-        return EXIT_USAGE
-    return run
-
-
 def cmd_gui(args: argparse.Namespace) -> int:
     """Bare `fastslow`: the desktop app (Qt is imported only here, lazily)."""
     import importlib
@@ -179,6 +190,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastslow_desktop.ui.app") is None:
         print("fastslow: the desktop app is not available in this build "
               "(use `fastslow index`, `fastslow status` or `fastslow search`)", file=sys.stderr)
+        return EXIT_USAGE
+    from .ui.system_libs import display_problem  # no Qt: checks what Qt would abort on
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"fastslow: {problem}", file=sys.stderr)
         return EXIT_USAGE
     app = importlib.import_module("fastslow_desktop.ui.app")
     return int(app.main(args) or 0)
@@ -193,22 +210,41 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastslow", description="Find photos and moments in videos by description.")
-    parser.add_argument("--library", metavar="DIR",
+def shared_options(suppress: bool) -> argparse.ArgumentParser:
+    """`--library`, `--models`, `--device`, `-v`: accepted before the command and after it.
+
+    The copy on each subcommand has SUPPRESS defaults, so an option given only before the command is
+    not overwritten by the subcommand's default (`fastslow --models B index P` indexes with B).
+    """
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--library", metavar="DIR", default=default(None),
                         help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    # For the desktop app (bare `fastslow`); subcommands that use models take their own --models.
-    parser.add_argument("--models", metavar="B", help="app: model bundle folder or preset (default: synthscenes)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="app: where the models run")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parent.add_argument("--models", metavar="B", default=default(None),
+                        help="model bundle folder or preset (default: synthscenes; the demo's own otherwise)")
+    parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default(None),
+                        help="where the models run (default: auto)")
+    parent.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="more log output (-vv for debug)")
+    return parent
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """Every subcommand parser inherits the shared options (argparse builds them through this class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["parents"] = [*kwargs.get("parents", []), shared_options(suppress=True)]
+        super().__init__(*args, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastslow", description="Find photos and moments in videos by description.",
+                                     parents=[shared_options(suppress=False)])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     for add, _ in COMMANDS.values():
-        before = set(sub.choices)
         add(sub)
-        for added in set(sub.choices) - before:
-            # --library is accepted before or after the subcommand.
-            sub.choices[added].add_argument("--library", metavar="DIR", default=argparse.SUPPRESS,
-                                            help="library folder")
     return parser
 
 
@@ -228,13 +264,44 @@ def configure_logging(verbose: int = 0) -> None:
     package.setLevel(min(level, logging.INFO))
 
 
+def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:
+    """Write the traceback to the library's log (never the terminal); returns where it went."""
+    text = "".join(traceback.format_exception(exc))
+    if args is not None and _library_log is None:
+        log_to_library(_library_dir(args))
+    if _library_log is not None:
+        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "unexpected error:\n%s", (text,), None)
+        _library_log.handle(record)
+        return _library_log.baseFilename
+    try:  # no library log (unwritable folder): a file in the temporary folder still keeps it
+        with tempfile.NamedTemporaryFile("w", prefix="fastslow-crash-", suffix=".log", delete=False,
+                                         encoding="utf-8") as file:
+            file.write(text)
+            return file.name
+    except OSError:
+        return "nowhere (no writable folder)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error ends here as one line on stderr and an exit code."""
     args = build_parser().parse_args(argv)
+    _close_library_log()  # an earlier call's library (tests run many commands in one process)
     configure_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.command is None:
-        return cmd_gui(args)
-    return COMMANDS[args.command][1](args)
+    try:
+        if args.command is None:
+            return cmd_gui(args)
+        return COMMANDS[args.command][1](args)
+    except KeyboardInterrupt:
+        print("fastslow: interrupted; what was done so far is kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one boundary: a sentence for people, the traceback for the log
+        if is_expected(exc):
+            logger.debug("command failed", exc_info=True)
+            print(f"fastslow: {explain(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"fastslow: {unexpected(exc, _log_crash(args, exc))}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=DEMO_IMAGES, help=argparse.SUPPRESS)
     parser.add_argument("--videos", type=int, default=DEMO_VIDEOS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help=argparse.SUPPRESS)
-    parser.add_argument("--models", default=DEMO_MODELS, help=argparse.SUPPRESS)
+    # --models (another bundle, for development) is one of the options every command shares.
 
 
 def ensure_media(media: Path, n_images: int, n_videos: int, seed: int) -> bool:
@@ -89,6 +89,11 @@ def run_demo(args: argparse.Namespace) -> int:
         print("fastslow demo: --images and --videos must not be negative, nor both zero", file=sys.stderr)
         return EXIT_USAGE
     folder = Path(args.dir).expanduser() if args.dir else default_demo_dir()
+    args.models = getattr(args, "models", None) or DEMO_MODELS
+    if getattr(args, "library", None):  # shared by every command, but the demo's library lives in --dir
+        print("fastslow demo: the demo keeps its library in DIR/library of --dir DIR; --library does not apply",
+              file=sys.stderr)
+        return EXIT_USAGE
     bar = TqdmProgress()
     try:
         library_dir = build_demo(folder, args.images, args.videos, args.seed, args.models, progress=bar)
@@ -110,4 +115,5 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"fastslow demo: the desktop app is not available in this build ({exc}); the library is "
               "ready for `fastslow search`", file=sys.stderr)
         return EXIT_USAGE
-    return int(gui_main(["--library", str(library_dir), "--models", args.models]) or 0)
+    device = ["--device", args.device] if getattr(args, "device", None) else []
+    return int(gui_main(["--library", str(library_dir), "--models", args.models, *device]) or 0)

@@ -122,3 +122,43 @@ def test_errors_print_one_clear_line_and_exit_with_2(indexed, capsys, tmp_path, 
     assert captured.out == ""
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], captured.err
+
+
+def _search_in_thread(argv: list[str]) -> int | None:
+    """Runs the CLI in a thread: a blocked open() leaves it alive, and the test fails instead of hanging."""
+    import threading
+
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(cli_main(argv)), daemon=True)
+    thread.start()
+    thread.join(30)
+    return codes[0] if codes else None
+
+
+def test_a_fifo_as_queries_file_is_refused_at_once(indexed, capsys, tmp_path):
+    import os
+
+    fifo = tmp_path / "queries.fifo"
+    os.mkfifo(fifo)
+    code = _search_in_thread(_search(indexed, "--queries", str(fifo)))
+    assert code == 2, "the search blocked on the FIFO (no writer) or did not refuse it"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = [line for line in captured.err.splitlines() if line.strip()]
+    assert "cannot read the queries file" in line and "not a regular file" in line
+
+
+def test_a_folder_as_queries_file_is_refused(indexed, capsys, tmp_path):
+    assert cli_main(_search(indexed, "--queries", str(tmp_path))) == 2
+    assert "cannot read the queries file" in capsys.readouterr().err
+
+
+def test_queries_from_stdin_print_json_lines_without_the_json_flag(indexed, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a red circle\n\na large green star\n"))
+    assert cli_main(_search(indexed, "--queries", "-", "--top", "2")) == 0
+    objs = _json_lines(capsys.readouterr().out)
+    assert [o["query"] for o in objs] == ["a red circle", "a large green star"]
+    for obj, query in zip(objs, ["a red circle", "a large green star"]):
+        _check_contract(obj, query)

@@ -65,7 +65,8 @@ def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wa
     """The real main window on a library, started the way app.main starts it."""
     config.setdefault("watching", False)
     window = build_window(settings, ServiceConfig(library_dir=library, models=str(bundle), **config))
-    qtbot.addWidget(window)
+    # Closing hands the services to a background stop; the window is deleted only after it is done.
+    qtbot.addWidget(window, before_close_func=lambda w: close_window(qtbot, w))
     window.show()
     failures: list[str] = []
     window.controller.failed.connect(lambda message, _offline: failures.append(message))
@@ -74,3 +75,9 @@ def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wa
         qtbot.waitUntil(lambda: window.controller.is_ready or bool(failures), timeout=READY_MS)
         assert not failures, failures
     return window
+
+
+def close_window(qtbot, window, timeout_ms: int = 60_000) -> None:
+    """Close the window the way a person does and wait until its services have stopped (library saved)."""
+    window.close()
+    qtbot.waitUntil(lambda: window._stopped, timeout=timeout_ms)

@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from fastslow_desktop.ui.dialogs.settings import SettingsDialog
 from fastslow_desktop.ui.models.results import ResultRoles
 from fastslow_desktop.ui.settings import AppSettings
-from tests.test_ui_support import indexed_library, open_window, scenes_folder, ui_settings, write_photos  # noqa: F401
+from tests.test_ui_support import close_window, indexed_library, open_window, scenes_folder, ui_settings, write_photos  # noqa: F401
 
 QUERY = "a red circle to the left of a blue square"
 
@@ -126,7 +126,7 @@ def test_settings_and_window_state_persist_across_a_restart(qtbot, tmp_path, ind
     assert changed >= {"device", "k", "beta", "exclusions", "watching", "models"}
     window.resize(720, 520)  # within the offscreen screen (800 × 600)
     window.search_bar.field.setText("three large red squares")
-    window.close()
+    close_window(qtbot, window)
 
     again = AppSettings.at(ini)  # a new process would read the same file
     assert (again.device, again.k, again.beta, again.exclusions, again.watching, again.models) == \

@@ -18,9 +18,9 @@ logger = logging.getLogger(__name__)
 NORMALIZATIONS = ("zscore", "per_token", "none")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RerankConfig:
-    """Re-ranking defaults stored in a bundle's manifest."""
+    """Re-ranking defaults stored in a bundle's manifest (frozen: a request carries its own K and β)."""
 
     k: int = 20  # candidates the slow model re-scores
     beta: float = 1.0  # weight of the fast score in the final score

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,10 +20,9 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The search subcommand's arguments (`--library` is added by the main parser)."""
+    """The search subcommand's own arguments (`--library`, `--models`, `--device`, `-v` are shared by every command)."""
     parser.add_argument("query", nargs="?", metavar="QUERY",
                         help='a description, or a combined query: \'"red circle" + photo.jpg - "blue"\'')
-    parser.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
     parser.add_argument("--top", type=int, default=20, metavar="N", help="results to show (default 20)")
     parser.add_argument("--k", type=int, default=None, metavar="K",
                         help="how many fast candidates the slow model re-ranks (default: the bundle's)")
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="PATH", help="search with a picture (added to QUERY if both are given)")
     parser.add_argument("--type", choices=("image", "video"), help="only photos or only videos")
     parser.add_argument("--queries", metavar="FILE",
-                        help="one query per line; prints one JSON object per line, in order")
+                        help="one query per line ('-' for stdin); prints one JSON object per line, in order")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
@@ -37,11 +39,30 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def read_queries_file(name: str) -> str:
+    """The text of a queries file: a regular file, or '-' for stdin.
+
+    Opened non-blocking and checked before reading, so a FIFO, a device or a folder is refused at
+    once instead of waiting forever for a writer.
+    """
+    if name == "-":
+        return sys.stdin.read()
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (give a text file, or - for stdin)", name)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read()
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
+
+
 def _queries(args: argparse.Namespace) -> Iterator[str] | str:
     """The queries to run, or an error message."""
     if args.queries:
         try:
-            lines = Path(args.queries).read_text(encoding="utf-8").splitlines()
+            lines = read_queries_file(args.queries).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             return f"cannot read the queries file {args.queries}: {getattr(exc, 'strerror', None) or exc}"
         return iter([line.strip() for line in lines if line.strip()])
@@ -94,7 +115,7 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
                                             kind=args.type, image=args.image)
                     result = engine.search(request)
                     shown = query or args.image or ""
-                    if args.json:
+                    if args.json or args.queries:  # a queries file is a batch: JSON lines, as README says
                         print(json.dumps(result.to_json(query=shown)), flush=True)
                     else:
                         print(format_table(shown, result), flush=True)

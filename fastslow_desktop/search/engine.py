@@ -243,7 +243,8 @@ class SearchEngine:
         try:
             for weight, text in stage1.rerank_texts:
                 ranked = Reranker(slow, reranker.config).rerank(
-                    text, keys, fast_scores, lambda sid: [items[sid]] if sid in readable else [], k=len(keys))
+                    text, keys, fast_scores, lambda sid: [items[sid]] if sid in readable else [], k=len(keys),
+                    beta=request.beta)
                 for r in ranked:
                     if r.slow_score is None:
                         continue

@@ -22,6 +22,7 @@ class SearchRequest:
     text: str = ""  # plain text, or a combined query: '"red circle" + photo.jpg - "blue"', '2:"red circle"'
     top: int = 50  # results wanted
     k: int | None = None  # slow re-rank depth (segments); None = the bundle's default
+    beta: float | None = None  # weight of the fast score in the final score; None = the bundle's
     rerank: bool = True
     kind: str | None = None  # "image" | "video" | None
     folder: str | None = None  # only results under this folder

@@ -21,6 +21,7 @@ from .main_window import MainWindow
 from .services import EngineFactory, ServiceConfig
 from .settings import APPLICATION, ORGANIZATION, AppSettings
 from .style import STYLESHEET
+from .system_libs import EXIT_USAGE, display_problem
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +65,10 @@ def build_window(settings: AppSettings, config: ServiceConfig, engine_factory: E
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app")
-    parser.add_argument("--library", metavar="DIR", help="library folder")
-    parser.add_argument("--models", metavar="B", help="model bundle folder or preset (default: synthscenes)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the models run")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    from fastslow_desktop.cli import shared_options  # the same options as `fastslow`, defined once
+
+    parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app",
+                                     parents=[shared_options(suppress=False)])
     args, _ = parser.parse_known_args(argv)  # Qt's own options (-style, -platform…) pass through
     return args
 
@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
         if not logging.getLogger().handlers:
             level = logging.WARNING if not args.verbose else logging.INFO if args.verbose == 1 else logging.DEBUG
             logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if QApplication.instance() is None:
+        problem = display_problem()  # before Qt's platform plugin can abort the process
+        if problem is not None:
+            print(f"fastslow: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     app = QApplication.instance() or QApplication(qt_argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -93,8 +98,14 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     settings = AppSettings()
     config = service_config(settings, getattr(args, "library", None), getattr(args, "models", None),
                             getattr(args, "device", None))
+    from fastslow_desktop.cli import log_to_library
+
+    log_to_library(config.library_dir)  # job tracebacks land in the library's log, as the CLI's do
     window = build_window(settings, config)
     app.setWindowIcon(window.icon)
+    # Quit when the services have stopped (the library saved), not when the window hides at close.
+    app.setQuitOnLastWindowClosed(False)
+    window.closed.connect(app.quit)
     window.show()
     # Start loading after the first paint, so the window is on screen before any heavy import.
     QTimer.singleShot(0, window.start)

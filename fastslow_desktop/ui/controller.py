@@ -13,19 +13,20 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from .library_control import LibraryControl
 from .services import EngineFactory, ServiceConfig, Services, default_engine_factory, default_request_factory
 from .workers.download import download_models
-from .workers.indexing import index_library
-from .workers.job import JobRunner
+from .workers.job import JobRunner, job_error_message
 from .workers.search import run_fast, run_refine
 from .workers.startup import NeedsDownload, StartupFailed, StartupStep, load_services, warm_slow
 
 logger = logging.getLogger(__name__)
 
 ROOTS_REFRESH_MS = 1000  # sidebar counts while indexing
+STOP_WAIT_MS = 30_000  # per pool, on the stop thread: an uninterruptible import of torch may take this long
 
 
-class AppController(QObject):
+class AppController(LibraryControl, QObject):
     # models and start-up
     loading = Signal(str)  # what is being loaded
     ready = Signal()  # searchable
@@ -47,8 +48,10 @@ class AppController(QObject):
     index_finished = Signal(object)  # IndexReport, or None after an error
     index_error = Signal(str)
     library_error = Signal(str)
+    stopping_changed = Signal(bool)  # True while the services stop in the background (restart, close)
     # the watcher's thread emits this; Qt queues it to the GUI thread
     _watch_batch = Signal(list)
+    _stopped = Signal()  # from the stop thread
 
     def __init__(self, config: ServiceConfig, engine_factory: EngineFactory | None = None,
                  request_factory: Callable | None = None, parent: QObject | None = None):
@@ -75,6 +78,13 @@ class AppController(QObject):
         self._download_cancel: threading.Event | None = None
         self._startup_cancel = threading.Event()
         self._closing = False
+        self._stopping = False
+        self._stop_thread: threading.Thread | None = None
+        self._on_stopped: list[Callable[[], None]] = []
+        self._restart_config: ServiceConfig | None = None
+        self._stopped_library = None  # closed by the stop thread; a late start-up result must not close it again
+        self._runners = (self._startup, self._fast, self._slow, self._tasks, self._indexer)
+        self._stopped.connect(self._on_stop_finished)
         self._roots_timer = QTimer(self)
         self._roots_timer.setInterval(ROOTS_REFRESH_MS)
         self._roots_timer.timeout.connect(self.refresh)
@@ -109,8 +119,9 @@ class AppController(QObject):
 
     def _on_startup_result(self, outcome, cancel: threading.Event) -> None:
         if self._closing or cancel.is_set():
-            if isinstance(outcome, Services):
-                outcome.library.close()
+            if isinstance(outcome, Services) and outcome.library is not self._stopped_library:
+                # Stopped before it was adopted: close it off the GUI thread (saving HNSW takes time).
+                threading.Thread(target=outcome.library.close, name="fastslow-close", daemon=True).start()
             return
         if isinstance(outcome, NeedsDownload):
             self._needs = outcome
@@ -149,13 +160,44 @@ class AppController(QObject):
             self.failed.emit(message, True)
 
     def restart(self, config: ServiceConfig) -> None:
-        """New models, device or library folder: close the services and build them again."""
-        self._stop_services()
-        self._closing = False
-        self.config = config
-        self.start()
+        """New models, device or library folder: stop the services in the background, then build them again."""
+        self._restart_config = config
+        if self._stopping:
+            return  # the stop under way starts the newest config when it is done
+        self._begin_stop(on_done=self._restart_stopped)
 
-    def _stop_services(self) -> None:
+    def _restart_stopped(self) -> None:
+        config, self._restart_config = self._restart_config, None
+        self._closing = False
+        if config is not None:
+            self.config = config
+            self.start()
+
+    def shutdown(self, on_done: Callable[[], None] | None = None,
+                 also_wait: tuple[Callable[[], object], ...] = ()) -> None:
+        """Cancel everything and close the library in the background (the window is closing).
+
+        `on_done` runs on the GUI thread once the workers have stopped and the library is saved;
+        `also_wait` are more blocking waits (the window's own pools) for the same background thread.
+        """
+        self._restart_config = None
+        self._begin_stop(on_done=on_done, also_wait=also_wait)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def wait_stopped(self, seconds: float = 60.0) -> bool:
+        """Block until a background stop has finished its work (tests and scripts; never the GUI)."""
+        thread = self._stop_thread
+        if thread is not None:
+            thread.join(seconds)
+            return not thread.is_alive()
+        return True
+
+    def _begin_stop(self, on_done: Callable[[], None] | None,
+                    also_wait: tuple[Callable[[], object], ...] = ()) -> None:
+        """Cancel at once on the GUI thread; wait for the pools and close the library on a plain thread."""
         self._closing = True
         self._startup_cancel.set()
         self._generation += 1
@@ -165,26 +207,52 @@ class AppController(QObject):
         self._index_cancel.set()
         self._index_pause.clear()
         self._index_queue, self._index_all_queued = None, False
-        for runner in (self._fast, self._slow, self._tasks, self._indexer):
+        for runner in self._runners[1:]:
             runner.clear()
-        for runner in (self._startup, self._fast, self._slow, self._tasks, self._indexer):
-            if not runner.wait(30000):
-                logger.warning("%s jobs did not stop in time", runner.pool.objectName())
+        if on_done is not None:
+            self._on_stopped.append(on_done)
+        if self._stopping:
+            return
         engine = getattr(self.services, "engine", None)
-        if engine is not None and hasattr(engine, "close"):
-            engine.close()
-        if self.library is not None:
-            try:
-                self.library.close()
-            except Exception as exc:  # closing must not stop the app from quitting
-                logger.warning("closing the library: %s", exc)
+        library = self._stopped_library = self.library
         self.services, self.library = None, None
+        self._stopping = True
+        self.stopping_changed.emit(True)
+        pools = tuple(runner.pool for runner in self._runners)
+        self._stop_thread = threading.Thread(target=self._stop_work, args=(pools, also_wait, engine, library),
+                                             name="fastslow-stop", daemon=True)
+        self._stop_thread.start()
+
+    def _stop_work(self, pools, also_wait, engine, library) -> None:
+        """Runs on the stop thread: wait for every job, then close the engine and the library (saves HNSW).
+
+        Each step is guarded on its own: stopping must not stop the app from quitting, and the
+        library is closed even when a wait failed.
+        """
+        waits = [lambda pool=pool: pool.waitForDone(STOP_WAIT_MS) or logger.warning(
+            "%s jobs did not stop in time", pool.objectName()) for pool in pools]
+        closes = [getattr(engine, "close", None), getattr(library, "close", None)]
+        for step in [*waits, *also_wait, *closes]:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:
+                logger.error("stopping the services: %s", exc, exc_info=True)
+        try:
+            self._stopped.emit()  # queued to the GUI thread, after every job's own signals
+        except RuntimeError:  # the controller was deleted meanwhile (the app is gone): nothing to tell
+            pass
+
+    def _on_stop_finished(self) -> None:
+        self._stopping = False
+        self._stop_thread = None
         self._index_running = False
         self._index_cancel = threading.Event()
-
-    def shutdown(self) -> None:
-        """Cancel everything, wait for the workers, close the library (the window is closing)."""
-        self._stop_services()
+        callbacks, self._on_stopped = self._on_stopped, []
+        self.stopping_changed.emit(False)
+        for callback in callbacks:
+            callback()
 
     # -- search ---------------------------------------------------------------------------
     def search(self, **request) -> None:
@@ -197,10 +265,14 @@ class AppController(QObject):
             self._pending_request = request  # runs when the models are ready
             return
         generation = self._generation
+        # K and β travel in each request: the models' configs are never changed (Settings may change them).
+        if request.get("k") is None:
+            request["k"] = self.config.k
+        request.setdefault("beta", self.config.beta)
         try:
             req = self.request_factory(**request)
         except Exception as exc:
-            self.search_failed.emit(str(exc))
+            self.search_failed.emit(job_error_message("search request", exc))
             return
         self._fast.submit(run_fast, self.services.engine, req, generation, lambda: self._generation,
                           on_result=self._on_stage1, on_error=self.search_failed.emit)
@@ -215,9 +287,8 @@ class AppController(QObject):
 
     def update_search(self, k: int | None, beta: float | None, exclusions: list[str]) -> None:
         """New K, β or default exclusions from Settings (no reload needed)."""
+        # The next search request carries them; nothing shared with running jobs is changed.
         self.config = replace(self.config, k=k, beta=beta, exclusions=list(exclusions))
-        if self.services is not None and beta is not None:
-            self.services.models.rerank_config.beta = float(beta)
 
     def presets(self) -> list[str]:
         """Model presets known once the models package is loaded (a short default list before)."""
@@ -252,138 +323,3 @@ class AppController(QObject):
         # The indicator stays on while a newer query's refine is still queued or running.
         if not self._slow.busy:
             self.refining.emit(False)
-
-    # -- folders --------------------------------------------------------------------------
-    def _with_library(self, action: Callable[[], None]) -> None:
-        if self.library is not None:
-            action()
-        else:
-            self._until_library.append(action)
-
-    def add_folders(self, paths: list[str]) -> None:
-        """Add folders (the global exclusions apply) and index them."""
-        def go() -> None:
-            library, exclude = self.library, list(self.config.exclusions)
-
-            def add() -> list[str]:
-                return [library.add_root(p, exclude=exclude) for p in paths]
-
-            self._tasks.submit(add, on_result=lambda roots: (self.refresh(), self.index(roots)),
-                               on_error=self.library_error.emit)
-        self._with_library(go)
-
-    def remove_folder(self, path: str) -> None:
-        def go() -> None:
-            library = self.library
-            if self._index_running:
-                self._index_cancel.set()  # removing waits for the index lock: stop the run first
-            self._tasks.submit(library.remove_root, path, on_result=lambda _: self.refresh(),
-                               on_error=self.library_error.emit)
-        self._with_library(go)
-
-    def set_folder_exclusions(self, path: str, patterns: list[str]) -> None:
-        """Change one folder's exclusions, then re-scan it (newly excluded files leave the index)."""
-        def go() -> None:
-            library = self.library
-            self._tasks.submit(library.add_root, path, exclude=list(patterns),
-                               on_result=lambda root: (self.refresh(), self.index([root])),
-                               on_error=self.library_error.emit)
-        self._with_library(go)
-
-    def refresh(self) -> None:
-        """Re-read roots and status in the library thread (never on the GUI thread)."""
-        if self.library is None or self._closing:
-            return
-        library = self.library
-
-        def read():
-            return library.roots(), library.status()
-
-        self._tasks.submit(read, on_result=self._on_refreshed, on_error=self.library_error.emit)
-
-    def _on_refreshed(self, outcome) -> None:
-        if self._closing:
-            return
-        roots, status = outcome
-        self.roots_changed.emit(roots)
-        self.status_changed.emit(status)
-
-    # -- indexing -------------------------------------------------------------------------
-    @property
-    def indexing(self) -> bool:
-        return self._index_running
-
-    @property
-    def paused(self) -> bool:
-        return self._index_pause.is_set()
-
-    def index(self, paths: list[str] | None = None) -> None:
-        """Index everything (None) or some paths; queued behind a running index run."""
-        def go() -> None:
-            if self._index_running:
-                if paths is None:
-                    self._index_all_queued = True
-                else:
-                    self._index_queue = (self._index_queue or set()) | set(paths)
-                return
-            self._start_index(paths)
-        self._with_library(go)
-
-    def _start_index(self, paths: list[str] | None) -> None:
-        self._index_running = True
-        self._index_cancel = threading.Event()
-        self._indexer.submit(index_library, self.library, paths, self._index_cancel, self._index_pause,
-                             with_progress=True, on_progress=self.index_progress.emit,
-                             on_result=self._on_index_result, on_error=self._on_index_error,
-                             on_finished=self._on_index_finished)
-        self._roots_timer.start()
-        self.index_started.emit()
-
-    def _on_index_result(self, report) -> None:
-        if not self._closing:
-            self.index_finished.emit(report)
-
-    def _on_index_error(self, message: str) -> None:
-        if not self._closing:
-            self.index_error.emit(message)
-            self.index_finished.emit(None)
-
-    def _on_index_finished(self) -> None:
-        self._index_running = False
-        self._roots_timer.stop()
-        if self._closing:
-            return
-        self.refresh()
-        if self._index_all_queued:
-            self._index_all_queued, self._index_queue = False, None
-            self._start_index(None)
-        elif self._index_queue:
-            paths, self._index_queue = sorted(self._index_queue), None
-            self._start_index(paths)
-
-    def pause_indexing(self, paused: bool) -> None:
-        if paused:
-            self._index_pause.set()
-        else:
-            self._index_pause.clear()
-
-    def cancel_indexing(self) -> None:
-        self._index_cancel.set()
-
-    # -- watching -------------------------------------------------------------------------
-    def _start_watching(self, library) -> None:
-        # The watcher calls back on its own thread: emitting a signal hands the batch to the GUI thread.
-        library.watch(on_batch=self._watch_batch.emit)
-
-    def set_watching(self, on: bool) -> None:
-        self.config = replace(self.config, watching=on)
-        if self.library is None:
-            return
-        if on:
-            self._tasks.submit(self._start_watching, self.library, on_error=self.library_error.emit)
-        else:
-            self._tasks.submit(self.library.stop_watching, on_error=self.library_error.emit)
-
-    def _on_watch_batch(self, paths: list[str]) -> None:
-        if not self._closing:
-            self.index(list(paths))

@@ -48,12 +48,14 @@ def play_externally(path: str, seconds: float | None) -> bool:
     return open_file(path)
 
 
-def multimedia_available() -> bool:
-    """QtMultimedia needs system libraries (e.g. PulseAudio's) that some machines lack."""
+def multimedia_problem() -> str | None:
+    """Why QtMultimedia cannot play videos here (naming the package to install), or None when it can."""
     try:
         import PySide6.QtMultimedia  # noqa: F401
         import PySide6.QtMultimediaWidgets  # noqa: F401
     except ImportError as exc:
+        from .system_libs import multimedia_problem as missing_libraries
+
         logger.info("QtMultimedia unavailable (%s): videos open in the system player", exc)
-        return False
-    return True
+        return missing_libraries() or f"Videos cannot play inside FastSlow: {exc}"
+    return None

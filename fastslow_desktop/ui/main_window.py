@@ -9,19 +9,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QFileDialog, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QVBoxLayout,
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import (QFileDialog, QMainWindow, QSplitter, QStackedWidget, QVBoxLayout,
                                QWidget)
 
 from ..media import is_photo
 from . import desktop
 from .controller import AppController
-from .dialogs.download import DownloadDialog
-from .dialogs.exclusions import ExclusionsDialog
-from .dialogs.settings import SettingsDialog
+from .menus import build_menus
 from .models.results import ResultRoles, ResultsModel
-from .services import ServiceConfig
 from .settings import AppSettings
 from .views.banner import Banner
 from .views.errors_panel import ErrorsPanel
@@ -31,6 +28,7 @@ from .views.search_bar import SearchBar
 from .views.sidebar import FoldersSidebar
 from .views.status_bar import AppStatusBar
 from .views.welcome import WelcomePage
+from .window_dialogs import WindowDialogs
 from .workers.thumbnails import ThumbnailLoader
 
 logger = logging.getLogger(__name__)
@@ -41,15 +39,10 @@ OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: star
                 "<code>fastslow demo</code>, which works offline.")
 
 
-KEYS_HELP = ("Ctrl+F — search\n↓ — from the search field to the results\nArrows — move\n"
-             "Enter — open (videos play from the moment)\nSpace — preview\nCtrl+Shift+O — add a folder\n"
-             "Ctrl+Q — quit")
-ABOUT = ("<b>FastSlow</b><br>Find photos and moments in videos by describing them. A fast dual encoder "
-         "shortlists at once; a slow captioner re-ranks the best matches a moment later "
-         "(Miech et al., <i>Thinking Fast and Slow</i>, CVPR 2021).<br><br>Everything runs on this computer.")
 
+class MainWindow(WindowDialogs, QMainWindow):
+    closed = Signal()  # after close: the services have stopped and the library is saved (the app may quit)
 
-class MainWindow(QMainWindow):
     def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
@@ -63,9 +56,10 @@ class MainWindow(QMainWindow):
         self._has_roots: bool | None = None
         self._counts = (0, 0)
         self._query = ""
-        self._download_dialog: DownloadDialog | None = None
+        self._download_dialog = None  # the consent dialog while it is open
         self._auto_selecting = False
         self._user_picked = False  # the user chose a result: stage 2 must not move the selection
+        self._stopped = False  # the services have stopped: the window may close
         self._build()
         self._connect()
         self._restore()
@@ -107,41 +101,8 @@ class MainWindow(QMainWindow):
         self.errors_panel = ErrorsPanel(self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.errors_panel)
         self.errors_panel.hide()
-        self._build_menus()
+        build_menus(self)
         self.resize(1280, 800)
-
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self.add_action = QAction("&Add folder…", self)
-        self.add_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
-        self.settings_action = QAction("&Settings…", self)
-        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
-        self.reindex_action = QAction("&Re-scan all folders", self)
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        for action in (self.add_action, self.reindex_action, self.settings_action):
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        file_menu.addAction(quit_action)
-        view_menu = self.menuBar().addMenu("&View")
-        errors_action = self.errors_panel.toggleViewAction()
-        errors_action.setText("&Errors panel")
-        view_menu.addAction(errors_action)
-        self.preview_action = QAction("&Preview pane", self)
-        self.preview_action.setCheckable(True)
-        self.preview_action.setChecked(True)
-        self.preview_action.toggled.connect(self.preview.setVisible)
-        view_menu.addAction(self.preview_action)
-        help_menu = self.menuBar().addMenu("&Help")
-        keys_action = QAction("&Keyboard shortcuts", self)
-        keys_action.triggered.connect(self._show_keys)
-        about_action = QAction("&About FastSlow", self)
-        about_action.triggered.connect(self._show_about)
-        help_menu.addAction(keys_action)
-        help_menu.addAction(about_action)
-        self.find_shortcut = QShortcut(QKeySequence.StandardKey.Find, self)
-        self.find_shortcut.activated.connect(self.focus_search)
 
     def _connect(self) -> None:
         c = self.controller
@@ -158,6 +119,7 @@ class MainWindow(QMainWindow):
         c.index_started.connect(self.status.index_started)
         c.index_progress.connect(self.status.index_progress)
         c.index_finished.connect(self.status.index_finished)
+        c.stopping_changed.connect(self._on_stopping)
         c.index_error.connect(lambda msg: self.banner.show_message(f"Indexing stopped: {msg}", None))
         c.library_error.connect(lambda msg: self.banner.show_message(msg, None))
 
@@ -172,6 +134,7 @@ class MainWindow(QMainWindow):
         self.sidebar.exclusions_requested.connect(self._edit_exclusions)
         self.welcome.add_requested.connect(self.choose_folders)
         self.status.pause_toggled.connect(c.pause_indexing)
+        self.status.cancel_clicked.connect(c.cancel_indexing)
         self.status.errors_clicked.connect(self._show_errors)
         self.banner.action_clicked.connect(self.open_settings)
         self.add_action.triggered.connect(self.choose_folders)
@@ -181,7 +144,7 @@ class MainWindow(QMainWindow):
         self.preview.reveal_requested.connect(lambda r: desktop.reveal(r.path))
         self.preview.copy_requested.connect(self._copy_path)
         self.preview.more_like_requested.connect(self.more_like_this)
-        self.preview.play_requested.connect(lambda r: desktop.play_externally(r.path, r.t_start))
+        self.preview.play_requested.connect(self._play_externally)
 
     def _restore(self) -> None:
         if self.settings.geometry is not None:
@@ -201,6 +164,10 @@ class MainWindow(QMainWindow):
         if self._query:
             self.run_query(self._query, self.search_bar.kind_filter)
 
+    def _on_stopping(self, stopping: bool) -> None:
+        if stopping:
+            self.status.set_models("Stopping…")  # the services wind down in the background
+
     def _on_loading(self, message: str) -> None:
         self.status.set_models(message)
 
@@ -213,22 +180,6 @@ class MainWindow(QMainWindow):
         self.status.set_models("Models unavailable")
         text = message if not offline else f"{message}<br>{OFFLINE_HELP}"
         self.banner.show_message(text, "Settings…")
-
-    def _on_needs_download(self, repos: list[str]) -> None:
-        dialog = DownloadDialog(repos, self)
-        self._download_dialog = dialog
-        dialog.start_requested.connect(self.controller.download)
-        dialog.cancel_requested.connect(self.controller.cancel_download)
-        self.controller.download_progress.connect(dialog.set_progress)
-        self.controller.download_finished.connect(dialog.finish)
-        dialog.finished.connect(lambda result: self._download_closed(dialog, result))
-        dialog.show()
-
-    def _download_closed(self, dialog: DownloadDialog, result: int) -> None:
-        self.controller.download_progress.disconnect(dialog.set_progress)
-        self.controller.download_finished.disconnect(dialog.finish)
-        if not result and not self.controller.is_ready:
-            self._on_failed("The search models were not downloaded.", True)
 
     # -- search ---------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -321,9 +272,14 @@ class MainWindow(QMainWindow):
         if result is None:
             return
         if result.kind == "video":
-            desktop.play_externally(result.path, result.t_start)
+            self._play_externally(result)
         else:
             desktop.open_file(result.path)
+
+    def _play_externally(self, result) -> None:
+        if not desktop.play_externally(result.path, result.t_start):
+            self.preview.show_play_problem(self.preview.play_note.text() + " No video player was found on this "
+                                           "computer either (VLC or mpv can play from the moment).")
 
     def _copy_path(self, result) -> None:
         desktop.copy_path(result.path)
@@ -341,18 +297,6 @@ class MainWindow(QMainWindow):
             self.settings.welcomed = True
             self.status.showMessage(f"Adding {', '.join(Path(p).name for p in paths)}…", 3000)
             self.controller.add_folders(paths)
-
-    def _remove_folder(self, path: str) -> None:
-        answer = QMessageBox.question(self, "Remove folder",
-                                      f"Stop searching {path}?\nYour files are not touched; only FastSlow's index "
-                                      "of them is removed.")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.controller.remove_folder(path)
-
-    def _edit_exclusions(self, path: str, patterns: list[str]) -> None:
-        dialog = ExclusionsDialog(path, patterns, self)
-        if dialog.exec():
-            self.controller.set_folder_exclusions(path, dialog.patterns())
 
     def _on_roots(self, roots: list) -> None:
         self.sidebar.set_roots(roots)
@@ -419,41 +363,15 @@ class MainWindow(QMainWindow):
         elif images:
             self.search_image(images[0])
 
-    # -- settings -------------------------------------------------------------------------
-    def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self.controller.presets(), self)
-        if dialog.exec():
-            self.apply_settings(dialog.save())
-
-    def apply_settings(self, changed: set[str]) -> None:
-        """Take changed settings into use: reload services only when models or library changed."""
-        s = self.settings
-        config = self.controller.config
-        if changed & {"models", "device", "library"}:
-            library = Path(s.library).expanduser() if s.library else config.library_dir
-            new = ServiceConfig(library_dir=library, models=s.models, device=s.device, k=s.k, beta=s.beta,
-                                exclusions=s.exclusions, watching=s.watching)
-            self.results_model.set_results([])
-            self.sidebar.set_roots([])
-            self.status.set_models("Loading models…")
-            self.controller.restart(new)
-            if self._query:
-                self.run_query(self._query, self.search_bar.kind_filter)
-            return
-        if changed & {"k", "beta", "exclusions"}:
-            self.controller.update_search(k=s.k, beta=s.beta, exclusions=s.exclusions)
-        if "watching" in changed:
-            self.controller.set_watching(s.watching)
-
-    # -- help -----------------------------------------------------------------------------
-    def _show_keys(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", KEYS_HELP)
-
-    def _show_about(self) -> None:
-        QMessageBox.about(self, "About FastSlow", ABOUT)
-
     # -- closing --------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Hide at once; the services stop on a background thread, and the window closes when they have."""
+        if self._stopped:
+            super().closeEvent(event)
+            return
+        event.ignore()
+        if self.controller.stopping and self.isHidden():
+            return  # already closing
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.last_query = self.search_bar.field.text().strip()
@@ -463,6 +381,9 @@ class MainWindow(QMainWindow):
         self.hide()
         self.preview.shutdown()
         self.thumbnails.clear()
-        self.thumbnails.wait(3000)
-        self.controller.shutdown()
-        super().closeEvent(event)
+        self.controller.shutdown(on_done=self._closed, also_wait=(self.thumbnails.wait, self.preview.wait))
+
+    def _closed(self) -> None:
+        self._stopped = True
+        self.close()
+        self.closed.emit()

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real types import torch; the GUI imports this module at start-up
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import Models
+    from fastslow_desktop.search import SearchEngine, SearchRequest
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServiceConfig:
-    """Everything needed to (re)build the services; from the command line, then Settings."""
+    """Everything needed to (re)build the services; from the command line, then Settings.
+
+    Frozen: a change is a new config (`dataclasses.replace`), so a running job never sees it move.
+    """
 
     library_dir: Path
     models: str = "synthscenes"  # a preset name or a bundle folder
@@ -21,27 +29,30 @@ class ServiceConfig:
     watching: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """Built once per configuration, in the start-up worker; the GUI only passes them around."""
+    """Built once per configuration, in the start-up worker; the GUI only passes them around.
 
-    library: Any  # fastslow_desktop.library.Library
-    models: Any  # fastslow_desktop.models.Models
-    engine: Any  # fastslow_desktop.search.SearchEngine
-    presets: list[str] = field(default_factory=list)  # model presets this install knows
+    The models' configs are never changed after loading: K and β travel in each SearchRequest.
+    """
+
+    library: Library
+    models: Models
+    engine: SearchEngine
+    presets: tuple[str, ...] = ()  # model presets this install knows
 
 
 # (library, models) -> engine; the default imports fastslow_desktop.search lazily (torch).
-EngineFactory = Callable[[Any, Any], Any]
+EngineFactory = Callable[["Library", "Models"], "SearchEngine"]
 
 
-def default_engine_factory(library, models):
+def default_engine_factory(library: Library, models: Models) -> SearchEngine:
     from fastslow_desktop.search import SearchEngine
 
     return SearchEngine(library, models)
 
 
-def default_request_factory(**fields):
+def default_request_factory(**fields) -> SearchRequest:
     from fastslow_desktop.search import SearchRequest
 
     return SearchRequest(**fields)

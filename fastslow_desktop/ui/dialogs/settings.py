@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
@@ -11,6 +13,20 @@ from .exclusions import PatternsEdit
 
 KNOWN_PRESETS = ("synthscenes", "clip-vit-b-32")
 DEVICE_LABELS = (("Automatic (GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"))
+
+
+def cuda_available() -> bool | None:
+    """Whether a CUDA GPU is usable; None when torch is not loaded yet (importing it here would freeze the GUI).
+
+    The start-up worker imports torch before Settings can usefully be opened, so this is almost always known.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install: treat it as no GPU
+        return False
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
@@ -31,13 +47,28 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
 class SettingsDialog(QDialog):
     """Reads from and writes to AppSettings; `changes()` says what the app has to redo."""
 
-    def __init__(self, settings: AppSettings, presets: list[str] | None = None, parent: QWidget | None = None):
+    def __init__(self, settings: AppSettings, presets: list[str] | None = None, parent: QWidget | None = None,
+                 cuda: bool | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
         presets = list(dict.fromkeys([*KNOWN_PRESETS, *(presets or [])]))
+        note = QLabel("Changing the models, device or library folder reloads them in the background.", self)
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        boxes = (self._models_box(presets, cuda_available() if cuda is None else cuda), self._search_box(),
+                 self._library_box())
+        for widget in (*boxes, note, buttons):
+            layout.addWidget(widget)
+        self.use_preset.toggled.connect(self._sync_enabled)
+        self.load()
+        self.resize(560, 0)
 
-        # models
+    def _models_box(self, presets: list[str], cuda: bool | None) -> QGroupBox:
         self.use_preset = QRadioButton("Preset", self)
         self.use_bundle = QRadioButton("Bundle folder", self)
         group = QButtonGroup(self)
@@ -49,14 +80,19 @@ class SettingsDialog(QDialog):
         self.bundle.setPlaceholderText("a folder containing manifest.json")
         self.device = QComboBox(self)
         for label, value in DEVICE_LABELS:
+            if value == "cuda" and cuda is False:
+                if self.settings.device != "cuda":
+                    continue  # no CUDA GPU on this machine: do not offer one
+                label += " (not found)"  # chosen earlier (another machine): shown, not silently dropped
             self.device.addItem(label, value)
-        models_box = QGroupBox("Models", self)
-        models_form = QFormLayout(models_box)
-        models_form.addRow(self.use_preset, self.preset)
-        models_form.addRow(self.use_bundle, _folder_row(self.bundle, self, "Choose a model bundle folder"))
-        models_form.addRow("Device", self.device)
+        box = QGroupBox("Models", self)
+        form = QFormLayout(box)
+        form.addRow(self.use_preset, self.preset)
+        form.addRow(self.use_bundle, _folder_row(self.bundle, self, "Choose a model bundle folder"))
+        form.addRow("Device", self.device)
+        return box
 
-        # search
+    def _search_box(self) -> QGroupBox:
         self.k = QSpinBox(self)
         self.k.setRange(0, 1000)
         self.k.setSpecialValueText("Bundle default")
@@ -67,35 +103,24 @@ class SettingsDialog(QDialog):
         self.beta.setDecimals(2)
         self.beta.setSpecialValueText("Bundle default")
         self.beta.setToolTip("Weight of the fast score in the final score: final = slow + β·fast")
-        search_box = QGroupBox("Re-ranking", self)
-        search_form = QFormLayout(search_box)
-        search_form.addRow("K (candidates)", self.k)
-        search_form.addRow("β (fast weight)", self.beta)
+        box = QGroupBox("Re-ranking", self)
+        form = QFormLayout(box)
+        form.addRow("K (candidates)", self.k)
+        form.addRow("β (fast weight)", self.beta)
+        return box
 
-        # library
+    def _library_box(self) -> QGroupBox:
         self.library = QLineEdit(self)
         self.library.setPlaceholderText("default location")
         self.exclusions = PatternsEdit([], self)
         self.exclusions.setMaximumHeight(90)
         self.watching = QCheckBox("Watch folders and index changes automatically", self)
-        library_box = QGroupBox("Library", self)
-        library_form = QFormLayout(library_box)
-        library_form.addRow("Library folder", _folder_row(self.library, self, "Choose the library folder"))
-        library_form.addRow("Skip in new folders", self.exclusions)
-        library_form.addRow("", self.watching)
-
-        note = QLabel("Changing the models, device or library folder reloads them in the background.", self)
-        note.setObjectName("hint")
-        note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        for widget in (models_box, search_box, library_box, note, buttons):
-            layout.addWidget(widget)
-        self.use_preset.toggled.connect(self._sync_enabled)
-        self.load()
-        self.resize(560, 0)
+        box = QGroupBox("Library", self)
+        form = QFormLayout(box)
+        form.addRow("Library folder", _folder_row(self.library, self, "Choose the library folder"))
+        form.addRow("Skip in new folders", self.exclusions)
+        form.addRow("", self.watching)
+        return box
 
     def _sync_enabled(self) -> None:
         self.preset.setEnabled(self.use_preset.isChecked())

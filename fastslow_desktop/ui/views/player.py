@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 
 class MomentPlayer(QWidget):
     """`play(path, seconds)`: load, seek to the moment, play. `stop()` when the selection changes."""
+
+    failed = Signal(str)  # the backend could not play: a sentence for the pane
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -21,6 +23,7 @@ class MomentPlayer(QWidget):
         self.player.setVideoOutput(self.video)
         self._seek_ms: int | None = None
         self.player.mediaStatusChanged.connect(self._on_status)
+        self.player.errorOccurred.connect(self._on_error)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.video)
@@ -38,6 +41,13 @@ class MomentPlayer(QWidget):
                                                     QMediaPlayer.MediaStatus.BufferedMedia):
             self.player.setPosition(self._seek_ms)
             self._seek_ms = None
+
+    def _on_error(self, error, message: str) -> None:
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        if error != QMediaPlayer.Error.NoError:
+            self.failed.emit(f"This video cannot play inside FastSlow: {message or error.name}. "
+                             "Open it with your video player instead.")
 
     def stop(self) -> None:
         self.player.stop()

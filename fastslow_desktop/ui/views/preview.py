@@ -9,7 +9,7 @@ from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from ..desktop import multimedia_available
+from ..desktop import multimedia_problem
 from ..format import clock, file_size, moment_label, score, timestamp
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
@@ -64,7 +64,7 @@ class PreviewPane(QWidget):
         self._token = 0
         self._result = None
         self._player = None
-        self._can_play_inside = None  # decided on first Play (importing QtMultimedia costs time)
+        self._cannot_play: str | None = None  # why the in-app player cannot run ("" when it can)
 
         self.image = ImageLabel(self)
         self.image.setObjectName("previewImage")
@@ -74,39 +74,20 @@ class PreviewPane(QWidget):
         self.title.setObjectName("previewTitle")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        self.fields: dict[str, QLabel] = {}
-        meta = self._meta = QFormLayout()
-        meta.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for key, label in (("moment", "Moment"), ("path", "Path"), ("size", "Size"), ("taken", "Taken"),
-                           ("modified", "Modified"), ("dimensions", "Dimensions"), ("duration", "Duration"),
-                           ("final", "Final score"), ("fast", "Fast score"), ("slow", "Slow score")):
-            value = QLabel(self)
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setObjectName(f"meta_{key}")
-            self.fields[key] = value
-            meta.addRow(label, value)
-
-        self.open_button = QPushButton("Open", self)
-        self.open_button.setToolTip("Open with the system viewer (Enter)")
-        self.reveal_button = QPushButton("Show in folder", self)
-        self.copy_button = QPushButton("Copy path", self)
-        self.more_button = QPushButton("More like this", self)
-        self.play_button = QPushButton("▶ Play from here", self)
-        actions = QGridLayout()
-        actions.addWidget(self.open_button, 0, 0)
-        actions.addWidget(self.reveal_button, 0, 1)
-        actions.addWidget(self.copy_button, 1, 0)
-        actions.addWidget(self.more_button, 1, 1)
-        actions.addWidget(self.play_button, 2, 0, 1, 2)
+        # Shown under Play when videos cannot play inside the app, naming the package to install.
+        self.play_note = QLabel(self)
+        self.play_note.setObjectName("playNote")
+        self.play_note.setWordWrap(True)
+        self.play_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.play_note.setVisible(False)
 
         details = QWidget(self)
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(0, 0, 0, 0)
         details_layout.addWidget(self.title)
-        details_layout.addLayout(meta)
-        details_layout.addLayout(actions)
+        details_layout.addLayout(self._build_meta())
+        details_layout.addLayout(self._build_actions())
+        details_layout.addWidget(self.play_note)
         details_layout.addStretch(1)
         scroll = QScrollArea(self)
         scroll.setWidget(details)
@@ -122,14 +103,43 @@ class PreviewPane(QWidget):
         layout.addWidget(scroll, 2)
         layout.addWidget(self.placeholder)
         self._details = [self.stack, scroll]
+        self.show_result(None)
+        self.setMinimumWidth(280)
 
+    def _build_meta(self) -> QFormLayout:
+        self.fields: dict[str, QLabel] = {}
+        meta = self._meta = QFormLayout()
+        meta.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for key, label in (("moment", "Moment"), ("path", "Path"), ("size", "Size"), ("taken", "Taken"),
+                           ("modified", "Modified"), ("dimensions", "Dimensions"), ("duration", "Duration"),
+                           ("final", "Final score"), ("fast", "Fast score"), ("slow", "Slow score")):
+            value = QLabel(self)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setObjectName(f"meta_{key}")
+            self.fields[key] = value
+            meta.addRow(label, value)
+        return meta
+
+    def _build_actions(self) -> QGridLayout:
+        self.open_button = QPushButton("Open", self)
+        self.open_button.setToolTip("Open with the system viewer (Enter)")
+        self.reveal_button = QPushButton("Show in folder", self)
+        self.copy_button = QPushButton("Copy path", self)
+        self.more_button = QPushButton("More like this", self)
+        self.play_button = QPushButton("▶ Play from here", self)
+        actions = QGridLayout()
+        actions.addWidget(self.open_button, 0, 0)
+        actions.addWidget(self.reveal_button, 0, 1)
+        actions.addWidget(self.copy_button, 1, 0)
+        actions.addWidget(self.more_button, 1, 1)
+        actions.addWidget(self.play_button, 2, 0, 1, 2)
         self.open_button.clicked.connect(lambda: self._result and self.open_requested.emit(self._result))
         self.reveal_button.clicked.connect(lambda: self._result and self.reveal_requested.emit(self._result))
         self.copy_button.clicked.connect(lambda: self._result and self.copy_requested.emit(self._result))
         self.more_button.clicked.connect(lambda: self._result and self.more_like_requested.emit(self._result))
         self.play_button.clicked.connect(self._play)
-        self.show_result(None)
-        self.setMinimumWidth(280)
+        return actions
 
     @property
     def result(self):
@@ -140,6 +150,7 @@ class PreviewPane(QWidget):
         self._result = result
         self._token += 1
         self._stop_player()
+        self.play_note.setVisible(False)
         for widget in self._details:
             widget.setVisible(result is not None)
         self.placeholder.setVisible(result is None)
@@ -192,18 +203,25 @@ class PreviewPane(QWidget):
         result = self._result
         if result is None:
             return
-        if self._can_play_inside is None:
-            self._can_play_inside = multimedia_available()
-        if not self._can_play_inside:
-            self.play_requested.emit(result)
+        if self._cannot_play is None:
+            self._cannot_play = multimedia_problem() or ""
+        if self._cannot_play:
+            self.show_play_problem(self._cannot_play)
+            self.play_requested.emit(result)  # the window tries a system player, and says if there is none
             return
         if self._player is None:
             from .player import MomentPlayer
 
             self._player = MomentPlayer(self)
+            self._player.failed.connect(self.show_play_problem)
             self.stack.addWidget(self._player)
         self.stack.setCurrentWidget(self._player)
         self._player.play(result.path, result.t_start)
+
+    def show_play_problem(self, message: str) -> None:
+        """Why the video does not play here, in the pane (not only on stderr)."""
+        self.play_note.setText(message)
+        self.play_note.setVisible(True)
 
     def _stop_player(self) -> None:
         if self._player is not None:
@@ -211,6 +229,9 @@ class PreviewPane(QWidget):
             self.stack.setCurrentWidget(self.image)
 
     def shutdown(self) -> None:
+        """Stop playing and drop queued decodes; `wait()` (any thread) for the one running."""
         self._stop_player()
         self._loader.clear()
-        self._loader.wait(3000)
+
+    def wait(self, msecs: int = 3000) -> bool:
+        return self._loader.wait(msecs)

@@ -43,6 +43,7 @@ def report_text(report) -> str:
 
 class AppStatusBar(QStatusBar):
     pause_toggled = Signal(bool)  # True: pause
+    cancel_clicked = Signal()  # stop indexing (what is done is kept)
     errors_clicked = Signal()
 
     def __init__(self, parent=None):
@@ -59,6 +60,11 @@ class AppStatusBar(QStatusBar):
         self.pause.setCheckable(True)
         self.pause.setToolTip("Pause or resume indexing")
         self.pause.setVisible(False)
+        self.cancel = QToolButton(self)
+        self.cancel.setObjectName("cancelIndexing")
+        self.cancel.setText("Stop")
+        self.cancel.setToolTip("Stop indexing; what is indexed so far is kept")
+        self.cancel.setVisible(False)
         self.errors = QToolButton(self)
         self.errors.setObjectName("errorsButton")
         self.errors.setAutoRaise(True)
@@ -70,20 +76,29 @@ class AppStatusBar(QStatusBar):
         self.addWidget(self.message, 1)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.pause)
+        self.addPermanentWidget(self.cancel)
         self.addPermanentWidget(self.errors)
         self.addPermanentWidget(self.models)
         self.pause.toggled.connect(self._on_pause)
         self.errors.clicked.connect(self.errors_clicked)
+        self.cancel.clicked.connect(self._on_cancel)
 
     def _on_pause(self, paused: bool) -> None:
         self.pause.setText("Resume" if paused else "Pause")
         self.pause_toggled.emit(paused)
+
+    def _on_cancel(self) -> None:
+        self.message.setText("Stopping indexing…")
+        self.cancel.setEnabled(False)  # one click is enough; index_finished hides it
+        self.cancel_clicked.emit()
 
     def index_started(self) -> None:
         self.message.setText("Looking for new and changed files…")
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.pause.setVisible(True)
+        self.cancel.setEnabled(True)
+        self.cancel.setVisible(True)
 
     def index_progress(self, event) -> None:
         self.message.setText(progress_text(event))
@@ -102,6 +117,7 @@ class AppStatusBar(QStatusBar):
         self.pause.setText("Pause")
         self.pause.blockSignals(False)
         self.pause.setVisible(False)
+        self.cancel.setVisible(False)
 
     def show_summary(self, status: dict) -> None:
         """Between index runs: what the library holds."""

@@ -8,7 +8,19 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from fastslow_desktop.errors import explain, is_expected, log_file, unexpected
+
 logger = logging.getLogger(__name__)
+
+
+def job_error_message(name: str, exc: BaseException) -> str:
+    """The one error path of every job: our own errors become their message (logged as a warning);
+    anything else is a programming error, logged at ERROR with its traceback, and said briefly."""
+    if is_expected(exc):
+        logger.warning("job %s: %s", name, explain(exc))
+        return explain(exc)
+    logger.error("job %s failed:\n%s", name, "".join(traceback.format_exception(exc)))
+    return unexpected(exc, log_file())
 
 
 class JobSignals(QObject):
@@ -24,8 +36,8 @@ class JobSignals(QObject):
 class Job(QRunnable):
     """Runs `fn(*args, **kwargs)`; `progress=True` passes `progress=<emit>` to fn.
 
-    Error messages go to the user, so a job's exceptions are reported with their own text (our
-    exception types are written for people); the traceback goes to the log.
+    Error messages go to the user, so a job's exceptions go through `job_error_message`: our own
+    exception types keep their text (written for people); other errors log their traceback at ERROR.
     """
 
     def __init__(self, fn: Callable, *args, with_progress: bool = False, **kwargs):
@@ -43,8 +55,7 @@ class Job(QRunnable):
         try:
             value = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # reported to the user through `error`
-            logger.debug("job %s failed:\n%s", getattr(self.fn, "__name__", self.fn), traceback.format_exc())
-            signals.error.emit(str(exc) or exc.__class__.__name__)
+            signals.error.emit(job_error_message(getattr(self.fn, "__name__", repr(self.fn)), exc))
         else:
             signals.result.emit(value)
         finally:

@@ -58,9 +58,6 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
         models = load_bundle(config.models, device=config.device)
     except ModelError as exc:
         return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
-    if config.beta is not None:
-        # The reranker shares this config object, so β applies to every later query.
-        models.rerank_config.beta = float(config.beta)
     if not skip_download_check:
         try:
             repos = models.needs_download()
@@ -86,7 +83,7 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
         library.close()
         return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
     logger.info("fast model ready in %.1f s", time.perf_counter() - t0)
-    return Services(library, models, engine, presets=list_presets())
+    return Services(library, models, engine, presets=tuple(list_presets()))
 
 
 def warm_slow(services: Services) -> None:

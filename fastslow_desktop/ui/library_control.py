@@ -1,0 +1,155 @@
+"""The controller's library half: folders, index runs (queue, pause, cancel) and the watcher.
+
+A mixin of AppController (same object, same signals); split out so each file reads in one sitting.
+Every method returns at once; the work runs in the controller's job pools.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from .workers.indexing import index_library
+
+
+class LibraryControl:
+    """Folders, indexing and watching; needs AppController's pools, signals and state."""
+
+    # -- folders --------------------------------------------------------------------------
+    def _with_library(self, action: Callable[[], None]) -> None:
+        if self.library is not None:
+            action()
+        else:
+            self._until_library.append(action)
+
+    def add_folders(self, paths: list[str]) -> None:
+        """Add folders (the global exclusions apply) and index them."""
+        def go() -> None:
+            library, exclude = self.library, list(self.config.exclusions)
+
+            def add() -> list[str]:
+                return [library.add_root(p, exclude=exclude) for p in paths]
+
+            self._tasks.submit(add, on_result=lambda roots: (self.refresh(), self.index(roots)),
+                               on_error=self.library_error.emit)
+        self._with_library(go)
+
+    def remove_folder(self, path: str) -> None:
+        def go() -> None:
+            library = self.library
+            if self._index_running:
+                self._index_cancel.set()  # removing waits for the index lock: stop the run first
+            self._tasks.submit(library.remove_root, path, on_result=lambda _: self.refresh(),
+                               on_error=self.library_error.emit)
+        self._with_library(go)
+
+    def set_folder_exclusions(self, path: str, patterns: list[str]) -> None:
+        """Change one folder's exclusions, then re-scan it (newly excluded files leave the index)."""
+        def go() -> None:
+            library = self.library
+            self._tasks.submit(library.add_root, path, exclude=list(patterns),
+                               on_result=lambda root: (self.refresh(), self.index([root])),
+                               on_error=self.library_error.emit)
+        self._with_library(go)
+
+    def refresh(self) -> None:
+        """Re-read roots and status in the library thread (never on the GUI thread)."""
+        if self.library is None or self._closing:
+            return
+        library = self.library
+
+        def read():
+            return library.roots(), library.status()
+
+        self._tasks.submit(read, on_result=self._on_refreshed, on_error=self.library_error.emit)
+
+    def _on_refreshed(self, outcome) -> None:
+        if self._closing:
+            return
+        roots, status = outcome
+        self.roots_changed.emit(roots)
+        self.status_changed.emit(status)
+
+    # -- indexing -------------------------------------------------------------------------
+    @property
+    def indexing(self) -> bool:
+        return self._index_running
+
+    @property
+    def paused(self) -> bool:
+        return self._index_pause.is_set()
+
+    def index(self, paths: list[str] | None = None) -> None:
+        """Index everything (None) or some paths; queued behind a running index run."""
+        def go() -> None:
+            if self._index_running:
+                if paths is None:
+                    self._index_all_queued = True
+                else:
+                    self._index_queue = (self._index_queue or set()) | set(paths)
+                return
+            self._start_index(paths)
+        self._with_library(go)
+
+    def _start_index(self, paths: list[str] | None) -> None:
+        self._index_running = True
+        self._index_cancel = threading.Event()
+        self._indexer.submit(index_library, self.library, paths, self._index_cancel, self._index_pause,
+                             with_progress=True, on_progress=self.index_progress.emit,
+                             on_result=self._on_index_result, on_error=self._on_index_error,
+                             on_finished=self._on_index_finished)
+        self._roots_timer.start()
+        self.index_started.emit()
+
+    def _on_index_result(self, report) -> None:
+        if not self._closing:
+            self.index_finished.emit(report)
+
+    def _on_index_error(self, message: str) -> None:
+        if not self._closing:
+            self.index_error.emit(message)
+            self.index_finished.emit(None)
+
+    def _on_index_finished(self) -> None:
+        self._index_running = False
+        self._roots_timer.stop()
+        if self._closing:
+            return
+        self.refresh()
+        if self._index_all_queued:
+            self._index_all_queued, self._index_queue = False, None
+            self._start_index(None)
+        elif self._index_queue:
+            paths, self._index_queue = sorted(self._index_queue), None
+            self._start_index(paths)
+
+    def pause_indexing(self, paused: bool) -> None:
+        if paused:
+            self._index_pause.set()
+        else:
+            self._index_pause.clear()
+
+    def cancel_indexing(self) -> None:
+        """Stop the run under way (what it indexed so far is kept) and drop the runs queued behind it."""
+        self._index_queue, self._index_all_queued = None, False
+        self._index_pause.clear()  # a paused run must wake up to see the cancel
+        self._index_cancel.set()
+
+    # -- watching -------------------------------------------------------------------------
+    def _start_watching(self, library) -> None:
+        # The watcher calls back on its own thread: emitting a signal hands the batch to the GUI thread.
+        library.watch(on_batch=self._watch_batch.emit)
+
+    def set_watching(self, on: bool) -> None:
+        self.config = replace(self.config, watching=on)
+        if self.library is None:
+            return
+        if on:
+            self._tasks.submit(self._start_watching, self.library, on_error=self.library_error.emit)
+        else:
+            self._tasks.submit(self.library.stop_watching, on_error=self.library_error.emit)
+
+    def _on_watch_batch(self, paths: list[str]) -> None:
+        if not self._closing:
+            self.index(list(paths))

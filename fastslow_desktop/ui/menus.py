@@ -1,0 +1,62 @@
+"""The main window's menus, shortcuts and Help texts (built here so the window module stays about wiring)."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
+
+from fastslow_desktop import __version__
+
+KEYS_HELP = ("Ctrl+F — search\n↓ — from the search field to the results\nArrows — move\n"
+             "Enter — open (videos play from the moment)\nSpace — preview\nCtrl+Shift+O — add a folder\n"
+             "Ctrl+Q — quit")
+ABOUT = ("<b>FastSlow</b> {version}<br>Find photos and moments in videos by describing them. A fast dual encoder "
+         "shortlists at once; a slow captioner re-ranks the best matches a moment later "
+         "(Miech et al., <i>Thinking Fast and Slow</i>, CVPR 2021).<br><br>Everything runs on this computer.")
+
+
+def about_text() -> str:
+    return ABOUT.format(version=f"version {__version__}")
+
+
+def show_keys(parent: QWidget) -> None:
+    QMessageBox.information(parent, "Keyboard shortcuts", KEYS_HELP)
+
+
+def show_about(parent: QWidget) -> None:
+    QMessageBox.about(parent, "About FastSlow", about_text())
+
+
+def build_menus(window: QMainWindow) -> None:
+    """File, View and Help; the actions the window connects become its attributes."""
+    file_menu = window.menuBar().addMenu("&File")
+    window.add_action = QAction("&Add folder…", window)
+    window.add_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+    window.settings_action = QAction("&Settings…", window)
+    window.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+    window.reindex_action = QAction("&Re-scan all folders", window)
+    quit_action = QAction("&Quit", window)
+    quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+    quit_action.triggered.connect(window.close)
+    for action in (window.add_action, window.reindex_action, window.settings_action):
+        file_menu.addAction(action)
+    file_menu.addSeparator()
+    file_menu.addAction(quit_action)
+    view_menu = window.menuBar().addMenu("&View")
+    errors_action = window.errors_panel.toggleViewAction()
+    errors_action.setText("&Errors panel")
+    view_menu.addAction(errors_action)
+    window.preview_action = QAction("&Preview pane", window)
+    window.preview_action.setCheckable(True)
+    window.preview_action.setChecked(True)
+    window.preview_action.toggled.connect(window.preview.setVisible)
+    view_menu.addAction(window.preview_action)
+    help_menu = window.menuBar().addMenu("&Help")
+    keys_action = QAction("&Keyboard shortcuts", window)
+    keys_action.triggered.connect(lambda: show_keys(window))
+    window.about_action = QAction("&About FastSlow", window)
+    window.about_action.triggered.connect(lambda: show_about(window))
+    help_menu.addAction(keys_action)
+    help_menu.addAction(window.about_action)
+    window.find_shortcut = QShortcut(QKeySequence.StandardKey.Find, window)
+    window.find_shortcut.activated.connect(window.focus_search)
