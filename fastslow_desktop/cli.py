@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import explain, is_expected, unexpected
+from .options import close_library_log, library_log, log_to_library, shared_options
 
 logger = logging.getLogger("fastslow_desktop.cli")
 
@@ -43,33 +44,6 @@ def _models_loader(args: argparse.Namespace) -> Callable[[str | None], object]:
             print(f"fastslow: cannot use models {spec or DEFAULT_PRESET!r}: {exc}", file=sys.stderr)
             return None
     return load
-
-
-_library_log: logging.Handler | None = None
-
-
-def _close_library_log() -> None:
-    global _library_log
-    if _library_log is not None:  # main() called again in one process (tests): one file at a time
-        logging.getLogger("fastslow_desktop").removeHandler(_library_log)
-        _library_log.close()
-        _library_log = None
-
-
-def log_to_library(folder: Path) -> None:
-    """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
-    global _library_log
-    _close_library_log()
-    try:
-        (folder / "logs").mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
-                                                       backupCount=2, encoding="utf-8")
-    except OSError:
-        return
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger("fastslow_desktop").addHandler(handler)
-    _library_log = handler
 
 
 # -- index ---------------------------------------------------------------------------------
@@ -210,27 +184,6 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
 }
 
 
-def shared_options(suppress: bool) -> argparse.ArgumentParser:
-    """`--library`, `--models`, `--device`, `-v`: accepted before the command and after it.
-
-    The copy on each subcommand has SUPPRESS defaults, so an option given only before the command is
-    not overwritten by the subcommand's default (`fastslow --models B index P` indexes with B).
-    """
-    def default(value):
-        return argparse.SUPPRESS if suppress else value
-
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--library", metavar="DIR", default=default(None),
-                        help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
-    parent.add_argument("--models", metavar="B", default=default(None),
-                        help="model bundle folder or preset (default: synthscenes; the demo's own otherwise)")
-    parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default(None),
-                        help="where the models run (default: auto)")
-    parent.add_argument("-v", "--verbose", action="count", default=default(0),
-                        help="more log output (-vv for debug)")
-    return parent
-
-
 class _SubcommandParser(argparse.ArgumentParser):
     """Every subcommand parser inherits the shared options (argparse builds them through this class)."""
 
@@ -267,12 +220,13 @@ def configure_logging(verbose: int = 0) -> None:
 def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:
     """Write the traceback to the library's log (never the terminal); returns where it went."""
     text = "".join(traceback.format_exception(exc))
-    if args is not None and _library_log is None:
+    if args is not None and library_log() is None:
         log_to_library(_library_dir(args))
-    if _library_log is not None:
+    handler = library_log()
+    if handler is not None:
         record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "unexpected error:\n%s", (text,), None)
-        _library_log.handle(record)
-        return _library_log.baseFilename
+        handler.handle(record)
+        return handler.baseFilename
     try:  # no library log (unwritable folder): a file in the temporary folder still keeps it
         with tempfile.NamedTemporaryFile("w", prefix="fastslow-crash-", suffix=".log", delete=False,
                                          encoding="utf-8") as file:
@@ -285,7 +239,7 @@ def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error ends here as one line on stderr and an exit code."""
     args = build_parser().parse_args(argv)
-    _close_library_log()  # an earlier call's library (tests run many commands in one process)
+    close_library_log()  # an earlier call's library (tests run many commands in one process)
     configure_logging(args.verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

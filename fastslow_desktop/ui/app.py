@@ -65,7 +65,7 @@ def build_window(settings: AppSettings, config: ServiceConfig, engine_factory: E
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from fastslow_desktop.cli import shared_options  # the same options as `fastslow`, defined once
+    from fastslow_desktop.options import shared_options  # the same options as `fastslow`, defined once
 
     parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app",
                                      parents=[shared_options(suppress=False)])
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     settings = AppSettings()
     config = service_config(settings, getattr(args, "library", None), getattr(args, "models", None),
                             getattr(args, "device", None))
-    from fastslow_desktop.cli import log_to_library
+    from fastslow_desktop.options import log_to_library
 
     log_to_library(config.library_dir)  # job tracebacks land in the library's log, as the CLI's do
     window = build_window(settings, config)

@@ -1,0 +1,60 @@
+"""Options and logging shared by the command line and the desktop app (defined once, used by both)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+from pathlib import Path
+
+def shared_options(suppress: bool) -> argparse.ArgumentParser:
+    """`--library`, `--models`, `--device`, `-v`: accepted before the command and after it.
+
+    The copy on each subcommand has SUPPRESS defaults, so an option given only before the command is
+    not overwritten by the subcommand's default (`fastslow --models B index P` indexes with B).
+    """
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--library", metavar="DIR", default=default(None),
+                        help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
+    parent.add_argument("--models", metavar="B", default=default(None),
+                        help="model bundle folder or preset (default: synthscenes; the demo's own otherwise)")
+    parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default(None),
+                        help="where the models run (default: auto)")
+    parent.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="more log output (-vv for debug)")
+    return parent
+
+
+_library_log: logging.Handler | None = None
+
+
+def close_library_log() -> None:
+    global _library_log
+    if _library_log is not None:  # main() called again in one process (tests): one file at a time
+        logging.getLogger("fastslow_desktop").removeHandler(_library_log)
+        _library_log.close()
+        _library_log = None
+
+
+def log_to_library(folder: Path) -> None:
+    """Keep a log of index runs in the library's logs/ folder (rotated, small)."""
+    global _library_log
+    close_library_log()
+    try:
+        (folder / "logs").mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
+                                                       backupCount=2, encoding="utf-8")
+    except OSError:
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger("fastslow_desktop").addHandler(handler)
+    _library_log = handler
+
+
+def library_log() -> logging.handlers.RotatingFileHandler | None:
+    """The library's log file handler, when one is open."""
+    return _library_log
