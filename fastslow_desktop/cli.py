@@ -55,6 +55,8 @@ def _add_index_parser(sub) -> None:
                    help="skip files or folders matching this pattern (repeatable; replaces the folder's "
                         "earlier patterns, which are kept when no --exclude is given)")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON on stdout")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="try every failed file again, even unchanged ones whose content looked bad")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -74,6 +76,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         with Library.open(folder, models) as library:
             for path in args.paths:
                 library.add_root(path, exclude=args.exclude)
+            if args.retry_failed:
+                library.retry_failed()
             report = library.index(progress=bar)
     except LibraryError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)

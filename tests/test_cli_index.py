@@ -88,3 +88,14 @@ def test_python_dash_m_runs_the_same_command(photos, tmp_path, tiny_bundle):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["indexed"] == 7
     assert "files/s" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_retry_failed_tries_an_unchanged_bad_file_again(photos, tmp_path, tiny_bundle, capsys):
+    library = tmp_path / "lib"
+    argv = ["index", str(photos), "--library", str(library), "--models", str(tiny_bundle), "--json"]
+    runs = []
+    for extra in ([], [], ["--retry-failed"], []):
+        assert main(argv + extra) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert [r["failed"] for r in runs] == [1, 0, 1, 0], "a content failure waits for a change unless asked"
+    assert runs[2]["unchanged"] == runs[1]["unchanged"] - 1

@@ -112,3 +112,19 @@ def test_cuda_is_not_probed_before_torch_is_loaded(monkeypatch):
 
     monkeypatch.delitem(sys.modules, "torch")
     assert cuda_available() is None and "torch" not in sys.modules
+
+
+def test_retry_failed_files_tries_an_unchanged_bad_file_again(qtbot, ui_settings, tmp_path, tiny_bundle):
+    photos = write_photos(tmp_path / "Camera", 3)
+    (photos / "notes.jpg").write_text("a text file with a photo's name\n")
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    controller = window.controller
+    reports = []
+    controller.index_finished.connect(reports.append)
+    with qtbot.waitSignal(controller.index_finished, timeout=60_000):
+        window.add_folders([str(photos)])
+    with qtbot.waitSignal(controller.index_finished, timeout=60_000):
+        window.reindex_action.trigger()  # a plain re-scan leaves a content failure alone
+    with qtbot.waitSignal(controller.index_finished, timeout=60_000):
+        window.retry_action.trigger()
+    assert [r.failed for r in reports] == [1, 0, 1]

@@ -92,6 +92,14 @@ class LibraryControl:
             self._start_index(paths)
         self._with_library(go)
 
+    def retry_failed(self) -> None:
+        """Try every failed file again (unchanged ones too), in a full run on the indexing thread."""
+        def go() -> None:
+            # The index pool runs one job at a time: the request is recorded before the run reads it.
+            self._indexer.submit(self.library.retry_failed, on_error=self.index_error.emit)
+            self.index(None)
+        self._with_library(go)
+
     def _start_index(self, paths: list[str] | None) -> None:
         self._index_running = True
         self._index_cancel = threading.Event()

@@ -140,6 +140,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.add_action.triggered.connect(self.choose_folders)
         self.settings_action.triggered.connect(self.open_settings)
         self.reindex_action.triggered.connect(lambda: c.index(None))
+        self.retry_action.triggered.connect(c.retry_failed)
         self.preview.open_requested.connect(self._open)
         self.preview.reveal_requested.connect(lambda r: desktop.reveal(r.path))
         self.preview.copy_requested.connect(self._copy_path)

@@ -35,10 +35,11 @@ def build_menus(window: QMainWindow) -> None:
     window.settings_action = QAction("&Settings…", window)
     window.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
     window.reindex_action = QAction("&Re-scan all folders", window)
+    window.retry_action = QAction("Re&try failed files", window)
     quit_action = QAction("&Quit", window)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)
     quit_action.triggered.connect(window.close)
-    for action in (window.add_action, window.reindex_action, window.settings_action):
+    for action in (window.add_action, window.reindex_action, window.retry_action, window.settings_action):
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
