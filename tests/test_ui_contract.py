@@ -13,7 +13,7 @@ from fastslow_desktop import __version__
 from fastslow_desktop.ui.dialogs.settings import SettingsDialog
 from fastslow_desktop.ui.menus import about_text
 from fastslow_desktop.ui.workers.job import JobRunner
-from tests.test_ui_support import indexed_library, open_window, scenes_folder, ui_settings, write_photos  # noqa: F401
+from tests.ui_helpers import open_window, write_photos
 
 
 def test_k_and_beta_travel_in_each_request_and_the_model_config_stays_put(qtbot, ui_settings, indexed_library,

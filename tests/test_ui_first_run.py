@@ -3,7 +3,7 @@ offline to a message that says how to use a local bundle or the demo."""
 
 from __future__ import annotations
 
-from tests.test_ui_support import open_window, ui_settings  # noqa: F401
+from tests.ui_helpers import open_window
 
 
 def test_hub_models_offline_offer_a_download_then_explain_how_to_work_offline(qtbot, ui_settings, tmp_path,
@@ -38,7 +38,7 @@ def test_a_missing_bundle_folder_is_reported_in_the_window(qtbot, ui_settings, t
 
 
 def test_queries_typed_before_the_models_are_ready_run_once_they_are(qtbot, ui_settings, tmp_path, tiny_bundle):
-    from tests.test_ui_support import write_photos
+    from tests.ui_helpers import write_photos
 
     from fastslow_desktop.library import Library
     from fastslow_desktop.models import load_bundle
@@ -56,7 +56,7 @@ def test_queries_typed_before_the_models_are_ready_run_once_they_are(qtbot, ui_s
 
 
 def test_watching_indexes_a_new_photo_through_the_same_worker(qtbot, ui_settings, tmp_path, tiny_bundle):
-    from tests.test_ui_support import write_photos
+    from tests.ui_helpers import write_photos
 
     from fastslow_desktop.library import Library
     from fastslow_desktop.models import load_bundle

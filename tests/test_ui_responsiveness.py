@@ -6,7 +6,7 @@ import time
 
 from PySide6.QtCore import QTimer
 
-from tests.test_ui_support import open_window, ui_settings, write_photos  # noqa: F401
+from tests.ui_helpers import open_window, write_photos
 
 N_PHOTOS = 1000
 TICK_MS = 10

@@ -13,7 +13,7 @@ import time
 
 from fastslow_desktop.ui.services import ServiceConfig
 from tests.test_ui_responsiveness import MAX_GAP_MS, LagMeter
-from tests.test_ui_support import open_window, ui_settings  # noqa: F401
+from tests.ui_helpers import open_window
 
 SLOW_STOP_S = 1.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -10,7 +9,7 @@ from PySide6.QtGui import QDropEvent
 from fastslow_desktop.ui.dialogs.settings import SettingsDialog
 from fastslow_desktop.ui.models.results import ResultRoles
 from fastslow_desktop.ui.settings import AppSettings
-from tests.test_ui_support import close_window, indexed_library, open_window, scenes_folder, ui_settings, write_photos  # noqa: F401
+from tests.ui_helpers import close_window, open_window, write_photos
 
 QUERY = "a red circle to the left of a blue square"
 

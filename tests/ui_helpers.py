@@ -1,11 +1,10 @@
-"""Shared fixtures and builders for the desktop-app tests (imported by the other tests/test_ui_*.py)."""
+"""Builders for the desktop-app tests: photos on disk, the real window opened and closed as a person does."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageDraw
 
 from fastslow_desktop.ui.app import build_window
@@ -28,36 +27,6 @@ def write_photos(folder: Path, n: int, size: int = 64, seed: int = 0) -> Path:
         (draw.ellipse if i % 2 else draw.rectangle)(box, fill=colour)
         image.save(folder / f"photo_{i:05d}.png")
     return folder
-
-
-@pytest.fixture(scope="module")
-def scenes_folder(tmp_path_factory) -> Path:
-    """A small SynthScenes folder: 24 photos and one video."""
-    from fastslow_desktop.synthscenes import generate
-
-    folder = tmp_path_factory.mktemp("scenes")
-    generate(folder, 24, 1, seed=3, sizes=(64, 96))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def indexed_library(tmp_path_factory, tiny_bundle, scenes_folder) -> Path:
-    """A library folder with scenes_folder already indexed with the tiny bundle."""
-    from fastslow_desktop.library import Library
-    from fastslow_desktop.models import load_bundle
-
-    folder = tmp_path_factory.mktemp("library")
-    with Library.open(folder, load_bundle(tiny_bundle)) as library:
-        library.add_root(scenes_folder)
-        report = library.index()
-    assert report.indexed == 25 and report.failed == 0
-    return folder
-
-
-@pytest.fixture
-def ui_settings(tmp_path) -> AppSettings:
-    """Settings in a temporary INI file: tests never touch the user's real settings."""
-    return AppSettings.at(tmp_path / "settings" / "FastSlow.ini")
 
 
 def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wait_ready: bool = True,
