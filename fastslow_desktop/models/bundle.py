@@ -1,7 +1,8 @@
 """Model bundles: a folder with manifest.json, fast.safetensors and slow.safetensors.
 
-Loading verifies the format version and every weight file's sha256 before anything is built, and
-refuses with a message naming the file and what to do. Weights are never unpickled. Named presets
+Loading checks the manifest's structure (bundle_check), every weight file's sha256 (checksums, trusted
+until a file changes) and every tensor against the model it is loaded into (weights), and refuses
+with a message naming the file and what to do. Weights are never unpickled. Named presets
 are manifests too: `synthscenes` points at the bundle shipped in resources/, `clip-vit-b-32` at
 open_clip models on the hub.
 """
@@ -9,30 +10,35 @@ open_clip models on the hub.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from PIL import Image
+from safetensors.torch import save_file
 
 from ..paths import bundled_models_dir
-from .errors import BundleError
+from .bundle_check import FORMAT, FORMAT_VERSION, MANIFEST, check_manifest, inside_bundle, parse_manifest
+from .checksums import sha256_file, verify_files
+from .errors import BundleError, ModelError
 from .fast import FastEncoder, build_clip
 from .preprocess import ImagePreprocess, PreprocessConfig
 from .rerank import RerankConfig, Reranker
 from .slow import SlowCaptioner, SlowConfig
 from .slow_scorer import CaptionerScorer, CocaScorer
 from .tokenizer import TextTokenizer
+from .weights import check_against_model, load_checked, read_header
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "fastslow-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "Models", "list_presets", "load_bundle", "read_manifest",
+           "save_bundle", "sha256_file"]
+T = TypeVar("T")
 FAST_FILE = "fast.safetensors"
 SLOW_FILE = "slow.safetensors"
 
@@ -52,14 +58,6 @@ HUB_PRESETS: dict[str, dict] = {
     },
 }
 DEFAULT_PRESET = "synthscenes"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bundled_presets() -> dict[str, Path]:
@@ -87,40 +85,15 @@ def resolve(path_or_preset: str | Path) -> tuple[dict, Path | None]:
 
 
 def read_manifest(folder: Path, verify: bool = True) -> dict:
-    """The manifest of a bundle folder, after checking its version and the weight files' sha256."""
+    """The manifest of a bundle folder, after checking its structure, paths and weight files' sha256."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise BundleError(f"{folder} is not a FastSlow model bundle: {MANIFEST} is missing.")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} cannot be read ({exc}). Re-export or re-download the bundle.") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{path} is not a FastSlow bundle manifest (format {manifest.get('format')!r}).")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(
-            f"{path} has bundle format version {version}; this FastSlow reads version {FORMAT_VERSION}. "
-            "Update FastSlow, or re-export the bundle with this version's `python -m training.distill`."
-        )
+    manifest = check_manifest(parse_manifest(path), path)
+    files = {name: inside_bundle(Path(folder), name, path) for name in manifest["files"]}
     if verify:
-        for name, expected in manifest.get("files", {}).items():
-            file = Path(folder) / name
-            if not file.is_file():
-                raise BundleError(f"{file} is missing from the bundle. Re-copy the whole bundle folder.")
-            actual = sha256_file(file)
-            if actual != expected:
-                raise BundleError(
-                    f"{file} is damaged or was modified: its sha256 is {actual[:12]}…, the manifest expects "
-                    f"{expected[:12]}…. Re-copy or re-download the bundle; FastSlow will not load it."
-                )
+        verify_files(files, manifest["files"])
     return manifest
-
-
-@dataclass
-class _Parts:
-    fast: FastEncoder
-    slow: object
 
 
 class Models:
@@ -131,7 +104,11 @@ class Models:
         self.folder = folder
         self.device = device
         self.name: str = manifest.get("name", folder.name if folder else "models")
-        self.rerank_config = RerankConfig.from_dict(manifest.get("rerank", {}))
+        try:
+            self.rerank_config = RerankConfig.from_dict(manifest.get("rerank", {}))
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"The re-ranking settings of the bundle {self.name!r} are invalid ({exc}). "
+                              "Re-export or re-download the bundle.") from exc
         self.embedding_dim = int(manifest.get("embedding_dim", 0))
         self._lock = threading.RLock()
         self._fast: FastEncoder | None = None
@@ -193,14 +170,60 @@ def _tokenizer(manifest: dict) -> TextTokenizer:
     return TextTokenizer.from_config(manifest["tokenizer"])
 
 
-def _load_weights(module: torch.nn.Module, file: Path) -> None:
-    missing, unexpected = module.load_state_dict(load_file(str(file)), strict=False)
-    missing = [k for k in missing if not k.endswith("attn_mask")]
-    if missing or unexpected:
+def _checked_module(factory: Callable[[], torch.nn.Module], file: Path) -> torch.nn.Module:
+    """Build the model the manifest describes and load `file` into it, checking every tensor first.
+
+    The architecture is built once on the meta device (no memory) to learn the tensors it expects, so
+    a manifest that describes a huge model is refused by the shape check instead of allocated.
+    """
+    header = read_header(file)
+    with torch.device("meta"):
+        expected = factory().state_dict()
+    check_against_model(file, header, expected)
+    module = factory()
+    load_checked(module, file)
+    return module
+
+
+def _guarded(part: str, folder: Path | None, build: Callable[[], T]) -> T:
+    """Run the build of a bundle's model: a fault other than a ModelError means the manifest describes
+    a model this FastSlow cannot build or run, and becomes a sentence instead of a traceback."""
+    try:
+        return build()
+    except (ModelError, MemoryError, torch.OutOfMemoryError):
+        raise  # already a sentence, or a machine limit rather than a bundle defect
+    except Exception as exc:
         raise BundleError(
-            f"{file} does not fit the architecture in the manifest (missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}). The bundle is inconsistent: re-export it."
-        )
+            f"The {part} model of the bundle {folder} cannot be built from its manifest "
+            f"({type(exc).__name__}: {exc}). Re-export or re-download the bundle; FastSlow will not load it."
+        ) from exc
+
+
+def _probe_image() -> Image.Image:
+    return Image.new("RGB", (32, 32), (128, 128, 128))
+
+
+def _check_fast(encoder: FastEncoder, manifest: dict, folder: Path | None, run: bool) -> None:
+    """The fast model must produce finite vectors of the manifest's embedding_dim (the index's width)."""
+    dim = manifest["embedding_dim"]
+    if encoder.dim != dim:
+        raise BundleError(f"The bundle {folder or manifest.get('name')} declares embedding_dim {dim}, but its "
+                          f"fast model produces {encoder.dim}-dimensional embeddings. Re-export the bundle.")
+    if run:
+        images, texts = encoder.encode_images([_probe_image()]), encoder.encode_texts(["a photo"])
+        if images.shape != (1, dim) or texts.shape != (1, dim):
+            raise BundleError(f"The fast model of the bundle {folder} produces embeddings of shape "
+                              f"{images.shape[1:]}, not ({dim},). Re-export the bundle.")
+        if not (np.isfinite(images).all() and np.isfinite(texts).all()):
+            raise BundleError(f"The fast model of the bundle {folder} produces NaN or infinite embeddings. "
+                              "Re-export or re-download the bundle; FastSlow will not load it.")
+
+
+def _check_slow(scorer: CaptionerScorer, folder: Path | None) -> None:
+    scores = scorer.score("a photo", [_probe_image()])
+    if scores.shape != (1,) or not np.isfinite(scores).all():
+        raise BundleError(f"The slow model of the bundle {folder} produces invalid scores ({scores!r}). "
+                          "Re-export or re-download the bundle; FastSlow will not load it.")
 
 
 def _hub_guard(spec: dict):
@@ -212,29 +235,45 @@ def _hub_guard(spec: dict):
         ensure_downloaded(repo, what=f"{spec['model']} {spec.get('pretrained') or ''}".strip())
 
 
+def _build_bundle_fast(manifest: dict, folder: Path, device: str) -> FastEncoder:
+    spec = manifest["fast"]
+    tokenizer = _tokenizer(manifest)
+    file = inside_bundle(folder, spec["weights"], folder / MANIFEST)
+    model = _checked_module(lambda: build_clip(spec["arch"], tokenizer.vocab_size, tokenizer.context_length),
+                            file)
+    preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
+    encoder = FastEncoder(model, tokenizer, preprocess, "bundle", arch=spec["arch"], device=device)
+    _check_fast(encoder, manifest, folder, run=True)
+    return encoder
+
+
 def _build_fast(manifest: dict, folder: Path | None, device: str) -> FastEncoder:
     spec = manifest["fast"]
     if spec["type"] == "open_clip":
-        tokenizer = _tokenizer(manifest)
-        model = build_clip(spec["arch"], tokenizer.vocab_size, tokenizer.context_length)
-        _load_weights(model, folder / spec["weights"])
-        preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
-        return FastEncoder(model, tokenizer, preprocess, "bundle", arch=spec["arch"], device=device)
+        return _guarded("fast", folder, lambda: _build_bundle_fast(manifest, folder, device))
     if spec["type"] == "open_clip_pretrained":
         _hub_guard(spec)
-        return FastEncoder.from_open_clip(spec["model"], spec.get("pretrained"), device=device)
+        encoder = FastEncoder.from_open_clip(spec["model"], spec.get("pretrained"), device=device)
+        _check_fast(encoder, manifest, folder, run=False)
+        return encoder
     raise BundleError(f"unknown fast model type {spec['type']!r} in the manifest")
+
+
+def _build_bundle_slow(manifest: dict, folder: Path, device: str) -> CaptionerScorer:
+    spec = manifest["slow"]
+    tokenizer = _tokenizer(manifest)
+    cfg = SlowConfig.from_dict(spec["config"])
+    model = _checked_module(lambda: SlowCaptioner(cfg), inside_bundle(folder, spec["weights"], folder / MANIFEST))
+    preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
+    scorer = CaptionerScorer(model, tokenizer, preprocess, device=device)
+    _check_slow(scorer, folder)
+    return scorer
 
 
 def _build_slow(manifest: dict, folder: Path | None, device: str):
     spec = manifest["slow"]
     if spec["type"] == "fastslow_captioner":
-        tokenizer = _tokenizer(manifest)
-        cfg = SlowConfig.from_dict(spec["config"])
-        model = SlowCaptioner(cfg)
-        _load_weights(model, folder / spec["weights"])
-        preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
-        return CaptionerScorer(model, tokenizer, preprocess, device=device)
+        return _guarded("slow", folder, lambda: _build_bundle_slow(manifest, folder, device))
     if spec["type"] == "open_clip_coca":
         import open_clip
 

@@ -7,7 +7,7 @@ CoCa as a forward-only likelihood scorer (the hub preset). Both score K candidat
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,18 @@ from .tokenizer import PAD_ID
 
 logger = logging.getLogger(__name__)
 
+
+def score_by_length(score_tokens: Callable[[str, torch.Tensor], np.ndarray], text: str,
+                    memories: Sequence[torch.Tensor]) -> np.ndarray:
+    """Score one text against memories of shape (1, T_i, D), in one batch per distinct T_i (rows of a
+    batch must have equal token counts); returns (n,) float32 in the order of `memories`."""
+    scores = np.zeros(len(memories), np.float32)
+    by_len: dict[int, list[int]] = {}
+    for i, memory in enumerate(memories):
+        by_len.setdefault(memory.shape[1], []).append(i)
+    for idx in by_len.values():
+        scores[idx] = score_tokens(text, torch.cat([memories[i] for i in idx]))
+    return scores
 
 
 class SlowScorerBase:
@@ -71,13 +83,7 @@ class SlowScorerBase:
     def score_groups(self, text: str, groups: Sequence[Sequence[Image.Image]]) -> np.ndarray:
         """Score frame groups (video segments): the decoder attends over all frames' tokens at once."""
         memories = [self.visual_tokens(frames).flatten(0, 1).unsqueeze(0) for frames in groups]
-        scores = np.zeros(len(groups), np.float32)
-        by_len: dict[int, list[int]] = {}
-        for i, mem in enumerate(memories):
-            by_len.setdefault(mem.shape[1], []).append(i)
-        for idx in by_len.values():  # equal token counts batch together
-            scores[idx] = self.score_tokens(text, torch.cat([memories[i] for i in idx]))
-        return scores
+        return score_by_length(self.score_tokens, text, memories)
 
 
 class CaptionerScorer(SlowScorerBase):

@@ -7,6 +7,7 @@ training. Unknown pieces then map to UNK. Hub models use the full vocabulary unc
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,14 +39,21 @@ class TokenizerConfig:
     extra: dict = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_bpe(context_length: int):
+    """One open_clip BPE per context length: building it reads the 49 408-merge table (≈1 s), and a
+    bundle's fast and slow models share it. Its piece cache is a dict, safe to share across threads."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=context_length)
+
+
 class TextTokenizer:
     """Turns strings into (n, context_length) id tensors: [SOT, pieces..., EOT, PAD...]."""
 
     def __init__(self, config: TokenizerConfig):
-        from open_clip.tokenizer import SimpleTokenizer
-
         self.config = config
-        self._bpe = SimpleTokenizer(context_length=config.context_length)
+        self._bpe = _shared_bpe(config.context_length)
         self.context_length = config.context_length
         if config.vocab is None:
             self._compact = None
@@ -107,8 +115,3 @@ class TextTokenizer:
                 open_clip_name=data.get("open_clip_name"),
             )
         )
-
-
-def sequence_lengths(ids: torch.Tensor) -> torch.Tensor:
-    """Number of non-pad tokens per row (SOT..EOT inclusive)."""
-    return (ids != PAD_ID).sum(dim=1)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..models.slow_scorer import score_by_length
+
 logger = logging.getLogger(__name__)
 
 CACHE_BYTES = 256 * 1024 * 1024
@@ -122,12 +124,7 @@ class CachedSlowScorer:
             chunk = list(range(start, min(start + self._batch, len(groups))))
             tokens = self.tokens([groups[i][0] for i in chunk])
             memories = [t.flatten(0, 1).unsqueeze(0) for t in tokens]  # (1, n_frames*N, D)
-            by_len: dict[int, list[int]] = {}
-            for j, memory in enumerate(memories):
-                by_len.setdefault(memory.shape[1], []).append(j)
-            for idx in by_len.values():  # equal token counts batch together
-                h = self._slow.score_tokens(text, torch.cat([memories[j] for j in idx]))
-                scores[[chunk[j] for j in idx]] = h
+            scores[chunk] = score_by_length(self._slow.score_tokens, text, memories)
         return scores
 
     def score_frames(self, text: str, item: SegmentPixels) -> np.ndarray:
