@@ -25,7 +25,7 @@ _API = re.compile(r"^/api/models/([^/]+/[^/]+?)(?:/revision/([^/]+))?$")
 
 @dataclass
 class Fault:
-    """What to do to GET requests of one file: '500', 'stall' or 'truncate' after `after` bytes."""
+    """What to do to GET requests of one file: '500', or 'stall' / 'truncate' at file offset `after`."""
 
     kind: str
     file: str | None = None  # None: every file
@@ -54,6 +54,7 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.faults: list[Fault] = []
         self.sent: Counter = Counter()
+        self.bodies: list[list] = []  # [repo/file, start offset, bytes sent] per GET
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.delay_per_chunk = 0.0  # seconds: a slow link, so clients can be stopped mid-file
         self.release = threading.Event()  # ends stalls (set on stop)
@@ -76,9 +77,10 @@ class HubServer:
                     return fault
         return None
 
-    def count(self, key: str, n: int) -> None:
+    def count(self, body: list, n: int) -> None:
         with self._lock:
-            self.sent[key] += n
+            self.sent[body[0]] += n
+            body[2] += n
 
     @property
     def url(self) -> str:
@@ -86,7 +88,8 @@ class HubServer:
         return f"http://{host}:{port}"
 
     def start(self) -> HubServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.hub = self
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, name="test-hub", daemon=True).start()
         return self
@@ -98,98 +101,100 @@ class HubServer:
             self._httpd.server_close()
 
 
-def _handler_for(hub: HubServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """The hub's routes; `self.server.hub` is the HubServer whose repositories and faults it serves."""
 
-        def log_message(self, *args):  # keep pytest output clean
-            pass
+    protocol_version = "HTTP/1.1"
 
-        def do_GET(self):
-            self._route(body=True)
+    def log_message(self, *args):  # keep pytest output clean
+        pass
 
-        def do_HEAD(self):
-            self._route(body=False)
+    def do_GET(self):
+        self._route(body=True)
 
-        def _route(self, body: bool) -> None:
-            path = unquote(urlparse(self.path).path)
-            hub.requests.append((self.command, path, self.headers.get("Range")))
-            if m := _API.match(path):
-                return self._api(m.group(1), m.group(2))
-            if m := _RESOLVE.match(path):
-                return self._resolve(m.group(1), m.group(2), m.group(3), body)
-            self._error(404, "not found")
+    def do_HEAD(self):
+        self._route(body=False)
 
-        def _error(self, code: int, text: str, headers: dict | None = None) -> None:
-            data = json.dumps({"error": text}).encode()
-            self.send_response(code)
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data if self.command != "HEAD" else b"")
+    def _route(self, body: bool) -> None:
+        path = unquote(urlparse(self.path).path)
+        self.server.hub.requests.append((self.command, path, self.headers.get("Range")))
+        if m := _API.match(path):
+            return self._api(m.group(1), m.group(2))
+        if m := _RESOLVE.match(path):
+            return self._resolve(m.group(1), m.group(2), m.group(3), body)
+        self._error(404, "not found")
 
-        def _api(self, repo_id: str, revision: str | None) -> None:
-            repo = hub.repos.get(repo_id)
-            if repo is None or (revision not in (None, "main", repo.commit)):
-                return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
-            fault = hub.take_fault("api")
-            if fault is not None and fault.kind == "500":
-                return self._error(500, "Internal Server Error")
-            siblings = [{"rfilename": n, "size": len(d), "blobId": repo.sha256[n][:40],
-                         "lfs": {"sha256": repo.sha256[n], "size": len(d), "pointerSize": 134}}
-                        for n, d in repo.files.items()]
-            data = json.dumps({"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
-                               "siblings": siblings}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _error(self, code: int, text: str, headers: dict | None = None) -> None:
+        data = json.dumps({"error": text}).encode()
+        self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data if self.command != "HEAD" else b"")
 
-        def _resolve(self, repo_id: str, revision: str, name: str, body: bool) -> None:
-            repo = hub.repos.get(repo_id)
-            if repo is None or revision not in ("main", repo.commit):
-                return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
-            if name not in repo.files:
-                return self._error(404, "Entry not found", {"X-Error-Code": "EntryNotFound"})
-            data = repo.files[name]
-            start = _range_start(self.headers.get("Range"))
-            fault = hub.take_fault(name) if body else None
-            if fault is not None and fault.kind == "500":
-                return self._error(500, "Internal Server Error")
-            self.send_response(206 if start else 200)
-            self.send_header("ETag", f'"{repo.sha256[name]}"')
-            self.send_header("X-Linked-Etag", f'"{repo.sha256[name]}"')
-            self.send_header("X-Linked-Size", str(len(data)))
-            self.send_header("X-Repo-Commit", repo.commit)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(len(data) - start))
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.end_headers()
-            if body:
-                self._send_body(f"{repo_id}/{name}", data[start:], fault)
+    def _api(self, repo_id: str, revision: str | None) -> None:
+        repo = self.server.hub.repos.get(repo_id)
+        if repo is None or (revision not in (None, "main", repo.commit)):
+            return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
+        fault = self.server.hub.take_fault("api")
+        if fault is not None and fault.kind == "500":
+            return self._error(500, "Internal Server Error")
+        siblings = [{"rfilename": n, "size": len(d), "blobId": repo.sha256[n][:40],
+                     "lfs": {"sha256": repo.sha256[n], "size": len(d), "pointerSize": 134}}
+                    for n, d in repo.files.items()]
+        data = json.dumps({"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
+                           "siblings": siblings}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _send_body(self, key: str, data: bytes, fault: Fault | None) -> None:
-            limit = fault.after if fault is not None else len(data)
-            for pos in range(0, min(limit, len(data)), CHUNK):
-                chunk = data[pos : min(pos + CHUNK, limit)]
-                try:
-                    self.wfile.write(chunk)
-                    self.wfile.flush()
-                except OSError:  # the client went away (cancel, kill -9)
-                    return
-                hub.count(key, len(chunk))
-                if hub.delay_per_chunk:
-                    time.sleep(hub.delay_per_chunk)
-            if fault is not None and fault.kind == "stall":
-                hub.release.wait(60)  # hold the connection open, sending nothing
-            if fault is not None:
-                self.close_connection = True  # a truncated body: the socket closes early
+    def _resolve(self, repo_id: str, revision: str, name: str, body: bool) -> None:
+        repo = self.server.hub.repos.get(repo_id)
+        if repo is None or revision not in ("main", repo.commit):
+            return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
+        if name not in repo.files:
+            return self._error(404, "Entry not found", {"X-Error-Code": "EntryNotFound"})
+        data = repo.files[name]
+        start = _range_start(self.headers.get("Range"))
+        fault = self.server.hub.take_fault(name) if body else None
+        if fault is not None and fault.kind == "500":
+            return self._error(500, "Internal Server Error")
+        self.send_response(206 if start else 200)
+        self.send_header("ETag", f'"{repo.sha256[name]}"')
+        self.send_header("X-Linked-Etag", f'"{repo.sha256[name]}"')
+        self.send_header("X-Linked-Size", str(len(data)))
+        self.send_header("X-Repo-Commit", repo.commit)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if body:
+            self._send_body(f"{repo_id}/{name}", data[start:], start, fault)
 
-    return Handler
+    def _send_body(self, key: str, data: bytes, start: int, fault: Fault | None) -> None:
+        # a fault's `after` is an offset in the file: a resumed request that starts there gets nothing
+        limit = max(fault.after - start, 0) if fault is not None else len(data)
+        body = [key, start, 0]
+        self.server.hub.bodies.append(body)
+        for pos in range(0, min(limit, len(data)), CHUNK):
+            chunk = data[pos : min(pos + CHUNK, limit)]
+            try:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            except OSError:  # the client went away (cancel, kill -9)
+                return
+            self.server.hub.count(body, len(chunk))
+            if self.server.hub.delay_per_chunk:
+                time.sleep(self.server.hub.delay_per_chunk)
+        if fault is not None and fault.kind == "stall":
+            self.server.hub.release.wait(60)  # hold the connection open, sending nothing
+        if fault is not None:
+            self.close_connection = True  # a truncated body: the socket closes early
 
 
 def _range_start(header: str | None) -> int:
@@ -257,6 +262,8 @@ def hub_env(monkeypatch, tmp_path, server: HubServer) -> dict[str, str]:
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", env["HF_HUB_CACHE"])
     monkeypatch.setattr(hub_constants, "HF_HUB_DOWNLOAD_TIMEOUT", 2)
     monkeypatch.setattr(hub_constants, "HF_HUB_ETAG_TIMEOUT", 2)
+    # tiny files, so small pieces: a cancel or kill lands mid-file as it would in a 600 MB one
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", CHUNK)
     return env
 
 

@@ -41,6 +41,9 @@ _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                     "vocab.json", "merges.txt", "sentencepiece.bpe.model", "tokenizer.model")
 REACH_TIMEOUT_S = 3.0
+# huggingface_hub hands the body over in 10 MiB pieces: progress, cancel and what a crash loses
+# would move in 10 MiB steps. 1 MiB keeps a slow link's bar moving.
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -196,16 +199,62 @@ def _plan(sizes: dict[str, int]) -> list[str]:
     return [CONFIG_FILE, weights, *[n for n in _TOKENIZER_FILES if n in sizes]]
 
 
-def _fetch_file(repo: str, name: str, meter: _Meter) -> Path:
-    from huggingface_hub import hf_hub_download
+def _fetch_file(repo: str, name: str, sha256: str | None, meter: _Meter) -> Path:
+    """Fetch one file into the hub cache, resuming a partial file left by a cancel, crash or kill.
+
+    huggingface_hub (2.x) downloads into a per-process temporary file that it deletes on any error,
+    so an interrupted download would start again from zero. We keep our own partial file next to the
+    blob, resume it with a Range request (huggingface_hub's http_get), check the sha256 the hub
+    publishes, and move it to the blob path; hf_hub_download then only links it into the snapshot.
+    """
+    from huggingface_hub import file_download, hf_hub_download
 
     meter.file, meter.current = f"{repo}/{name}", 0
     meter.check_cancel()
-    # revision "main" (not the listed commit): only then does huggingface_hub write refs/main, which
-    # the offline lookups (try_to_load_from_cache) read.
-    path = hf_hub_download(repo, name, endpoint=endpoint(), tqdm_class=meter.tqdm_class(),
-                           etag_timeout=REACH_TIMEOUT_S * 3)
-    return Path(path)
+    ep, timeout = endpoint(), REACH_TIMEOUT_S * 3
+    meta = file_download.get_hf_file_metadata(file_download.hf_hub_url(repo, name, endpoint=ep),
+                                              timeout=timeout, endpoint=ep)
+    if meta.etag and meta.size:
+        _fetch_blob(_blob_path(repo, meta.etag), meta.location, meta.size, sha256, meter)
+    # The blob is in place, so this only writes refs/main and the snapshot link ("main", not the
+    # commit: offline lookups read refs/main).
+    return Path(hf_hub_download(repo, name, endpoint=ep, etag_timeout=timeout, tqdm_class=meter.tqdm_class()))
+
+
+def _blob_path(repo: str, etag: str) -> Path:
+    import huggingface_hub.constants as hub_constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    return Path(hub_constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model") / "blobs" / etag
+
+
+def _fetch_blob(blob: Path, url: str, size: int, sha256: str | None, meter: _Meter) -> None:
+    import huggingface_hub.constants as hub_constants
+    from filelock import FileLock
+    from huggingface_hub import file_download
+
+    hub_constants.DOWNLOAD_CHUNK_SIZE = min(hub_constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)
+    if blob.exists():
+        return
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    part = blob.with_name(blob.name + ".fastslow-part")
+    with FileLock(str(part) + ".lock"):  # two FastSlow processes never write one partial file
+        if blob.exists():
+            return
+        with open(part, "ab") as fh:
+            resume = fh.tell()
+            tqdm_class = meter.tqdm_class()
+            # attribute lookup at call time: tests replace http_get to simulate a full disk
+            file_download.http_get(url, fh, resume_size=resume, expected_size=size, tqdm_class=tqdm_class)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if sha256:
+            actual = hub_trust.sha256_file(part)
+            if actual != sha256:
+                part.unlink()
+                raise ModelError(f"{blob.parent.parent.name}: a downloaded file arrived damaged (sha256 "
+                                 f"{actual[:12]}…, the hub says {sha256[:12]}…). It was deleted; download again.")
+        part.replace(blob)
 
 
 def _check_space(repo: str, files: list[str], sizes: dict[str, int]) -> None:
@@ -232,7 +281,7 @@ def _fetch_repo(repo: str, files: list[str], sizes: dict[str, int], hashes: dict
 
     for name in files:
         try:
-            path = _fetch_file(repo, name, meter)
+            path = _fetch_file(repo, name, hashes.get(name), meter)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise ModelError(_disk_message(repo, Path(hub_constants.HF_HUB_CACHE), None, None)) from exc
