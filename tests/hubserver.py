@@ -204,7 +204,10 @@ def _range_start(header: str | None) -> int:
 
 # -- tiny upstream-format repositories and the pytest fixture ------------------------------------
 
-TINY_REPOS = {"fast": "fastslow-test/tiny-clip", "slow": "fastslow-test/tiny-coca"}
+TINY_REPOS = {"fast": "fastslow-test/tiny-clip", "slow": "fastslow-test/tiny-coca",
+              "multilingual": "fastslow-test/tiny-siglip2"}
+TINY_WORDS = ("a an the dog cat red blue photo of on beach my daughter "
+              "un chien rouge ein hund plage ma fille sur la").split()
 
 
 def open_clip_repo_files(model, model_cfg: dict, preprocess_cfg: dict, extra: dict | None = None) -> dict:
@@ -215,6 +218,36 @@ def open_clip_repo_files(model, model_cfg: dict, preprocess_cfg: dict, extra: di
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     return {"open_clip_config.json": json.dumps(config).encode(),
             "open_clip_model.safetensors": save_bytes(state), **(extra or {})}
+
+
+def tiny_siglip2_files() -> dict[str, bytes]:
+    """A SigLIP2-style model: timm ViT with MAP pooling, a non-causal text tower, and a tiny HF tokenizer."""
+    import open_clip
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    words = ["<pad>", "</s>", "<unk>", *TINY_WORDS]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    special = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    cfg = {"embed_dim": 64, "init_logit_bias": -10, "custom_text": True,  # 64: timm test_vit's width
+           "vision_cfg": {"image_size": 160, "timm_model_name": "test_vit", "timm_model_pretrained": False,
+                          "timm_pool": "map", "timm_proj": "none"},
+           "text_cfg": {"context_length": 16, "vocab_size": len(words), "hf_tokenizer_name": TINY_REPOS["multilingual"],
+                        "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 32, "heads": 2, "layers": 1,
+                        "no_causal_mask": True, "proj_bias": True, "pool_type": "last",
+                        "norm_kwargs": {"eps": 1e-6}, "act_kwargs": {"approximate": "tanh"}}}
+    model = open_clip.model.CustomTextCLIP(**{k: v for k, v in cfg.items() if k != "custom_text"})
+    preprocess = {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "resize_mode": "squash"}
+    tokenizer_files = {
+        "tokenizer.json": tok.to_str().encode(),
+        "tokenizer_config.json": json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 16,
+                                             **special}).encode(),
+        "special_tokens_map.json": json.dumps(special).encode(),
+        "README.md": b"not fetched: FastSlow takes only what open_clip reads",
+    }
+    return open_clip_repo_files(model, cfg, preprocess, tokenizer_files)
 
 
 def tiny_repo_files() -> dict[str, dict[str, bytes]]:
@@ -230,7 +263,8 @@ def tiny_repo_files() -> dict[str, dict[str, bytes]]:
     # CoCa() leaves text_projection as torch.empty (pretrained weights overwrite it): give it values.
     torch.nn.init.normal_(coca.text_decoder.text_projection, std=coca.text_decoder.width ** -0.5)
     return {TINY_REPOS["fast"]: open_clip_repo_files(clip, TINY_CLIP, PREPROCESS),
-            TINY_REPOS["slow"]: open_clip_repo_files(coca, TINY_COCA, PREPROCESS)}
+            TINY_REPOS["slow"]: open_clip_repo_files(coca, TINY_COCA, PREPROCESS),
+            TINY_REPOS["multilingual"]: tiny_siglip2_files()}
 
 
 def tiny_presets(names=("balanced", "fast", "multilingual", "accurate")) -> dict:
@@ -241,6 +275,7 @@ def tiny_presets(names=("balanced", "fast", "multilingual", "accurate")) -> dict
     presets = {name: {"description": f"tiny {name}", "languages": ["en"], "fast": part(TINY_REPOS["fast"]),
                       "slow": part(TINY_REPOS["slow"]), "embedding_dim": 16,
                       "rerank": {"k": 5, "beta": 1.0, "normalization": "zscore"}} for name in names}
+    presets["multilingual"].update(fast=part(TINY_REPOS["multilingual"]), embedding_dim=64, languages=["multi"])
     return {"schema": 1, "default_for_new_library": "balanced", "presets": presets}
 
 

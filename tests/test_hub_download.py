@@ -25,7 +25,7 @@ def test_first_download_then_the_preset_loads_and_encodes(test_hub):
     assert not [p for p in presets.preset_infos() if p.name == "balanced"][0].downloaded
     seen, record = _progress_log()
     presets.download_preset("balanced", progress=record)
-    total = sum(len(d) for r in TINY_REPOS.values() for d in test_hub.repos[r].files.values())
+    total = sum(len(d) for r in (TINY_REPOS["fast"], TINY_REPOS["slow"]) for d in test_hub.repos[r].files.values())
     assert seen and seen[-1].done == seen[-1].total == total
     assert all(p.speed_bps >= 0 for p in seen) and seen[-1].eta_s == pytest.approx(0, abs=1e-6)
     assert [p for p in presets.preset_infos() if p.name == "balanced"][0].downloaded
@@ -36,7 +36,7 @@ def test_first_download_then_the_preset_loads_and_encodes(test_hub):
     np.testing.assert_allclose(np.linalg.norm(models.fast.encode_texts(["a dog"]), axis=1), 1, atol=1e-5)
     assert np.isfinite(models.slow.score("a dog", [img])).all()
     # every fetched file's sha256 is on record (trust on first use)
-    for repo in TINY_REPOS.values():
+    for repo in (TINY_REPOS["fast"], TINY_REPOS["slow"]):
         rec = hub_trust.recorded(repo, test_hub.repos[repo].commit)
         assert rec == {n: test_hub.repos[repo].sha256[n] for n in rec} and WEIGHTS in rec
 
@@ -217,3 +217,19 @@ def test_a_full_disk_mid_download_is_a_clear_error_and_nothing_half_written_is_t
     monkeypatch.setattr(fd, "http_get", real_http_get)  # space freed: the next try completes and verifies
     presets.download_preset("balanced")
     assert hub_trust.recorded(TINY_REPOS["fast"], commit)[WEIGHTS] == test_hub.repos[TINY_REPOS["fast"]].sha256[WEIGHTS]
+
+
+def test_a_siglip2_style_preset_downloads_its_hf_tokenizer_and_reads_other_languages(test_hub):
+    repo = TINY_REPOS["multilingual"]
+    presets.download_preset("multilingual")
+    folder = hub.snapshot_dir(repo)
+    assert (folder / "tokenizer.json").is_file() and not (folder / "README.md").exists()
+    models = load_bundle("multilingual", device="cpu")
+    emb = models.fast.encode_texts(["un chien rouge", "ein hund", "a red dog"])
+    assert emb.shape == (3, 64) and len({tuple(np.round(r, 5)) for r in emb}) == 3  # words, not all <unk>
+    assert models.fast.encode_images([Image.new("RGB", (50, 40), "blue")]).shape == (1, 64)
+    recorded = hub_trust.recorded(repo, test_hub.repos[repo].commit)
+    assert {"tokenizer.json", "tokenizer_config.json", WEIGHTS} <= set(recorded)
+    (folder / "tokenizer.json").resolve().write_text("{}")  # a changed tokenizer is refused too
+    with pytest.raises(ModelError, match="tokenizer.json was changed"):
+        load_bundle("multilingual", device="cpu").fast
