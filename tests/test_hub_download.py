@@ -233,3 +233,12 @@ def test_a_siglip2_style_preset_downloads_its_hf_tokenizer_and_reads_other_langu
     (folder / "tokenizer.json").resolve().write_text("{}")  # a changed tokenizer is refused too
     with pytest.raises(ModelError, match="tokenizer.json was changed"):
         load_bundle("multilingual", device="cpu").fast
+
+
+def test_http_500_from_the_hub_api_fails_with_a_clear_error(test_hub):
+    test_hub.add_fault("500", "api", times=-1)
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as exc_info:
+        presets.download_preset("balanced")
+    _assert_clear_offline_error(exc_info, started, 60)
+    assert "500" in str(exc_info.value) and "balanced" in str(exc_info.value)
