@@ -42,21 +42,6 @@ T = TypeVar("T")
 FAST_FILE = "fast.safetensors"
 SLOW_FILE = "slow.safetensors"
 
-# Presets that need no bundle folder: the real hub path (downloads on first use).
-HUB_PRESETS: dict[str, dict] = {
-    "clip-vit-b-32": {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": "clip-vit-b-32",
-        "embedding_dim": 512,
-        "fast": {"type": "open_clip_pretrained", "model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"},
-        "slow": {"type": "open_clip_coca", "model": "coca_ViT-B-32",
-                 "pretrained": "mscoco_finetuned_laion2b_s13b_b90k"},
-        "rerank": {"k": 20, "beta": 1.0, "normalization": "zscore"},
-        "provenance": {"data": "LAION-2B (fast), LAION-2B + MS-COCO fine-tune (slow)", "preset": "hub"},
-        "files": {},
-    },
-}
 DEFAULT_PRESET = "synthscenes"
 
 
@@ -66,14 +51,19 @@ def _bundled_presets() -> dict[str, Path]:
 
 
 def list_presets() -> list[str]:
-    return sorted({*HUB_PRESETS, *_bundled_presets()})
+    from . import presets
+
+    return sorted({*presets.names(), *_bundled_presets()})
 
 
 def resolve(path_or_preset: str | Path) -> tuple[dict, Path | None]:
     """Read and verify a bundle folder, or look up a preset. Returns (manifest, folder or None)."""
     text = str(path_or_preset)
-    if text in HUB_PRESETS:
-        return json.loads(json.dumps(HUB_PRESETS[text])), None
+    from .presets import hub_manifest
+
+    manifest = hub_manifest(text)  # the catalogue (presets.json) knows the hub presets
+    if manifest is not None:
+        return manifest, None
     presets = _bundled_presets()
     folder = presets[text] if text in presets else Path(text).expanduser()
     if not folder.exists():
@@ -160,10 +150,10 @@ class Models:
 
     def download(self, progress=None, cancel=None) -> None:
         """Fetch whatever the hub parts need, with progress and cancel; a no-op for local bundles."""
-        from .hub import ensure_downloaded
+        from .hub import download
 
-        for repo in self.needs_download():
-            ensure_downloaded(repo, progress, cancel)
+        relay = (lambda p: progress(p.done, p.total)) if progress is not None else None
+        download(self.needs_download(), relay, cancel, what=self.name)
 
 
 def _tokenizer(manifest: dict) -> TextTokenizer:
@@ -226,13 +216,18 @@ def _check_slow(scorer: CaptionerScorer, folder: Path | None) -> None:
                           "Re-export or re-download the bundle; FastSlow will not load it.")
 
 
-def _hub_guard(spec: dict):
-    """Fail fast and clearly when hub weights are not on disk and cannot be fetched."""
+def _hub_guard(spec: dict) -> tuple[str, str | None]:
+    """Fail fast and clearly when hub weights are not on disk and cannot be fetched.
+
+    Returns what open_clip should load: the verified local snapshot (sha256 checked), never the network.
+    """
     from .hub import ensure_downloaded, hub_repo_for
 
     repo = hub_repo_for(spec["model"], spec.get("pretrained"))
-    if repo:
-        ensure_downloaded(repo, what=f"{spec['model']} {spec.get('pretrained') or ''}".strip())
+    if not repo:
+        return spec["model"], spec.get("pretrained")
+    folder = ensure_downloaded(repo, what=f"{spec['model']} {spec.get('pretrained') or ''}".strip())
+    return f"local-dir:{folder}", None
 
 
 def _build_bundle_fast(manifest: dict, folder: Path, device: str) -> FastEncoder:
@@ -252,8 +247,7 @@ def _build_fast(manifest: dict, folder: Path | None, device: str) -> FastEncoder
     if spec["type"] == "open_clip":
         return _guarded("fast", folder, lambda: _build_bundle_fast(manifest, folder, device))
     if spec["type"] == "open_clip_pretrained":
-        _hub_guard(spec)
-        encoder = FastEncoder.from_open_clip(spec["model"], spec.get("pretrained"), device=device)
+        encoder = FastEncoder.from_open_clip(*_hub_guard(spec), device=device)
         _check_fast(encoder, manifest, folder, run=False)
         return encoder
     raise BundleError(f"unknown fast model type {spec['type']!r} in the manifest")
@@ -279,11 +273,9 @@ def _build_slow(manifest: dict, folder: Path | None, device: str):
 
         from .fast import _OpenClipPreprocess, _OpenClipTokenizerAdapter
 
-        _hub_guard(spec)
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            spec["model"], pretrained=spec.get("pretrained"), weights_only=True
-        )
-        tokenizer = _OpenClipTokenizerAdapter(open_clip.get_tokenizer(spec["model"]))
+        name, pretrained = _hub_guard(spec)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, weights_only=True)
+        tokenizer = _OpenClipTokenizerAdapter(open_clip.get_tokenizer(name))
         pp = _OpenClipPreprocess(preprocess, getattr(model.visual, "preprocess_cfg", {}))
         return CocaScorer(model, tokenizer, pp, device=device)
     raise BundleError(f"unknown slow model type {spec['type']!r} in the manifest")

@@ -36,6 +36,17 @@ def build_clip(arch: dict, vocab_size: int, context_length: int) -> torch.nn.Mod
     )
 
 
+def _embedding_dim(model: torch.nn.Module) -> int:
+    """Width of the joint space; CustomTextCLIP (SigLIP2, MobileCLIP2) keeps its projection in `.text`."""
+    proj = getattr(model, "text_projection", None)
+    if proj is None:
+        proj = getattr(getattr(model, "text", None), "text_projection", None)
+    if isinstance(proj, torch.nn.Linear):
+        return int(proj.out_features)
+    if isinstance(proj, torch.Tensor):
+        return int(proj.shape[-1])
+    return int(model.visual.output_dim)
+
 
 class FastEncoder:
     """Embeds images and texts into one space; rows are float32 and L2-normalised."""
@@ -56,8 +67,7 @@ class FastEncoder:
         self.preprocess = preprocess
         self.model_id = model_id
         self.arch = arch
-        self.dim = int(getattr(model, "text_projection").shape[-1]) if hasattr(model, "text_projection") \
-            else int(model.visual.output_dim)
+        self.dim = _embedding_dim(model)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
