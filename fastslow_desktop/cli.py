@@ -69,6 +69,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     models = _models_loader(args)(args.models)
     if models is None:
         return EXIT_USAGE
+    if models.needs_download():  # a hub preset not on disk yet: fetch it first, with a progress bar
+        from .models_command import fetch_with_bar
+
+        code = fetch_with_bar(models.name, models.download)
+        if code != EXIT_OK:
+            return code
     folder = _library_dir(args)
     log_to_library(folder)
     bar = TqdmProgress(disable=args.json or None)
@@ -180,11 +186,24 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 # name -> (add parser, run). Replace an entry to implement a command.
+def _add_models_parser(sub) -> None:
+    from .models_command import add_arguments
+
+    add_arguments(sub.add_parser("models", help="the model presets; download one"))
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models_command import run_models
+
+    return run_models(args)
+
+
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "index": (_add_index_parser, cmd_index),
     "status": (_add_status_parser, cmd_status),
     "search": (_add_search_parser, cmd_search),
     "demo": (_add_demo_parser, cmd_demo),
+    "models": (_add_models_parser, cmd_models),
 }
 
 
