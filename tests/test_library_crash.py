@@ -56,7 +56,7 @@ def _media_rows(db: Path) -> int:
 
 
 def _snapshot(library: Library) -> dict:
-    conn = library.store.conn
+    conn = library.catalog.store.conn
     return {
         "status": library.status(),
         "media": sorted(conn.execute("SELECT path, kind, size, status, error, width, height FROM media")),
@@ -120,10 +120,10 @@ def test_kill_nine_five_times_then_a_normal_run_equals_an_uninterrupted_run(tmp_
     assert sum(0 < rows < total for rows in rows_at_kill) >= 2, f"kills did not land mid-run: {rows_at_kill}"
 
     with Library.open(library_dir, models) as library:
-        assert library.store.integrity_ok()
+        assert library.catalog.store.integrity_ok()
         library.index()
         assert _snapshot(library) == expected
-        ids = set(library.store.embedding_ids(library.serving_model_id).tolist())
+        ids = set(library.catalog.store.embedding_ids(library.serving_model_id).tolist())
         assert library.ann().ids() == ids
 
     with Library.open(library_dir) as reopened:  # from the file alone: no rebuild, no repair needed
