@@ -86,7 +86,8 @@ def test_a_crash_before_the_save_loses_nothing(tmp_path):
 def test_an_idle_library_saves_its_hnsw_file(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog_module, "IDLE_SAVE_SECONDS", 0.2)
     catalog, root_id, _ = _filled(tmp_path, 300)
-    catalog.write_media(_records(tmp_path / "photos", root_id, _unit(np.random.default_rng(7), 1), start=300),
+    # 5 changes: under the 5 % that saves at once, over the 1 % that an idle library saves.
+    catalog.write_media(_records(tmp_path / "photos", root_id, _unit(np.random.default_rng(7), 5), start=300),
                         "m", DIM)
     catalog.finish_run("m", complete=True)
     ann = catalog.ann("m")

@@ -127,12 +127,17 @@ class AnnIndex:
         self._deleted = 0  # labels marked deleted still in the graph
         self._matrix: tuple[np.ndarray, np.ndarray] | None = None  # (ids, vectors) for exact search
         self.changes = 0  # since the last save
-        self.saved_at = time.monotonic()
+        self.dirty_since = time.monotonic()  # when the first of those changes came
         self.opened_as: str | None = None
 
     @property
     def dirty(self) -> bool:
         return self.changes > 0
+
+    def _changed(self, n: int) -> None:
+        if self.changes == 0:
+            self.dirty_since = time.monotonic()
+        self.changes += n
 
     @property
     def deleted(self) -> int:
@@ -193,7 +198,7 @@ class AnnIndex:
         if missing:
             ids, vectors = fetch_vectors(sorted(missing))
             self._add(ids, vectors)
-        self.changes = max(1, len(missing) + len(stale))
+        self._changed(max(1, len(missing) + len(stale)))
         logger.info("HNSW index for %s repaired: %d added, %d stale", self.model_id, len(missing), len(stale))
         return "repaired"
 
@@ -203,7 +208,7 @@ class AnnIndex:
         self._live, self._deleted, self._matrix = set(), 0, None
         if len(ids):
             self._add(ids, vectors)
-        self.changes = max(1, len(ids))
+        self._changed(max(1, len(ids)))
         logger.info("HNSW index for %s rebuilt from the database (%d vectors)", self.model_id, len(ids))
 
     # -- changes --------------------------------------------------------------------------
@@ -224,7 +229,7 @@ class AnnIndex:
         self._index.add_items(vectors, ids, num_threads=1)
         self._live.update(int(i) for i in ids)
         self._matrix = None
-        self.changes += len(ids)
+        self._changed(len(ids))
 
     def remove(self, ids: Iterable[int]) -> None:
         with self._rw.writing():
@@ -238,7 +243,7 @@ class AnnIndex:
                         pass
                     self._live.discard(sid)
                     self._matrix = None
-                    self.changes += 1
+                    self._changed(1)
 
     def needs_compaction(self) -> bool:
         return self._deleted >= COMPACT_MIN and self._deleted > COMPACT_RATIO * len(self._live)
@@ -256,7 +261,7 @@ class AnnIndex:
         with self._rw.writing():
             dropped, self._deleted = self._deleted, 0
             self._index, self._matrix = fresh, None
-            self.changes += max(1, dropped)
+            self._changed(max(1, dropped))
         logger.info("HNSW index for %s compacted: %d deleted labels dropped", self.model_id, dropped)
 
     def save(self, on_saved: Callable[[dict], None] | None = None) -> dict:
@@ -270,7 +275,6 @@ class AnnIndex:
                 record = {"size": size, "dim": self.dim, "count": len(self._live),
                           "checksum": ids_checksum(self._live)}
                 self.changes = 0
-                self.saved_at = time.monotonic()
             if on_saved is not None:
                 on_saved(record)
             return record

@@ -29,10 +29,13 @@ from .thumbs import remove_thumbnails
 logger = logging.getLogger(__name__)
 
 SERVING_MODEL = "serving_model"
-SAVE_CHANGES = 5000  # save the HNSW file after this many changes …
-SAVE_FRACTION = 0.05  # … or after changes reaching this share of the index …
-SAVE_SECONDS = 300.0  # … or when unsaved changes are this old …
-IDLE_SAVE_SECONDS = 20.0  # … or once the library has been quiet this long (and always on close)
+# The HNSW file only spares a repair at the next open (SQLite is the truth), so it is saved rarely:
+SAVE_CHANGES = 5000  # after this many changes …
+SAVE_FRACTION = 0.05  # … or changes reaching this share of the index …
+SAVE_SECONDS = 1800.0  # … or when unsaved changes are this old …
+IDLE_SAVE_SECONDS = 20.0  # … or after this long without a change, once changes reach IDLE_FRACTION …
+IDLE_FRACTION = 0.01
+# … and always on close.
 
 
 class MovedFile(Protocol):
@@ -77,6 +80,11 @@ class _IdleSaver:
                 wait = self._last_change + self.idle - time.monotonic()
             if wait > 0:
                 self._stop.wait(wait)
+                continue
+            if not self._catalog.dirty_anns(IDLE_FRACTION):
+                if not self._catalog.dirty_anns(0.0):
+                    return
+                self._stop.wait(max(self.idle, 60.0))  # a few changes: saved when they grow old or on close
                 continue
             if self._catalog.save_dirty(wait=0.0):
                 return
@@ -235,11 +243,19 @@ class Catalog:
             if ann.needs_compaction():
                 ann.compact()
             due = ann.changes >= min(SAVE_CHANGES, max(1.0, SAVE_FRACTION * len(ann))) or \
-                (ann.dirty and time.monotonic() - ann.saved_at > SAVE_SECONDS)
+                (ann.dirty and time.monotonic() - ann.dirty_since > SAVE_SECONDS)
             if due:
                 self._save_ann(model_id, ann)
             elif ann.dirty:
                 self._saver.poke()
+
+    def dirty_anns(self, fraction: float) -> list[str]:
+        """Models whose HNSW index has unsaved changes reaching `fraction` of it, or older than SAVE_SECONDS."""
+        with self._anns_lock:
+            anns = dict(self._anns)
+        now = time.monotonic()
+        return [m for m, ann in anns.items() if ann.dirty and (
+            ann.changes >= fraction * len(ann) or now - ann.dirty_since > SAVE_SECONDS)]
 
     def _save_ann(self, model_id: str, ann: AnnIndex) -> None:
         ann.save(lambda record: self.store.set_meta(f"ann:{model_id}", json.dumps(record)))
