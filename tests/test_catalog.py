@@ -255,3 +255,33 @@ def test_a_database_with_garbage_pages_is_refused_with_a_clear_message(tmp_path)
     db.write_bytes(bytes(data))
     with pytest.raises(LibraryError, match="damaged"):
         Catalog(tmp_path / "lib")
+
+
+def _bind_read_only(source: Path, target: Path) -> bool:
+    target.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
+        return False
+    if subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True).returncode:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        return False
+    return True
+
+
+def test_a_library_on_a_read_only_mount_opens_for_search_and_status(tmp_path, tiny_bundle):
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    catalog, _, vectors = _filled(tmp_path, 80)
+    catalog.close()
+    mount = tmp_path / "mounted"
+    if not _bind_read_only(tmp_path / "lib", mount):
+        pytest.skip("no read-only bind mount here (needs root and mount)")
+    try:
+        with Library.open(mount, load_bundle(tiny_bundle)) as library:
+            assert library.read_only
+            assert library.status()["media"] == 80
+            assert library.catalog.query("m", vectors[0], 1)[0][0] == 1
+            with pytest.raises(LibraryError, match="read-only"):
+                library.index()
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

@@ -101,14 +101,26 @@ class Store(StoreQueries):
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
-            conn = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=30.0,
-                                   isolation_level=None, check_same_thread=False)
+            conn = self._connect_read_only()
         else:
             conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=OFF")  # deletes are explicit and ordered below
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database whose -shm file cannot be created in a read-only folder: nobody can be
+            # writing it then, so read it as an immutable file.
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
         return conn
 
     @property
