@@ -1,5 +1,6 @@
-"""`kill -9` during indexing, five times, then a normal run: the library ends up exactly as an
-uninterrupted run leaves it, the database is intact and the HNSW file agrees with it."""
+"""`kill -9` during indexing (five times; twenty with FASTSLOW_SLOW_TESTS=1) and in the middle of an
+HNSW save, then a normal run: the library ends up exactly as an uninterrupted run leaves it, the
+database is intact and the HNSW file agrees with it."""
 
 from __future__ import annotations
 

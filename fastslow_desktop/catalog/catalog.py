@@ -46,7 +46,7 @@ class MovedFile(Protocol):
 
 def folder_is_read_only(folder: Path) -> bool:
     """An existing library folder (or its database) that this process cannot write."""
-    db = folder / "library.db"
+    db = LibraryPaths(folder).db
     if folder.is_dir() and not os.access(folder, os.W_OK):
         return True
     return db.is_file() and not os.access(db, os.W_OK)
