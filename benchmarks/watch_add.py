@@ -141,14 +141,15 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
         stop.set()
         thread.join()
         library.close()
-    return {"adds": adds, "searchable_s": searchable, "written_bytes": written, "query_ms": latencies}
+    return {"adds": adds, "searchable_s": searchable, "written_bytes": written, "query_ms": latencies,
+            "code": str(Path(sys.modules["fastslow_desktop"].__file__).parent)}
 
 
 def _measure(code: Path, folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
     env = child_env()
     env["PYTHONPATH"] = os.pathsep.join((str(code), str(REPO)))
     args = json.dumps({"folder": str(folder), "bundle": str(bundle), "photos": [str(p) for p in photos],
-                       "adds": adds})
+                       "adds": adds, "code": str(code)})
     proc = subprocess.run([sys.executable, "-m", "benchmarks.watch_add", "--worker", args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=3600, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -238,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         kw = json.loads(args.worker)
+        sys.path.insert(0, kw["code"])  # ahead of the working directory, which -m puts first
+        import fastslow_desktop
+
+        assert Path(fastslow_desktop.__file__).is_relative_to(kw["code"]), fastslow_desktop.__file__
         print(json.dumps(worker(Path(kw["folder"]), Path(kw["bundle"]), [Path(x) for x in kw["photos"]],
                                 kw["adds"])))
         return 0

@@ -54,6 +54,7 @@ def test_one_new_photo_does_not_rewrite_the_hnsw_file_but_close_saves_it(tmp_pat
     file = _ann_file(catalog)
     before = file.stat().st_mtime_ns, file.stat().st_size
     assert not catalog.ann("m").dirty  # 400 changes ≥ 5 %: the first run saved
+    assert file.stat().st_mode & 0o777 == 0o644  # readable like the rest of the library (not mkstemp's 0600)
     extra = _unit(np.random.default_rng(5), 1)
     catalog.write_media(_records(tmp_path / "photos", root_id, extra, start=400), "m", DIM)
     catalog.finish_run("m", complete=True)

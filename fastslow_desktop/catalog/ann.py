@@ -91,6 +91,7 @@ def save_atomically(index: hnswlib.Index, file: Path) -> int:
     fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the library's other files are readable
         _write_index(index, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

@@ -35,6 +35,7 @@ def write_thumbnail(library_root: Path, image: Image.Image, path: str, size: int
         thumb = image.copy()
         thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
         fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; thumbnails are as readable as the library
         with os.fdopen(fd, "wb") as fh:
             thumb.save(fh, "JPEG", quality=85)
         os.replace(tmp, out)
