@@ -24,7 +24,7 @@ import numpy as np
 from .common import REPO, Context, Result, child_env, machine_info, percentile, skipped
 
 DIM = 512
-SIZES = {"tiny": (2_000, 3), "quick": (100_000, 50), "full": (100_000, 1000)}  # (vectors, adds)
+SIZES = {"tiny": (500, 2), "quick": (100_000, 50), "full": (100_000, 1000)}  # (vectors, adds)
 OLD_ADDS = 20  # the old code rewrites the whole HNSW file per add: fewer adds keep the run short
 WRITE_CHUNK = 5000
 LABEL = "100k"  # the figures' names; `--vectors` runs other sizes (named after them)
