@@ -10,7 +10,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from fastslow_desktop.library import ann as product_ann
+from fastslow_desktop.catalog import ann as product_ann
 
 from .common import THREADS, Context, Result, percentile
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from fastslow_desktop.library import Library
-from fastslow_desktop.library.library import SERVING_MODEL
-from fastslow_desktop.library.store import MediaRecord, NewSegment
+from fastslow_desktop.catalog import SERVING_MODEL
+from fastslow_desktop.catalog import MediaRecord, NewSegment
 
 from .ann import clustered_vectors
 from .common import Context, Result, percentile
@@ -54,8 +54,8 @@ def synthetic_library(cache: Path, models, n: int, centres: int = 2000) -> tuple
     info: dict = {"n": n, "dim": dim}
     with Library.open(folder, models) as library:
         root_path = library.add_root(root)
-        root_id = next(r["id"] for r in library.store.roots() if r["path"] == root_path)
-        library.store.set_meta(SERVING_MODEL, models.model_id)
+        root_id = next(r["id"] for r in library.catalog.store.roots() if r["path"] == root_path)
+        library.catalog.store.set_meta(SERVING_MODEL, models.model_id)
         start = time.perf_counter()
         for begin in range(0, n, WRITE_CHUNK):
             records = [MediaRecord(path=f"{root_path}/synthetic/{i // 1000:04d}/IMG_{i:07d}.jpg", root_id=root_id,
@@ -63,7 +63,7 @@ def synthetic_library(cache: Path, models, n: int, centres: int = 2000) -> tuple
                                    width=4000, height=3000,
                                    segments=[NewSegment(None, None, None, vectors[i])])
                        for i in range(begin, min(n, begin + WRITE_CHUNK))]
-            library.store.write_media(records, models.model_id)
+            library.catalog.store.write_media(records, models.model_id)
         info["sqlite_write_s"] = time.perf_counter() - start
         start = time.perf_counter()
         library.ann(models.model_id)  # the product's rebuild from SQLite (as after a lost index file)

@@ -18,7 +18,7 @@ from .common import SIZES, THREADS, Context, Result, cache_dir, skipped
 
 logger = logging.getLogger("benchmarks")
 
-GROUPS = ("indexing", "ann", "query", "rerank", "rclip_peer", "startup")
+GROUPS = ("indexing", "ann", "query", "rerank", "rclip_peer", "startup", "watch_add")
 
 BASE_NAMES = (
     "index_images_per_s", "index_vs_naive_ratio", "index_model_ceiling_ratio", "index_peak_rss_mb",

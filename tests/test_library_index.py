@@ -15,7 +15,7 @@ from PIL import Image
 
 from fastslow_desktop.cli import main as cli_main
 from fastslow_desktop.library import Library, Progress
-from fastslow_desktop.library import ann as ann_module
+from fastslow_desktop.catalog import ann as ann_module
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import generate
 from tests.helpers import make_tiny_bundle
@@ -67,7 +67,7 @@ def hostile(tmp_path_factory, synth_dataset, tiny_bundle):
 
 
 def _segment_ids_of(library: Library, path: str) -> list[int]:
-    rows = library.store.conn.execute(
+    rows = library.catalog.store.conn.execute(
         "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.path = ?", (path,)).fetchall()
     return [r[0] for r in rows]
 
@@ -102,7 +102,7 @@ def test_hostile_folder_indexes_every_good_file_and_explains_every_bad_one(hosti
 
 
 def test_clutter_hidden_files_and_symlink_loops_are_skipped(hostile):
-    paths = set(hostile["library"].store.media_under().keys())
+    paths = set(hostile["library"].catalog.store.media_under().keys())
     assert paths == set(hostile["good"]) | set(hostile["bad"])
     assert not any("loop" in Path(p).parts for p in paths)
 
@@ -238,7 +238,7 @@ def test_new_model_reembeds_while_the_old_one_keeps_serving(tmp_path, tiny_bundl
         assert set(seen_serving[:-1]) == {old_models.model_id}  # the old model served during the run
         assert library.serving_model_id == new_models.model_id
         assert set(library.segment_ids().tolist()) == segments_before  # segments kept, vectors replaced
-        assert set(library.store.model_ids()) == {new_models.model_id}
+        assert set(library.catalog.store.model_ids()) == {new_models.model_id}
         ids, vectors = library.vectors()
         assert len(ids) == len(segments_before)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

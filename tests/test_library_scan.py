@@ -129,7 +129,7 @@ def test_an_unlistable_sub_folder_keeps_its_entries(library, tmp_path, monkeypat
         _fail_for(patch, name, locked.resolve(), code)
         report = library.index()
     assert report.removed == 0 and report.moved == 0 and report.indexed == 2
-    assert set(library.store.media_under()) == set(photos) | set(new)
+    assert set(library.catalog.store.media_under()) == set(photos) | set(new)
     assert library.status()["media"] == 157
     assert _failed(library) == {str(locked.resolve()): f"cannot list folder: {os.strerror(code)}"}
 
@@ -147,9 +147,9 @@ def test_a_real_chmod_000_sub_folder_keeps_its_entries(library, tmp_path):
     photos = make_photos(locked, 30) + make_photos(media / "open", 3, seed=1)
     library.add_root(media)
     assert library.index().indexed == 33
-    library.store.close()
+    library.catalog.store.close()
     script = ("import sys; from pathlib import Path; from fastslow_desktop.library.scan import reconcile; "
-              "from fastslow_desktop.library.store import Store; "
+              "from fastslow_desktop.catalog.store import Store; "
               "plan = reconcile(Store(Path(sys.argv[1]))); print(len(plan.removed), getattr(plan, 'kept_unreadable', None))")
     locked.chmod(0)
     try:
@@ -160,7 +160,7 @@ def test_a_real_chmod_000_sub_folder_keeps_its_entries(library, tmp_path):
         locked.chmod(0o755)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "30"]
-    assert set(library.store.media_under()) == set(photos)
+    assert set(library.catalog.store.media_under()) == set(photos)
     assert _failed(library) == {str(locked.resolve()): "cannot list folder: Permission denied"}
 
 
@@ -206,7 +206,7 @@ def test_a_stale_mount_point_inside_a_root_keeps_its_entries(library, tmp_path, 
     with monkeypatch.context() as patch:
         patch.setattr(os, "scandir", scandir)
         report = library.index()
-    assert report.removed == 0 and set(library.store.media_under()) == set(photos)
+    assert report.removed == 0 and set(library.catalog.store.media_under()) == set(photos)
     assert _failed(library) == {str(media.resolve() / "nas"): "cannot read folder: Stale file handle"}
 
 
@@ -219,7 +219,7 @@ def test_a_watched_path_that_cannot_be_read_keeps_its_entries(library, tmp_path,
         for name in ("stat", "lstat"):
             _fail_for(patch, name, (media / "sub").resolve(), errno.EACCES)
         report = library.index([media / "sub"])
-    assert report.removed == 0 and set(library.store.media_under()) == set(photos)
+    assert report.removed == 0 and set(library.catalog.store.media_under()) == set(photos)
     assert "Permission denied" in _failed(library)[str((media / "sub").resolve())]
 
 
@@ -233,7 +233,7 @@ def test_a_folder_that_is_really_gone_is_still_removed(library, tmp_path):
         path.unlink()
     (media / "gone").rmdir()
     report = library.index()
-    assert report.removed == 4 and set(library.store.media_under()) == set(keep)
+    assert report.removed == 4 and set(library.catalog.store.media_under()) == set(keep)
 
 
 # -- item 10: symbolic links, special files, long paths ---------------------------------------------
@@ -250,12 +250,12 @@ def test_symlinks_are_not_followed_and_aliases_are_stored_once(library, tmp_path
     os.symlink("/", media / "root of the disk")
     library.add_root(media)
     report = library.index()
-    assert set(library.store.media_under()) == set(real) and report.indexed == 3
+    assert set(library.catalog.store.media_under()) == set(real) and report.indexed == 3
     failed = _failed(library)
     link_out = str(media.resolve() / "a link out")
     assert set(failed) == {link_out, str(media.resolve() / "root of the disk")}
     assert "not followed" in failed[link_out] and str((tmp_path / "elsewhere").resolve()) in failed[link_out]
-    assert not set(outside) & set(library.store.media_under())
+    assert not set(outside) & set(library.catalog.store.media_under())
 
 
 def test_a_watched_symlink_is_not_indexed_under_its_name(library, tmp_path):
@@ -265,7 +265,7 @@ def test_a_watched_symlink_is_not_indexed_under_its_name(library, tmp_path):
     library.index()
     os.symlink(real[0], media / "alias.png")  # the watcher reports the new link's path
     report = library.index([media / "alias.png"])
-    assert report.indexed == 0 and set(library.store.media_under()) == set(real)
+    assert report.indexed == 0 and set(library.catalog.store.media_under()) == set(real)
 
 
 def test_links_to_a_folder_in_another_root_are_not_reported(library, tmp_path):
@@ -313,7 +313,7 @@ def test_rows_of_a_removed_folder_go_with_it(library, tmp_path):
     library.remove_root(tmp_path / "one")
     assert _failed(library) == {}
     library.index()
-    assert "pipe.jpg" not in (library.store.get_meta(scan_module.SCAN_PROBLEMS) or "")
+    assert "pipe.jpg" not in (library.catalog.store.get_meta(scan_module.SCAN_PROBLEMS) or "")
 
 
 def test_a_device_file_gets_a_row(library, tmp_path):

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from fastslow_desktop.library import Library, LibraryError, Progress
-from fastslow_desktop.library import ann as ann_module
-from fastslow_desktop.library import store as store_module
-from fastslow_desktop.library.ann import AnnIndex
-from fastslow_desktop.library.store import Store
+from fastslow_desktop.catalog import ann as ann_module
+from fastslow_desktop.catalog import store as store_module
+from fastslow_desktop.catalog.ann import AnnIndex
+from fastslow_desktop.catalog.store import Store
 from fastslow_desktop.models import load_bundle
 
 

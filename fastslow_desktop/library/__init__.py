@@ -1,10 +1,9 @@
-"""Library: folders, watching, decoding, SQLite + HNSW store and the indexer (no Qt, no training)."""
+"""Library: folders, watching, scanning and the indexer over the catalog (no Qt, no training)."""
 
-from .ann import AnnIndex
+from ..catalog import AnnIndex, LibraryError, LibraryPaths, RootInfo, SegmentInfo
 from ..media import DecodeError, load_image, open_image
-from .library import Library, LibraryPaths, RootInfo, SegmentInfo
+from .library import Library
 from .progress import IndexReport, Progress, TqdmProgress
-from .store import LibraryError
 
 __all__ = [
     "AnnIndex", "DecodeError", "IndexReport", "Library", "LibraryError", "LibraryPaths", "Progress",

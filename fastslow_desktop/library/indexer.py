@@ -1,13 +1,17 @@
-"""The indexer: reconcile folders with the database, then decode in worker threads and embed in batches.
+"""The indexer: reconcile folders with the catalog, then decode in worker threads and embed in batches.
 
 Decoding (and preprocessing, which is thread-safe) runs in a small thread pool that stays a few
-batches ahead; inference runs batched on the calling thread; each batch of files is written in one
-transaction. A bad file gets an error row and the run goes on.
+batches ahead; inference runs batched on the calling thread; each batch of files is written through
+the catalog in one transaction. A bad file gets an error row and the run goes on. The indexer
+depends on the catalog and the models only; the run holds the catalog's writer lock throughout.
+
+Torch's thread count is left as start-up set it (`models.device`, FASTSLOW_TORCH_THREADS):
+`torch.set_num_threads` is process-wide, and changing it here would change it under searches
+running on other threads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -15,11 +19,10 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..catalog import THUMB_SIZE, Catalog, MediaRecord, MediaRow, NewSegment, write_thumbnail
 from ..media import (
     FRAMES_PER_SEGMENT,
     DecodeError,
@@ -31,14 +34,9 @@ from ..media import (
 )
 from .progress import IndexReport, Progress
 from .scan import FileEntry, reconcile
-from .store import MediaRecord, MediaRow, NewSegment
-
-if TYPE_CHECKING:
-    from .library import Library
 
 logger = logging.getLogger(__name__)
 
-THUMB_SIZE = 256  # longest side of a thumbnail, pixels
 BATCH_FRAMES = 64  # frames per inference batch
 FLUSH_SECONDS = 2.0  # write what is decoded at least this often, so progress and search keep up
 LONG_VIDEO_SEGMENTS = 24  # beyond this many segments a worker embeds as it goes, bounding memory
@@ -69,18 +67,13 @@ def _mean_unit(vectors: np.ndarray) -> np.ndarray:
 class Indexer:
     """One reconcile + embed pass over a library (`run`); pause, resume and cancel via events."""
 
-    def __init__(self, library: Library, workers: int | None = None, batch_frames: int = BATCH_FRAMES,
-                 torch_threads: int | None = None):
-        self.library = library
-        self.store = library.store
-        self.models = library.models
-        self.model_id = library.models.model_id
+    def __init__(self, catalog: Catalog, models, workers: int | None = None, batch_frames: int = BATCH_FRAMES):
+        self.catalog = catalog
+        self.models = models
+        self.model_id = models.model_id
         cores = os.cpu_count() or 2
-        # Split the cores between decoding and inference instead of letting both use all of them:
-        # torch's intra-op threads spin, and on a 2-core laptop oversubscription made tiny-batch
-        # inference 100x slower in measurements.
+        # Half the cores decode; inference gets the torch threads set once at start-up.
         self.workers = workers or max(1, min(4, cores // 2))
-        self.torch_threads = torch_threads or max(1, cores - self.workers)
         self.batch_frames = batch_frames
         self._fast = None
 
@@ -96,20 +89,7 @@ class Indexer:
         return max(2 * size, THUMB_SIZE)
 
     def _thumb(self, image, path: str, size: int, mtime: float, index: int) -> str | None:
-        key = hashlib.blake2b(f"{path}\0{size}\0{mtime}".encode(), digest_size=10).hexdigest()
-        rel = Path("thumbnails") / key[:2] / f"{key}-{index}.jpg"
-        out = self.library.paths.root / rel
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            thumb = image.copy()
-            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            tmp = out.with_name(out.name + ".tmp")
-            thumb.save(tmp, "JPEG", quality=85)
-            os.replace(tmp, out)
-        except OSError as exc:
-            logger.warning("cannot write thumbnail for %s: %s", path, exc)
-            return None
-        return rel.as_posix()
+        return write_thumbnail(self.catalog.paths.root, image, path, size, mtime, index)
 
     def _decode_full(self, entry: FileEntry, side: int) -> _Decoded:
         record = MediaRecord(path=entry.path, root_id=entry.root_id, kind=entry.kind, size=entry.size,
@@ -196,114 +176,39 @@ class Indexer:
         cancel: threading.Event | None = None,
         pause: threading.Event | None = None,
     ) -> IndexReport:
+        """Reconcile, embed what is new or changed, and finish (model switch, HNSW save when due)."""
         started = time.perf_counter()
-        cancel = cancel or threading.Event()
-        pause = pause or threading.Event()
         report = IndexReport()
         emit = progress or (lambda event: None)
-        emit(Progress("scanning"))
-
-        plan = reconcile(self.store, scope)
-        report.unchanged = plan.unchanged
-        report.offline_roots = tuple(plan.offline_roots)
-        self.library._apply_moves(plan.moves)
-        report.moved = len(plan.moves)
-        self.library._remove_media(plan.removed)
-        report.removed = len(plan.removed)
-
-        queued = {e.path for e in plan.to_index}
-        reembed = [row for row in self.store.media_missing_model(self.model_id) if row.path not in queued]
-        # Workers never touch the database: the segments to re-embed are read here.
-        jobs: list[tuple[str, object]] = [("full", e) for e in plan.to_index] + \
-            [("reembed", (r, self.store.segments_of(r.id))) for r in reembed]
-        total = len(jobs)
-        ann = self.library.ann(self.model_id) if jobs else None
-
-        done = 0
-        batch: list[_Decoded] = []
-        last_flush = time.perf_counter()
-        embed_started = time.perf_counter()
-
-        def flush() -> None:
-            nonlocal batch, last_flush
-            if batch:
-                self._flush(batch, ann, report)
-            batch, last_flush = [], time.perf_counter()
-
-        def event(current: str | None, paused: bool = False) -> Progress:
-            elapsed = time.perf_counter() - embed_started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (total - done) / rate if rate > 0 else None
-            return Progress("indexing", done, total, rate, eta, current, report.failed, paused)
-
-        if jobs:
-            emit(event(None))
-            import torch
-
-            loading = time.perf_counter()
-            side = self._decode_side()  # loads the model weights: only when there is work
-            report.load_seconds = time.perf_counter() - loading
-            last_flush = embed_started = time.perf_counter()
-            saved_threads = torch.get_num_threads()
-            torch.set_num_threads(min(saved_threads, self.torch_threads))
-            inflight_limit = max(2 * self.workers, 2 * self.batch_frames)
-            job_iter = iter(jobs)
-            pending: set[Future] = set()
-            try:
-                with ThreadPoolExecutor(self.workers, thread_name_prefix="fastslow-decode") as pool:
-                    def fill() -> None:
-                        while len(pending) < inflight_limit and not cancel.is_set() and not pause.is_set():
-                            job = next(job_iter, None)
-                            if job is None:
-                                return
-                            kind, item = job
-                            fn = self._decode_full if kind == "full" else self._decode_reembed
-                            pending.add(pool.submit(fn, item, side))
-
-                    fill()
-                    while pending or (not cancel.is_set() and done < total):
-                        if pause.is_set() and not cancel.is_set():
-                            flush()
-                            emit(event(None, paused=True))
-                            while pause.is_set() and not cancel.is_set():
-                                cancel.wait(0.2)
-                            fill()
-                        if cancel.is_set():
-                            for fut in pending:
-                                fut.cancel()
-                            break
-                        if not pending:
-                            fill()
-                            if not pending:
-                                break
-                        finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            pending.discard(fut)
-                            decoded = fut.result()
-                            batch.append(decoded)
-                            done += 1
-                            path = decoded.record.path if decoded.record else decoded.row.path
-                            emit(event(path))
-                        fill()
-                        if sum(d.n_frames for d in batch) >= self.batch_frames or \
-                                time.perf_counter() - last_flush > FLUSH_SECONDS:
-                            flush()
-                    # Whatever finished decoding before a cancel is still written: that work is done.
-                    for fut in pending:
-                        if fut.done() and not fut.cancelled():
-                            batch.append(fut.result())
-                    flush()
-            finally:
-                torch.set_num_threads(saved_threads)
-            report.cancelled = cancel.is_set()
-
-        emit(Progress("saving", done, total))
-        self.library._finish_run(self.model_id, complete=not report.cancelled)
+        with self.catalog.writing():
+            self.catalog.serve_if_first(self.model_id)
+            emit(Progress("scanning"))
+            jobs = self._plan(scope, report)
+            run = _Run(self, jobs, report, emit, cancel or threading.Event(), pause or threading.Event())
+            if jobs:
+                run.embed_all()
+            emit(Progress("saving", run.done, len(jobs)))
+            self.catalog.finish_run(self.model_id, complete=not report.cancelled)
         report.seconds = time.perf_counter() - started
-        emit(Progress("done", done, total, failed=report.failed))
+        emit(Progress("done", run.done, len(jobs), failed=report.failed))
         return report
 
-    def _flush(self, batch: list[_Decoded], ann, report: IndexReport) -> None:
+    def _plan(self, scope: Iterable[str] | None, report: IndexReport) -> list[tuple[str, object]]:
+        """Reconcile the disk with the catalog, apply moves and removals; returns the decode jobs."""
+        plan = reconcile(self.catalog.store, scope)
+        report.unchanged = plan.unchanged
+        report.offline_roots = tuple(plan.offline_roots)
+        self.catalog.apply_moves(plan.moves)
+        report.moved = len(plan.moves)
+        self.catalog.remove_media(plan.removed)
+        report.removed = len(plan.removed)
+        queued = {e.path for e in plan.to_index}
+        reembed = [row for row in self.catalog.store.media_missing_model(self.model_id) if row.path not in queued]
+        # Workers never touch the database: the segments to re-embed are read here.
+        return [("full", e) for e in plan.to_index] + \
+            [("reembed", (r, self.catalog.store.segments_of(r.id))) for r in reembed]
+
+    def flush(self, batch: list[_Decoded], report: IndexReport) -> None:
         """Embed a batch's frames in one go and write its files in one transaction."""
         import torch
 
@@ -323,7 +228,7 @@ class Indexer:
             if d.record is not None:
                 if d.record.error:
                     report.failed += 1
-                    logger.info("cannot index %s: %s", d.record.path, d.record.error)
+                    logger.info("cannot index %r: %s", d.record.path, d.record.error)
                 else:
                     for seg, vec in zip(d.record.segments, seg_vectors, strict=True):
                         seg.vector = vec
@@ -331,16 +236,98 @@ class Indexer:
                     report.segments += len(seg_vectors)
                 records.append(d.record)
             elif d.error:
-                logger.warning("cannot re-embed %s: %s", d.row.path, d.error)
+                logger.warning("cannot re-embed %r: %s", d.row.path, d.error)
             else:
                 reembeds.extend(zip(d.segment_ids, seg_vectors, strict=True))
                 report.reembedded += 1
                 report.segments += len(seg_vectors)
         if records:
-            new_ids, matrix, old_ids, old_thumbs = self.store.write_media(records, self.model_id)
-            kept = {seg.thumb for rec in records for seg in rec.segments or []}
-            self.library._forget_segments(old_ids, [t for t in old_thumbs if t not in kept])
-            ann.add(new_ids, matrix)
-        if reembeds:
-            self.store.write_embeddings(reembeds, self.model_id)
-            ann.add([sid for sid, _ in reembeds], np.stack([v for _, v in reembeds]))
+            dim = int(self.models.embedding_dim) if self.models.embedding_dim else None
+            for rec in self.catalog.write_media(records, self.model_id, dim):
+                report.indexed -= 1  # stored as a failure after all (the catalog says why)
+                report.failed += 1
+        self.catalog.write_embeddings(reembeds, self.model_id)
+
+
+class _Run:
+    """The embedding part of one run: a decode pool kept a few batches ahead of batched inference."""
+
+    def __init__(self, indexer: Indexer, jobs: list[tuple[str, object]], report: IndexReport,
+                 emit: Callable[[Progress], None], cancel: threading.Event, pause: threading.Event):
+        self.indexer, self.jobs, self.report, self.emit = indexer, jobs, report, emit
+        self.cancel, self.pause = cancel, pause
+        self.done = 0
+        self.batch: list[_Decoded] = []
+        self.pending: set[Future] = set()
+        self._jobs = iter(jobs)
+        self.last_flush = self.embed_started = time.perf_counter()
+        self.inflight_limit = max(2 * indexer.workers, 2 * indexer.batch_frames)
+
+    def event(self, current: str | None, paused: bool = False) -> Progress:
+        elapsed = time.perf_counter() - self.embed_started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        total = len(self.jobs)
+        eta = (total - self.done) / rate if rate > 0 else None
+        return Progress("indexing", self.done, total, rate, eta, current, self.report.failed, paused)
+
+    def flush(self) -> None:
+        if self.batch:
+            self.indexer.flush(self.batch, self.report)
+        self.batch, self.last_flush = [], time.perf_counter()
+
+    def fill(self, pool: ThreadPoolExecutor, side: int) -> None:
+        while len(self.pending) < self.inflight_limit and not self.cancel.is_set() and not self.pause.is_set():
+            job = next(self._jobs, None)
+            if job is None:
+                return
+            kind, item = job
+            fn = self.indexer._decode_full if kind == "full" else self.indexer._decode_reembed
+            self.pending.add(pool.submit(fn, item, side))
+
+    def embed_all(self) -> None:
+        self.emit(self.event(None))
+        loading = time.perf_counter()
+        side = self.indexer._decode_side()  # loads the model weights: only when there is work
+        self.report.load_seconds = time.perf_counter() - loading
+        self.last_flush = self.embed_started = time.perf_counter()
+        with ThreadPoolExecutor(self.indexer.workers, thread_name_prefix="fastslow-decode") as pool:
+            self.fill(pool, side)
+            while self._step(pool, side):
+                pass
+            # Whatever finished decoding before a cancel is still written: that work is done.
+            for fut in self.pending:
+                if fut.done() and not fut.cancelled():
+                    self.batch.append(fut.result())
+            self.flush()
+        self.report.cancelled = self.cancel.is_set()
+
+    def _step(self, pool: ThreadPoolExecutor, side: int) -> bool:
+        """One turn of the loop: wait for decoded files, batch them, flush when due. False at the end."""
+        if not (self.pending or (not self.cancel.is_set() and self.done < len(self.jobs))):
+            return False
+        if self.pause.is_set() and not self.cancel.is_set():
+            self.flush()
+            self.emit(self.event(None, paused=True))
+            while self.pause.is_set() and not self.cancel.is_set():
+                self.cancel.wait(0.2)
+            self.fill(pool, side)
+        if self.cancel.is_set():
+            for fut in self.pending:
+                fut.cancel()
+            return False
+        if not self.pending:
+            self.fill(pool, side)
+            if not self.pending:
+                return False
+        finished, _ = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            self.pending.discard(fut)
+            decoded = fut.result()
+            self.batch.append(decoded)
+            self.done += 1
+            self.emit(self.event(decoded.record.path if decoded.record else decoded.row.path))
+        self.fill(pool, side)
+        if sum(d.n_frames for d in self.batch) >= self.indexer.batch_frames or \
+                time.perf_counter() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+        return True

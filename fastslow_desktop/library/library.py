@@ -1,113 +1,53 @@
-"""The library facade used by the search engine, the UI and the command line."""
+"""The library facade used by the search engine, the UI and the command line: roots, watching, reads."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..catalog import AnnIndex, Catalog, LibraryError, RootInfo, SegmentInfo
 from ..paths import default_library_dir
-from .ann import AnnIndex, index_file_name
 from ..media import frame_times, load_image, video_frames
+from .indexer import Indexer
 from .progress import IndexReport, Progress
-from .scan import FileEntry, request_retry, root_for, scan_problems
-from .store import LibraryError, MediaRow, Store
+from .scan import request_retry, root_for, scan_problems
 
 logger = logging.getLogger(__name__)
-
-SERVING_MODEL = "serving_model"
-
-
-@dataclass(frozen=True)
-class LibraryPaths:
-    """What lives in a library folder."""
-
-    root: Path
-
-    @property
-    def db(self) -> Path:
-        return self.root / "library.db"
-
-    @property
-    def thumbnails(self) -> Path:
-        return self.root / "thumbnails"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    def ann(self, model_id: str) -> Path:
-        return self.root / index_file_name(model_id)
-
-
-@dataclass
-class SegmentInfo:
-    """One searchable item: a photo (t_start/t_end None) or a video segment."""
-
-    segment_id: int
-    media_id: int
-    path: str
-    kind: str  # "image" | "video"
-    t_start: float | None
-    t_end: float | None
-    taken: str | None  # ISO date from EXIF, or None
-    mtime: float
-    size: int
-    width: int | None
-    height: int | None
-    duration: float | None
-    root: str
-    online: bool
-    thumb: Path | None  # absolute path of the JPEG thumbnail, or None
-
-
-@dataclass
-class RootInfo:
-    path: str
-    online: bool
-    excludes: list[str]
-    n_media: int
-    n_indexed: int
-    n_errors: int
 
 
 class Library:
     """A library folder: roots, indexed media, embeddings and their ANN indexes.
 
-    Thread-safe: searches may run while an index run writes from another thread.
+    Thread-safe: searches may run while an index run writes from another thread. All stored state
+    lives in the `catalog`; this class adds the models, the indexer and the folder watcher.
     """
 
-    def __init__(self, folder: str | Path, models=None):
-        self.paths = LibraryPaths(Path(folder).expanduser().resolve())
-        for folder_ in (self.paths.root, self.paths.thumbnails, self.paths.logs):
-            folder_.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.paths.db)
+    def __init__(self, folder: str | Path, models=None, read_only: bool | None = None):
+        self.catalog = Catalog(folder, read_only=read_only)
+        self.paths = self.catalog.paths
         self.models = models
-        self._anns: dict[str, AnnIndex] = {}
-        self._ann_lock = threading.RLock()
-        self._index_lock = threading.Lock()  # one index run at a time (CLI, UI or watcher)
         self._watcher = None
 
     @classmethod
-    def open(cls, folder: str | Path | None = None, models=None) -> Library:
+    def open(cls, folder: str | Path | None = None, models=None, read_only: bool | None = None) -> Library:
         """Open (creating if needed) a library folder; default: `paths.default_library_dir()`.
-        `models` is a loaded bundle (`load_bundle(...)`), needed to index, not to read."""
-        return cls(folder if folder is not None else default_library_dir(), models)
+        `models` is a loaded bundle (`load_bundle(...)`), needed to index, not to read. A folder this
+        process cannot write opens read-only (or pass `read_only=True`): search and status work."""
+        return cls(folder if folder is not None else default_library_dir(), models, read_only)
+
+    @property
+    def read_only(self) -> bool:
+        return self.catalog.read_only
 
     def close(self) -> None:
         self.stop_watching()
-        with self._ann_lock:
-            for model_id, ann in self._anns.items():
-                if ann.dirty:
-                    self._save_ann(model_id)
-        self.store.close()
+        self.catalog.close()
 
     def __enter__(self) -> Library:
         return self
@@ -120,19 +60,21 @@ class Library:
         """Add a folder (absolute, symlinks resolved); a folder inside an existing root is already
         covered, and a parent of existing roots absorbs them. `exclude`: glob patterns matched against
         paths relative to the folder and their parts (None keeps a known folder's patterns).
+        Waits for a running index run (the writer lock), so its rows never point at a merged root.
         Returns the root path stored."""
         path = str(Path(path).expanduser().resolve())
         if not os.path.isdir(path):
             raise LibraryError(f"{path} is not a folder.")
-        roots = self.store.roots()
-        parent = root_for(path, roots)
-        if parent is not None and parent["path"] != path:
-            logger.info("%s is already inside library folder %s", path, parent["path"])
-            return parent["path"]
-        root_id = self.store.add_root(path, None if exclude is None else list(exclude))
-        for root in roots:
-            if root["path"] != path and root_for(root["path"], [{"path": path}]):
-                self.store.merge_root_into(root["id"], root_id)
+        with self.catalog.writing():
+            roots = self.catalog.store.roots()
+            parent = root_for(path, roots)
+            if parent is not None and parent["path"] != path:
+                logger.info("%s is already inside library folder %s", path, parent["path"])
+                return parent["path"]
+            root_id = self.catalog.add_root(path, None if exclude is None else list(exclude))
+            for root in roots:
+                if root["path"] != path and root_for(root["path"], [{"path": path}]):
+                    self.catalog.merge_root_into(root["id"], root_id)
         if self._watcher is not None:
             self._watcher.add_root(path)
         return path
@@ -140,21 +82,19 @@ class Library:
     def remove_root(self, path: str | Path) -> None:
         """Forget a folder and everything indexed in it (the files themselves are untouched)."""
         path = str(Path(path).expanduser().resolve())
-        root = next((r for r in self.store.roots() if r["path"] == path), None)
-        if root is None:
-            raise LibraryError(f"{path} is not a library folder.")
-        with self._index_lock:
-            self._remove_media(list(self.store.media_under(root_id=root["id"]).values()))
-            self.store.delete_root(root["id"])
-            self._save_dirty_anns()
+        with self.catalog.writing():
+            root = next((r for r in self.catalog.store.roots() if r["path"] == path), None)
+            if root is None:
+                raise LibraryError(f"{path} is not a library folder.")
+            self.catalog.remove_root(root["id"])
         if self._watcher is not None:
             self._watcher.remove_root(path)
 
     def roots(self) -> list[RootInfo]:
-        counts = self.store.root_counts()
+        counts = self.catalog.store.root_counts()
         return [RootInfo(r["path"], r["online"], r["excludes"],
                          **counts.get(r["id"], {"n_media": 0, "n_indexed": 0, "n_errors": 0}))
-                for r in self.store.roots()]
+                for r in self.catalog.store.roots()]
 
     # -- indexing -------------------------------------------------------------------------
     def index(
@@ -168,129 +108,59 @@ class Library:
         `pause`/`cancel`: set them from any thread. Runs on the calling thread."""
         if self.models is None:
             raise LibraryError("No models loaded: open the library with models to index it.")
-        from .indexer import Indexer
+        scope = None if paths is None else [os.fspath(p) for p in paths]
+        return Indexer(self.catalog, self.models).run(scope, progress, cancel, pause)
 
-        with self._index_lock:
-            if self.store.get_meta(SERVING_MODEL) is None and not self.store.model_ids():
-                self.store.set_meta(SERVING_MODEL, self.models.model_id)
-            scope = None if paths is None else [os.fspath(p) for p in paths]
-            return Indexer(self).run(scope, progress, cancel, pause)
-
-    # Called by the indexer (with the index lock held).
-    def _apply_moves(self, moves: list[tuple[MediaRow, FileEntry]]) -> None:
-        for row, entry in moves:
-            self.store.move_media(row.id, entry.path, entry.root_id, entry.mtime)
-            logger.info("%s moved to %s: kept its embeddings", row.path, entry.path)
-
-    def _remove_media(self, rows: list[MediaRow]) -> None:
-        if not rows:
-            return
-        seg_ids, thumbs = self.store.delete_media([r.id for r in rows])
-        self._forget_segments(seg_ids, thumbs)
-
-    def _forget_segments(self, segment_ids: list[int], thumbs: list[str]) -> None:
-        with self._ann_lock:
-            for ann in self._anns.values():
-                ann.remove(segment_ids)
-        for thumb in thumbs:
-            try:
-                (self.paths.root / thumb).unlink()
-            except OSError:
-                pass
-
-    def _finish_run(self, model_id: str, complete: bool) -> None:
-        """After a run: when every file has the new model's embeddings, it serves and the old go."""
-        if complete and not self.store.media_missing_model(model_id):
-            if self.store.get_meta(SERVING_MODEL) != model_id:
-                self.store.set_meta(SERVING_MODEL, model_id)
-                logger.info("search now uses model %s", model_id)
-            for old in self.store.drop_models_except(model_id):
-                with self._ann_lock:
-                    self._anns.pop(old, None)
-                self.store.set_meta(f"ann:{old}", None)
-                try:
-                    self.paths.ann(old).unlink()
-                except OSError:
-                    pass
-        self._save_dirty_anns()
-
-    # -- ANN ------------------------------------------------------------------------------
+    # -- reads for search -----------------------------------------------------------------
     @property
     def serving_model_id(self) -> str | None:
         """The model whose embeddings answer searches (the old one until a new model has re-embedded
         everything). Encode queries with this model."""
-        return self.store.get_meta(SERVING_MODEL) or (self.models.model_id if self.models else None)
+        return self.catalog.serving_model_id() or (self.models.model_id if self.models else None)
 
-    def ann(self, model_id: str | None = None) -> AnnIndex:
-        """The ANN index of a model (default: the serving model), opened and checked on first use."""
+    def _model(self, model_id: str | None) -> str:
         model_id = model_id or self.serving_model_id
         if model_id is None:
             raise LibraryError("This library has no embeddings yet and no models were given.")
-        with self._ann_lock:
-            ann = self._anns.get(model_id)
-            if ann is None:
-                ann = AnnIndex(self.paths.ann(model_id), self._dim(model_id), model_id)
-                saved = self.store.get_meta(f"ann:{model_id}")
-                outcome = ann.open(self.store.embedding_ids(model_id),
-                                   lambda ids: self.store.vectors(model_id, ids),
-                                   json.loads(saved) if saved else None)
-                logger.debug("HNSW index for %s %s", model_id, outcome)
-                self._anns[model_id] = ann
-                if ann.dirty:
-                    self._save_ann(model_id)
-            return ann
+        return model_id
 
-    def _dim(self, model_id: str) -> int:
-        if self.models is not None and self.models.model_id == model_id and self.models.embedding_dim:
-            return int(self.models.embedding_dim)
-        row = self.store.conn.execute("SELECT length(vector) FROM embeddings WHERE model_id = ? LIMIT 1",
-                                      (model_id,)).fetchone()
-        if row is None:
-            raise LibraryError(f"No embeddings for model {model_id} in this library.")
-        return int(row[0]) // 4
+    def ann(self, model_id: str | None = None) -> AnnIndex:
+        """The ANN index of a model (default: the serving model), opened and checked on first use."""
+        model_id = self._model(model_id)
+        dim = self.models.embedding_dim if self.models is not None and self.models.model_id == model_id else None
+        return self.catalog.ann(model_id, int(dim) if dim else None)
 
-    def _save_ann(self, model_id: str) -> None:
-        record = self._anns[model_id].save()
-        self.store.set_meta(f"ann:{model_id}", json.dumps(record))
-
-    def _save_dirty_anns(self) -> None:
-        with self._ann_lock:
-            for model_id, ann in list(self._anns.items()):
-                if ann.dirty:
-                    self._save_ann(model_id)
-
-    # -- reads for search -----------------------------------------------------------------
     def query(self, vector: np.ndarray, k: int, kind: str | None = None,
               filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (segment ids, scores) for a unit query vector of the serving model, best first.
         `kind` ('image' or 'video') restricts the results."""
-        ann = self.ann()
-        if kind is not None:
-            allowed = set(int(i) for i in self.store.segment_ids(kind=kind))
-            filter_ids = allowed if filter_ids is None else allowed & set(int(i) for i in filter_ids)
-        return ann.query(vector, k, filter_ids)
+        model_id = self._model(None)
+        self.ann(model_id)
+        return self.catalog.query(model_id, vector, k, kind, filter_ids)
 
-    def vectors(self, model_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """All (segment ids, (n, d) float32 unit vectors) of a model (default: the serving model)."""
+    def exact_query(self, vector: np.ndarray, k: int, kind: str | None = None,
+                    filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As `query`, by brute force over the stored vectors (no HNSW involved)."""
+        model_id = self.serving_model_id
+        if model_id is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return self.catalog.exact_query(model_id, vector, k, kind, filter_ids)
+
+    def vectors(self, model_id: str | None = None, ids: Iterable[int] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(segment ids, (n, d) float32 unit vectors) of a model (default: the serving model): all of
+        them, or those of `ids`."""
         model_id = model_id or self.serving_model_id
-        return self.store.vectors(model_id) if model_id else (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+        if not model_id:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return self.catalog.store.vectors(model_id, ids)
 
     def segment_ids(self, kind: str | None = None) -> np.ndarray:
-        return self.store.segment_ids(kind=kind, model_id=self.serving_model_id)
+        return self.catalog.store.segment_ids(kind=kind, model_id=self.serving_model_id)
 
     def segments_info(self, ids: Sequence[int]) -> list[SegmentInfo]:
         """Rows for the given segment ids, in the same order (ids no longer in the library are skipped)."""
-        rows = self.store.segment_rows(ids)
-        out = []
-        for sid in ids:
-            row = rows.get(int(sid))
-            if row is None:
-                continue
-            thumb = self.paths.root / row["thumb"] if row["thumb"] else None
-            out.append(SegmentInfo(row["segment_id"], row["media_id"], row["path"], row["kind"], row["t_start"],
-                                   row["t_end"], row["taken"], row["mtime"], row["size"], row["width"],
-                                   row["height"], row["duration"], row["root"], bool(row["online"]), thumb))
-        return out
+        return self.catalog.segments_info(ids)
 
     def thumbnail(self, segment_id: int) -> Path | None:
         info = self.segments_info([segment_id])
@@ -309,7 +179,7 @@ class Library:
 
     def status(self) -> dict:
         """What `fastslow status --json` prints."""
-        counts = self.store.counts()
+        counts = self.catalog.store.counts()
         return {
             "roots": [{"path": r.path, "online": r.online, "media": r.n_media, "indexed": r.n_indexed,
                        "failed": r.n_errors} for r in self.roots()],
@@ -319,12 +189,14 @@ class Library:
             "segments": counts["segments"],
             "model": self.serving_model_id,
             # Files that failed, and folders or files the walk could not use (unreadable, special).
-            "failed": sorted(self.store.failures() + scan_problems(self.store), key=lambda f: f["path"]),
+            "failed": sorted(self.catalog.store.failures() + scan_problems(self.catalog.store),
+                             key=lambda f: f["path"]),
         }
 
     def retry_failed(self) -> int:
         """Have the next run try every failed file again, even unchanged ones; returns how many."""
-        return request_retry(self.store)
+        with self.catalog.writing():
+            return request_retry(self.catalog.store)
 
     # -- watching -------------------------------------------------------------------------
     def watch(self, on_batch: Callable[[list[str]], None] | None = None,

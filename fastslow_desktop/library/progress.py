@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass
@@ -63,9 +63,6 @@ class IndexReport:
                 f"{self.files_per_s:.1f} files/s, {self.segments_per_s:.1f} segments/s; "
                 f"{self.moved} moved, {self.unchanged} unchanged, {self.removed} removed, {self.failed} failed"
                 + (" (cancelled)" if self.cancelled else ""))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class TqdmProgress:

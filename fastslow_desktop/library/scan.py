@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..catalog.records import MediaRow
+from ..catalog.store import Store
 from ..media import media_kind, partial_hash
-from .store import MediaRow, Store
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from watchdog.observers import Observer
 
 logger = logging.getLogger(__name__)
 
-QUIET_SECONDS = 1.0
+QUIET_SECONDS = 0.4  # short: a new photo is searchable within a second; bursts still batch
 MAX_WAIT_SECONDS = 30.0  # a folder that never stops changing is still indexed this often
 
 

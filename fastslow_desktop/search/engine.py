@@ -125,8 +125,7 @@ class SearchEngine:
 
     def segment_vector(self, segment_id: int) -> np.ndarray:
         """The stored embedding of a photo or video segment ("more like this")."""
-        model_id = self.library.serving_model_id
-        ids, vectors = self.library.store.vectors(model_id, [int(segment_id)]) if model_id else ([], [])
+        ids, vectors = self.library.vectors(ids=[int(segment_id)])
         if len(ids) == 0:
             raise SearchError(f"Segment {segment_id} is no longer in the library: search again and pick another.")
         return np.asarray(vectors[0], np.float32)
@@ -198,17 +197,7 @@ class SearchEngine:
             raise SearchError(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - a broken index cache must not break search
             logger.warning("ANN search failed (%s); searching exactly instead", exc)
-        ids, vectors = self.library.vectors()
-        if kind is not None:
-            allowed = set(self.library.segment_ids(kind=kind).tolist()) if allowed is None else allowed
-        if allowed is not None:
-            keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-            ids, vectors = ids[keep], vectors[keep]
-        if len(ids) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores = vectors @ vector
-        order = np.argsort(-scores, kind="stable")[:n]
-        return ids[order], scores[order].astype(np.float32)
+        return self.library.exact_query(vector, n, kind=kind, filter_ids=allowed)
 
     # -- stage 2 --------------------------------------------------------------------------
     def refine(self, stage1: StageResult, cancel: threading.Event | None = None) -> StageResult | None:

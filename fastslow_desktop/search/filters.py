@@ -14,10 +14,6 @@ from .types import SearchRequest
 logger = logging.getLogger(__name__)
 
 
-def has_filters(request: SearchRequest) -> bool:
-    return bool(request.kind or request.folder or request.date_from or request.date_to)
-
-
 def media_date(info: SegmentInfo) -> datetime.date:
     """The day a photo was taken (EXIF), else the day the file was last modified (local time)."""
     if info.taken:

@@ -30,10 +30,6 @@ class ParsedQuery:
         """(weight, text) of the added text terms: the only part the slow captioner can score."""
         return [(t.weight, t.value) for t in self.terms if t.kind == "text" and t.weight > 0]
 
-    @property
-    def is_plain_text(self) -> bool:
-        return len(self.terms) == 1 and self.terms[0].kind == "text" and self.terms[0].weight == 1.0
-
 
 def _looks_like_image_path(text: str) -> bool:
     return is_photo(text) or os.path.isfile(os.path.expanduser(text))

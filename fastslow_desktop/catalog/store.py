@@ -1,38 +1,35 @@
-"""The library database (SQLite through sqlite-utils, WAL): roots, media, segments, embeddings.
+"""The library database (SQLite, WAL): roots, media, segments, embeddings, and the writes to them.
 
 SQLite is the source of truth; the HNSW file is a cache of the embeddings table. Every write that
 matters happens in one transaction, so a process killed at any moment leaves either the old or the
 new state of a file, never half of it. One connection per thread (WAL lets readers run while the
-indexer writes); writes from this process are serialised by a lock.
+indexer writes); writes from this process are serialised by a lock. A folder that cannot be
+written is opened read-only: reads work, writes raise LibraryError.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
-import sqlite_utils
+
+from .queries import StoreQueries
+from .records import LibraryError, MediaRecord, chunks, db_path
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-
-class LibraryError(Exception):
-    """Something is wrong with the library folder that the user can act on."""
-
-
-# Step-by-step migrations: MIGRATIONS[n] takes a database at version n to n + 1.
+# Step-by-step migrations: _MIGRATIONS[n] takes a database at version n to n + 1.
 _MIGRATIONS: dict[int, str] = {
     0: """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -79,64 +76,51 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
-
-@dataclass
-class MediaRow:
-    id: int
-    root_id: int
-    path: str
-    kind: str
-    size: int
-    mtime: float
-    hash: str | None
-    status: str
-    error: str | None
+# Cheap reads that walk every table's b-tree (not the vector blobs): a database with a good header
+# and garbage pages fails here, at open, instead of deep inside a later query.
+_PROBES = ("SELECT COUNT(*) FROM roots", "SELECT COUNT(*) FROM media INDEXED BY media_root",
+           "SELECT COUNT(*) FROM segments INDEXED BY segments_media",
+           "SELECT COUNT(*) FROM embeddings INDEXED BY embeddings_model", "SELECT COUNT(*) FROM meta")
 
 
-@dataclass
-class NewSegment:
-    t_start: float | None
-    t_end: float | None
-    thumb: str | None
-    vector: np.ndarray | None  # float32 (d,), unit length
-
-
-@dataclass
-class MediaRecord:
-    """A decoded file ready to be written: its facts, and its segments (empty when it failed)."""
-
-    path: str
-    root_id: int
-    kind: str
-    size: int
-    mtime: float
-    hash: str | None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    taken: str | None = None
-    error: str | None = None
-    segments: list[NewSegment] | None = None
-
-
-class Store:
+class Store(StoreQueries):
     """The library database. Thread-safe: one connection per thread, one write lock."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conn_lock = threading.Lock()
+        if read_only and not self.path.is_file():
+            raise LibraryError(f"{self.path.parent} is read-only and holds no library yet.")
         self._migrate()
+        self._probe()
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        if self.read_only:
+            conn = self._connect_read_only()
+        else:
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=OFF")  # deletes are explicit and ordered below
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database whose -shm file cannot be created in a read-only folder: nobody can be
+            # writing it then, so read it as an immutable file.
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
         return conn
 
     @property
@@ -153,14 +137,6 @@ class Store:
                 self._connections.append((threading.current_thread(), conn))
         return conn
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite_utils.Database(self.conn)
-            self._local.db = db
-        return db
-
     def close(self) -> None:
         with self._conn_lock:
             for _, conn in self._connections:
@@ -174,6 +150,9 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+        if self.read_only:
+            raise LibraryError(f"The library folder {self.path.parent} is read-only: it can be searched, "
+                               "not changed.")
         with self._write_lock:
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
@@ -198,6 +177,8 @@ class Store:
             )
         if version == SCHEMA_VERSION:
             return
+        if self.read_only:
+            raise LibraryError(f"{self.path} needs an upgrade but its folder is read-only.")
         if existed and version > 0:
             backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -211,6 +192,17 @@ class Store:
                 )
             version += 1
             logger.info("library database migrated to schema %d", version)
+
+    def _probe(self) -> None:
+        try:
+            for sql in _PROBES:
+                self.conn.execute(sql).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise LibraryError(
+                f"The library database {self.path} is damaged ({exc}). Restore it from a backup "
+                f"(library.db.v*.bak if there is one), or move it away and run `fastslow index` to "
+                "build the library again; your photos and videos are untouched.") from exc
 
     # -- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -226,8 +218,9 @@ class Store:
 
     # -- roots ----------------------------------------------------------------------------
     def roots(self) -> list[dict]:
-        rows = self.db.query("SELECT id, path, excludes, online, added FROM roots ORDER BY path")
-        return [dict(r, excludes=json.loads(r["excludes"]), online=bool(r["online"])) for r in rows]
+        rows = self.conn.execute("SELECT id, path, excludes, online, added FROM roots ORDER BY path")
+        return [{"id": r[0], "path": r[1], "excludes": json.loads(r[2]), "online": bool(r[3]), "added": r[4]}
+                for r in rows]
 
     def add_root(self, path: str, excludes: Iterable[str] | None = None) -> int:
         """Insert a root, or update its exclusion patterns (kept as they are when `excludes` is None)."""
@@ -251,61 +244,23 @@ class Store:
             conn.execute("UPDATE media SET root_id = ? WHERE root_id = ?", (new_root, old_root))
             conn.execute("DELETE FROM roots WHERE id = ?", (old_root,))
 
-    def delete_root(self, root_id: int) -> list[int]:
-        """Forget a root and everything under it; returns the removed segment ids."""
+    def delete_root(self, root_id: int) -> None:
+        """Forget a root row (its media must be deleted first)."""
         with self.transaction() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.root_id = ?", (root_id,))]
-            conn.execute("DELETE FROM embeddings WHERE segment_id IN "
-                         "(SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.root_id = ?)",
-                         (root_id,))
-            conn.execute("DELETE FROM segments WHERE media_id IN (SELECT id FROM media WHERE root_id = ?)",
-                         (root_id,))
-            conn.execute("DELETE FROM media WHERE root_id = ?", (root_id,))
             conn.execute("DELETE FROM roots WHERE id = ?", (root_id,))
-        return ids
 
-    # -- media ----------------------------------------------------------------------------
-    def media_under(self, root_id: int | None = None, prefix: str | None = None) -> dict[str, MediaRow]:
-        """Media rows of a root, or whose path is `prefix` or lies under it, keyed by path."""
-        sql = "SELECT id, root_id, path, kind, size, mtime, hash, status, error FROM media"
-        if prefix is not None:
-            base = prefix.rstrip(os.sep) or os.sep
-            under = base.rstrip(os.sep) + os.sep  # substr, not LIKE: LIKE ignores case and needs escaping
-            rows = self.conn.execute(sql + " WHERE path = ? OR substr(path, 1, ?) = ?",
-                                     (base, len(under), under)).fetchall()
-        elif root_id is not None:
-            rows = self.conn.execute(sql + " WHERE root_id = ?", (root_id,)).fetchall()
-        else:
-            rows = self.conn.execute(sql).fetchall()
-        return {r[2]: MediaRow(*r) for r in rows}
-
-    def media_missing_model(self, model_id: str) -> list[MediaRow]:
-        """Indexed media with at least one segment that has no embedding for `model_id`."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT m.id, m.root_id, m.path, m.kind, m.size, m.mtime, m.hash, m.status, m.error "
-            "FROM media m JOIN segments s ON s.media_id = m.id "
-            "LEFT JOIN embeddings e ON e.segment_id = s.id AND e.model_id = ? "
-            "WHERE m.status = 'ok' AND e.segment_id IS NULL", (model_id,)).fetchall()
-        return [MediaRow(*r) for r in rows]
-
-    def segments_of(self, media_id: int) -> list[dict]:
-        return list(self.db.query("SELECT id, t_start, t_end, thumb FROM segments WHERE media_id = ? ORDER BY id",
-                                  [media_id]))
-
+    # -- media writes ---------------------------------------------------------------------
     def move_media(self, media_id: int, new_path: str, root_id: int, mtime: float) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE media SET path = ?, root_id = ?, mtime = ? WHERE id = ?",
-                         (new_path, root_id, mtime, media_id))
+                         (db_path(new_path), root_id, mtime, media_id))
 
     def delete_media(self, media_ids: list[int]) -> tuple[list[int], list[str]]:
         """Remove media with their segments and embeddings; returns (segment ids, thumbnail paths)."""
         seg_ids: list[int] = []
         thumbs: list[str] = []
         with self.transaction() as conn:
-            for start in range(0, len(media_ids), 500):
-                chunk = media_ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in chunks(media_ids):
                 for sid, thumb in conn.execute(f"SELECT id, thumb FROM segments WHERE media_id IN ({marks})", chunk):
                     seg_ids.append(sid)
                     if thumb:
@@ -316,7 +271,8 @@ class Store:
                 conn.execute(f"DELETE FROM media WHERE id IN ({marks})", chunk)
         return seg_ids, thumbs
 
-    def write_media(self, records: list[MediaRecord], model_id: str) -> tuple[list[int], np.ndarray, list[int], list[str]]:
+    def write_media(self, records: list[MediaRecord], model_id: str
+                    ) -> tuple[list[int], np.ndarray, list[int], list[str]]:
         """Write decoded files in one transaction (replacing any previous state of the same paths).
 
         Returns (new segment ids, their vectors, replaced segment ids, replaced thumbnail paths)."""
@@ -324,30 +280,9 @@ class Store:
         vectors: list[np.ndarray] = []
         old_ids: list[int] = []
         old_thumbs: list[str] = []
-        now = time.time()
         with self.transaction() as conn:
             for rec in records:
-                row = conn.execute("SELECT id FROM media WHERE path = ?", (rec.path,)).fetchone()
-                status = "error" if rec.error else "ok"
-                values = (rec.root_id, rec.kind, rec.size, rec.mtime, rec.hash, rec.width, rec.height,
-                          rec.duration, rec.taken, status, rec.error, now)
-                if row:
-                    media_id = row[0]
-                    for sid, thumb in conn.execute("SELECT id, thumb FROM segments WHERE media_id = ?", (media_id,)):
-                        old_ids.append(sid)
-                        if thumb:
-                            old_thumbs.append(thumb)
-                    conn.execute("DELETE FROM embeddings WHERE segment_id IN "
-                                 "(SELECT id FROM segments WHERE media_id = ?)", (media_id,))
-                    conn.execute("DELETE FROM segments WHERE media_id = ?", (media_id,))
-                    conn.execute("UPDATE media SET root_id=?, kind=?, size=?, mtime=?, hash=?, width=?, height=?, "
-                                 "duration=?, taken=?, status=?, error=?, indexed_at=? WHERE id = ?",
-                                 values + (media_id,))
-                else:
-                    cur = conn.execute("INSERT INTO media(root_id, kind, size, mtime, hash, width, height, duration, "
-                                       "taken, status, error, indexed_at, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                       values + (rec.path,))
-                    media_id = cur.lastrowid
+                media_id = self._upsert_media(conn, rec, old_ids, old_thumbs)
                 for seg in rec.segments or []:
                     cur = conn.execute("INSERT INTO segments(media_id, t_start, t_end, thumb) VALUES (?,?,?,?)",
                                        (media_id, seg.t_start, seg.t_end, seg.thumb))
@@ -360,6 +295,30 @@ class Store:
                         vectors.append(vec)
         matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
         return new_ids, matrix, old_ids, old_thumbs
+
+    @staticmethod
+    def _upsert_media(conn: sqlite3.Connection, rec: MediaRecord, old_ids: list[int], old_thumbs: list[str]) -> int:
+        """The media row of `rec` (inserted or updated, its old segments deleted and reported)."""
+        path = db_path(rec.path)
+        row = conn.execute("SELECT id FROM media WHERE path = ?", (path,)).fetchone()
+        values = (rec.root_id, rec.kind, rec.size, rec.mtime, rec.hash, rec.width, rec.height,
+                  rec.duration, rec.taken, "error" if rec.error else "ok", rec.error, time.time())
+        if row is None:
+            cur = conn.execute("INSERT INTO media(root_id, kind, size, mtime, hash, width, height, duration, "
+                               "taken, status, error, indexed_at, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               values + (path,))
+            return int(cur.lastrowid)
+        media_id = row[0]
+        for sid, thumb in conn.execute("SELECT id, thumb FROM segments WHERE media_id = ?", (media_id,)):
+            old_ids.append(sid)
+            if thumb:
+                old_thumbs.append(thumb)
+        conn.execute("DELETE FROM embeddings WHERE segment_id IN (SELECT id FROM segments WHERE media_id = ?)",
+                     (media_id,))
+        conn.execute("DELETE FROM segments WHERE media_id = ?", (media_id,))
+        conn.execute("UPDATE media SET root_id=?, kind=?, size=?, mtime=?, hash=?, width=?, height=?, "
+                     "duration=?, taken=?, status=?, error=?, indexed_at=? WHERE id = ?", values + (media_id,))
+        return media_id
 
     def write_embeddings(self, items: list[tuple[int, np.ndarray]], model_id: str) -> None:
         """Embeddings for existing segments under another model (re-embedding after a model change)."""
@@ -374,81 +333,3 @@ class Store:
                                                   (model_id,))]
             conn.execute("DELETE FROM embeddings WHERE model_id != ?", (model_id,))
         return others
-
-    # -- reads for search -----------------------------------------------------------------
-    def model_ids(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id").fetchall())
-
-    def embedding_ids(self, model_id: str) -> np.ndarray:
-        rows = self.conn.execute("SELECT segment_id FROM embeddings WHERE model_id = ?", (model_id,)).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def vectors(self, model_id: str, ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(segment ids, (n, d) float32 vectors) for a model; all of them, or those in `ids`."""
-        if ids is None:
-            rows = self.conn.execute("SELECT segment_id, vector FROM embeddings WHERE model_id = ? "
-                                     "ORDER BY segment_id", (model_id,)).fetchall()
-        else:
-            rows = []
-            ids = list(ids)
-            for start in range(0, len(ids), 500):
-                chunk = [int(i) for i in ids[start:start + 500]]
-                rows += self.conn.execute(
-                    f"SELECT segment_id, vector FROM embeddings WHERE model_id = ? AND segment_id IN "
-                    f"({','.join('?' * len(chunk))})", [model_id, *chunk]).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        seg_ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return seg_ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-
-    def segment_rows(self, ids: Iterable[int]) -> dict[int, dict]:
-        ids = [int(i) for i in ids]
-        out: dict[int, dict] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            sql = ("SELECT s.id AS segment_id, s.media_id, s.t_start, s.t_end, s.thumb, m.path, m.kind, m.taken, "
-                   "m.mtime, m.size, m.width, m.height, m.duration, r.path AS root, r.online "
-                   "FROM segments s JOIN media m ON m.id = s.media_id JOIN roots r ON r.id = m.root_id "
-                   f"WHERE s.id IN ({','.join('?' * len(chunk))})")
-            for row in self.db.query(sql, chunk):
-                out[row["segment_id"]] = row
-        return out
-
-    def segment_ids(self, kind: str | None = None, model_id: str | None = None) -> np.ndarray:
-        sql = "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id"
-        args: list = []
-        if model_id:
-            sql += " JOIN embeddings e ON e.segment_id = s.id AND e.model_id = ?"
-            args.append(model_id)
-        if kind:
-            sql += " WHERE m.kind = ?"
-            args.append(kind)
-        rows = self.conn.execute(sql, args).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def counts(self) -> dict:
-        q = self.conn.execute
-        return {
-            "roots": q("SELECT COUNT(*) FROM roots").fetchone()[0],
-            "media": q("SELECT COUNT(*) FROM media WHERE status = 'ok'").fetchone()[0],
-            "images": q("SELECT COUNT(*) FROM media WHERE status = 'ok' AND kind = 'image'").fetchone()[0],
-            "videos": q("SELECT COUNT(*) FROM media WHERE status = 'ok' AND kind = 'video'").fetchone()[0],
-            "segments": q("SELECT COUNT(*) FROM segments").fetchone()[0],
-        }
-
-    def root_counts(self) -> dict[int, dict]:
-        rows = self.conn.execute(
-            "SELECT root_id, COUNT(*), SUM(status = 'ok'), SUM(status = 'error') FROM media GROUP BY root_id")
-        return {r[0]: {"n_media": r[1], "n_indexed": r[2] or 0, "n_errors": r[3] or 0} for r in rows}
-
-    def failures(self) -> list[dict]:
-        return [{"path": r[0], "error": r[1]} for r in
-                self.conn.execute("SELECT path, error FROM media WHERE status = 'error' ORDER BY path")]
-
-    def failed_before(self, when: float) -> set[str]:
-        """Paths of failed media whose last attempt was before `when` (a time.time() value)."""
-        return {r[0] for r in self.conn.execute(
-            "SELECT path FROM media WHERE status = 'error' AND (indexed_at IS NULL OR indexed_at < ?)", (when,))}
-
-    def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

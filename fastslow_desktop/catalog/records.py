@@ -1,0 +1,137 @@
+"""What the catalog stores and hands out: rows, records to write, folder layout, and path encoding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 500  # ids per `IN (...)`: well under SQLite's bound-parameter limit
+
+
+class LibraryError(Exception):
+    """Something is wrong with the library folder that the user can act on."""
+
+
+@dataclass(frozen=True)
+class LibraryPaths:
+    """What lives in a library folder."""
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "library.db"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "thumbnails"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "writer.lock"
+
+    @property
+    def lock_owner(self) -> Path:
+        return self.root / "writer.pid"
+
+
+@dataclass
+class MediaRow:
+    id: int
+    root_id: int
+    path: str
+    kind: str
+    size: int
+    mtime: float
+    hash: str | None
+    status: str
+    error: str | None
+
+
+@dataclass
+class NewSegment:
+    t_start: float | None
+    t_end: float | None
+    thumb: str | None
+    vector: np.ndarray | None  # float32 (d,), unit length
+
+
+@dataclass
+class MediaRecord:
+    """A decoded file ready to be written: its facts, and its segments (empty when it failed)."""
+
+    path: str
+    root_id: int
+    kind: str
+    size: int
+    mtime: float
+    hash: str | None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    taken: str | None = None
+    error: str | None = None
+    segments: list[NewSegment] | None = None
+
+
+@dataclass
+class SegmentInfo:
+    """One searchable item: a photo (t_start/t_end None) or a video segment."""
+
+    segment_id: int
+    media_id: int
+    path: str
+    kind: str  # "image" | "video"
+    t_start: float | None
+    t_end: float | None
+    taken: str | None  # ISO date from EXIF, or None
+    mtime: float
+    size: int
+    width: int | None
+    height: int | None
+    duration: float | None
+    root: str
+    online: bool
+    thumb: Path | None  # absolute path of the JPEG thumbnail, or None
+
+
+@dataclass
+class RootInfo:
+    path: str
+    online: bool
+    excludes: list[str]
+    n_media: int
+    n_indexed: int
+    n_errors: int
+
+
+def db_path(path: str) -> str | bytes:
+    """How a path is bound in SQL: text when it is valid UTF-8, else its raw bytes (a BLOB).
+
+    A file name that is not UTF-8 reaches Python with surrogate escapes, which SQLite cannot bind
+    as text; the BLOB keeps it reversibly and still sorts and compares byte-wise."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def py_path(value: str | bytes) -> str:
+    """The inverse of `db_path`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def chunks(ids: Sequence[int]) -> Iterator[tuple[list[int], str]]:
+    """(chunk of ids, "?,?,…" placeholders) pairs for `IN (...)` queries over many ids."""
+    for start in range(0, len(ids), CHUNK):
+        chunk = [int(i) for i in ids[start:start + CHUNK]]
+        yield chunk, ",".join("?" * len(chunk))
