@@ -206,6 +206,7 @@ def run_fast(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist) -> tuple[
         info = {"steps": cfg.fast_steps + cfg.fast_extra_steps, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": spec.model})
     return spec, info
 
@@ -222,6 +223,7 @@ def run_slow(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist, name: str
         info = {"steps": cfg.slow_steps, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": model})
     return model.eval(), info
 
@@ -260,6 +262,7 @@ def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCapt
                 **cache_info, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": spec.model})
     return spec, info
 
