@@ -54,7 +54,7 @@ def load_splits(cfg: TrainConfig, out: Path, env: Dist) -> tuple[list, list, lis
     if kind == "synthscenes":
         train = (datasets.read_synthscenes_folder(where) if where else
                  datasets.render_synthscenes(cfg.train_images, cfg.seeds["train"], cfg.render_size,
-                                             cfg.twins_per_batch))
+                                             cfg.twins_per_batch, cfg.render_size_max))
         return (train, *synthscenes_galleries(cfg, out, env))
     if kind == "jsonl":
         items = datasets.read_jsonl_manifest(where)

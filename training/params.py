@@ -21,6 +21,13 @@ class TrainConfig:
     test_images: int = 120
     shifted_test_images: int = 120  # SynthScenes: a test gallery drawn by the shifted renderer (0: none)
     render_size: int = 96  # SynthScenes training renders (the spec allows 96–320)
+    render_size_max: int = 0  # > render_size: each training image drawn at a random side up to this (0: fixed)
+    # Batch augmentation (training/augment.py), every model's training batches; 0 = off (the default).
+    augment_colour: float = 0.0  # brightness, contrast, saturation factors in [1 - c, 1 + c]
+    augment_turn: float = 0.0  # degrees, either way
+    augment_stretch: float = 0.0  # aspect factor in [exp(-s), exp(s)]
+    augment_blur: float = 0.0  # largest Gaussian sigma in input pixels
+    augment_noise: float = 0.0  # largest noise sigma in [0, 1] pixel units
     seeds: dict = field(default_factory=lambda: {"train": 1, "val": 2, "test": 3, "shifted": 4})
     batch_size: int = 32
     twins_per_batch: float = 0.5  # share of each batch that are confusable twins of other members
@@ -79,7 +86,8 @@ PRESETS: dict[str, TrainConfig] = {
 # Fields a user may override from the command line; everything else is the preset's.
 OVERRIDABLE = ("data", "batch_size", "fast_steps", "fast_extra_steps", "slow_steps", "alpha",
                "train_images", "val_images", "test_images", "shifted_test_images", "eval_queries", "num_workers",
-               "seed")
+               "seed", "render_size_max", "augment_colour", "augment_turn", "augment_stretch", "augment_blur",
+               "augment_noise")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
                         help="also train the measured variants (default: the preset's choice)")
     for name in OVERRIDABLE:
-        kind = type(getattr(TrainConfig, name, "")) if name != "alpha" else float
+        kind = type(getattr(TrainConfig, name, "")) if name != "alpha" and not name.startswith("augment_") else float
         kind = {"data": str}.get(name, kind if kind in (int, float, str) else int)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--seeds", dest="seed_runs", type=int, default=None,
