@@ -2,7 +2,13 @@
 
     python -m training.distill --preset smoke --out runs/smoke
     python -m training.distill --preset synthetic --out runs/synthetic
+    python -m training.distill --preset synthetic --seeds 3 --out runs/synthetic   # + students for seeds 1, 2
     torchrun --nproc_per_node 8 -m training.distill --preset coco --data coco:/data/coco --out runs/coco
+
+Every row is reported on the standard test set ("results") and, for SynthScenes, on a gallery drawn by
+the shifted renderer ("results_shifted"; fastslow_desktop/synthscenes/shifted.py). OUT/calibration.json
+holds validation scores with and without a relevant image (training/calibration.py); --seeds N adds
+R@1 mean ± sd per student (training/seeds.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class TrainConfig:
     train_images: int = 400  # SynthScenes: scenes rendered for training
     val_images: int = 80
     test_images: int = 120
-    shifted_test_images: int = 120  # SynthScenes: a test gallery drawn by the shifted renderer (0: none)
+    shifted_test_images: int = 48  # SynthScenes: a test gallery drawn by the shifted renderer (0: none)
     render_size: int = 96  # SynthScenes training renders (the spec allows 96–320)
     render_size_max: int = 0  # > render_size: each training image drawn at a random side up to this (0: fixed)
     # Batch augmentation (training/augment.py), every model's training batches; 0 = off (the default).
