@@ -28,6 +28,10 @@ def test_smoke_preset_runs_end_to_end_and_exports_a_loadable_bundle(tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     models = {row["model"] for row in report["results"]}
     assert models == ALL_ROWS
+    # every row, ablations included, also on the shifted test set (another renderer), in the same format
+    assert [(r["model"], r["K"], sorted(r)) for r in report["results_shifted"]] == \
+        [(r["model"], r["K"], sorted(r)) for r in report["results"]]
+    assert report["calibration"]["queries"]["present"] == report["calibration"]["queries"]["removed"] > 0
     assert sorted(r["K"] for r in report["results"] if r["model"] == "rerank") == [5, 10, 20, 50]
     for row in report["results"]:
         assert 0 <= row["R@1"] <= row["R@5"] <= row["R@10"] <= 100 and row["ms_per_query"] > 0

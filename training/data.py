@@ -102,8 +102,12 @@ def read_flickr30k_karpathy(path: str | Path, split: str = "train", image_dir: s
     ]
 
 
-def render_synthscenes(n: int, seed: int, size: int, twin_share: float) -> list[Item]:
-    """Training scenes rendered in memory; about `twin_share` of them are twins of a neighbour."""
+def render_synthscenes(n: int, seed: int, size: int, twin_share: float, max_size: int = 0) -> list[Item]:
+    """Training scenes rendered in memory; about `twin_share` of them are twins of a neighbour.
+
+    With max_size > size each image gets a random side in [size, max_size] (other anti-aliasing once
+    the model's preprocess scales it); otherwise every image is `size` wide and the draws are as before.
+    """
     rng = random.Random(f"synthscenes-train/{seed}")
     items: list[Item] = []
     group = 0
@@ -113,7 +117,8 @@ def render_synthscenes(n: int, seed: int, size: int, twin_share: float) -> list[
         if rng.random() < twin_share:
             members.append(rng.choice(twins(scene, rng)))
         for member in members[: n - len(items)]:
-            items.append(Item(render_image(member, size, rng), true_captions(member), member, group))
+            side = rng.randint(size, max_size) if max_size > size else size
+            items.append(Item(render_image(member, side, rng), true_captions(member), member, group))
         group += 1
     return items
 

@@ -54,6 +54,13 @@ def init_distributed() -> Dist:
     return Dist(rank, world, device)
 
 
+def finish_distributed(env: Dist) -> None:
+    """Leave a torchrun job: wait for every rank (the main one evaluates last), then close the group."""
+    if env.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _after_step(stage: str, step: int) -> None:
     """Called after every optimizer step; tests replace it to simulate an interruption."""
 

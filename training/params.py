@@ -19,8 +19,16 @@ class TrainConfig:
     train_images: int = 400  # SynthScenes: scenes rendered for training
     val_images: int = 80
     test_images: int = 120
+    shifted_test_images: int = 48  # SynthScenes: a test gallery drawn by the shifted renderer (0: none)
     render_size: int = 96  # SynthScenes training renders (the spec allows 96–320)
-    seeds: dict = field(default_factory=lambda: {"train": 1, "val": 2, "test": 3})
+    render_size_max: int = 0  # > render_size: each training image drawn at a random side up to this (0: fixed)
+    # Batch augmentation (training/augment.py), every model's training batches; 0 = off (the default).
+    augment_colour: float = 0.0  # brightness, contrast, saturation factors in [1 - c, 1 + c]
+    augment_turn: float = 0.0  # degrees, either way
+    augment_stretch: float = 0.0  # aspect factor in [exp(-s), exp(s)]
+    augment_blur: float = 0.0  # largest Gaussian sigma in input pixels
+    augment_noise: float = 0.0  # largest noise sigma in [0, 1] pixel units
+    seeds: dict = field(default_factory=lambda: {"train": 1, "val": 2, "test": 3, "shifted": 4})
     batch_size: int = 32
     twins_per_batch: float = 0.5  # share of each batch that are confusable twins of other members
     fast_steps: int = 30  # NCE steps before distillation branches off
@@ -46,6 +54,7 @@ class TrainConfig:
     betas: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
     checkpoint_every: int = 20
     seed: int = 0
+    seed_runs: int = 1  # > 1: also retrain fast and the distilled students with seeds seed+1, ... (training/seeds.py)
     num_workers: int = 0
 
 
@@ -55,7 +64,7 @@ PRESETS: dict[str, TrainConfig] = {
     # The real SynthScenes run (≤ 45 min on 2 CPU cores); its bundle ships in resources/models/.
     "synthetic": TrainConfig(
         preset="synthetic", fast_arch="fast-synth", slow_arch="slow-synth",
-        train_images=24000, val_images=600, test_images=1000, batch_size=128,
+        train_images=24000, val_images=600, test_images=1000, shifted_test_images=1000, batch_size=128,
         fast_steps=700, fast_extra_steps=300, slow_steps=750, fast_lr=1e-3, slow_lr=1e-3,
         warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0, decomposed_steps=300,
     ),
@@ -76,7 +85,9 @@ PRESETS: dict[str, TrainConfig] = {
 
 # Fields a user may override from the command line; everything else is the preset's.
 OVERRIDABLE = ("data", "batch_size", "fast_steps", "fast_extra_steps", "slow_steps", "alpha",
-               "train_images", "test_images", "eval_queries", "num_workers", "seed")
+               "train_images", "val_images", "test_images", "shifted_test_images", "eval_queries", "num_workers",
+               "seed", "render_size_max", "augment_colour", "augment_turn", "augment_stretch", "augment_blur",
+               "augment_noise")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
                         help="also train the measured variants (default: the preset's choice)")
     for name in OVERRIDABLE:
-        kind = type(getattr(TrainConfig, name, "")) if name != "alpha" else float
+        kind = type(getattr(TrainConfig, name, "")) if name != "alpha" and not name.startswith("augment_") else float
         kind = {"data": str}.get(name, kind if kind in (int, float, str) else int)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    parser.add_argument("--seeds", dest="seed_runs", type=int, default=None,
+                        help="train fast and the distilled students with this many seeds; report mean ± sd")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = dataclasses.replace(PRESETS[args.preset])
-    for name in (*OVERRIDABLE, "ablations"):
+    for name in (*OVERRIDABLE, "ablations", "seed_runs"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)

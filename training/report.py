@@ -24,6 +24,30 @@ def machine() -> dict:
     }
 
 
+def table(rows: list[dict]) -> list[str]:
+    """Markdown lines of one results table."""
+    lines = ["| " + " | ".join(COLUMNS) + " | training cost |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for row in rows:
+        cells = ["" if row.get(c) is None else str(row[c]) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + f" | {row.get('training_cost', '')} |")
+    return lines
+
+
+def seed_table(seeds: dict) -> list[str]:
+    """Markdown lines of the seed comparison: R@1 mean ± sd per model and test set, and each gain."""
+    sets = list(seeds["R@1"])
+    lines = [f"Seeds {seeds['seeds']} (fast and each distilled student at equal student steps and batches; "
+             "one teacher): R@1 mean ± sd", "", "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for model in seeds["R@1"][sets[0]]:
+        cells = [f"{seeds['R@1'][s][model]['mean']} ± {seeds['R@1'][s][model]['sd']} "
+                 f"({', '.join(str(v) for v in seeds['R@1'][s][model]['values'])})" for s in sets]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    for model, by_set in seeds["gain"].items():
+        cells = [f"{g['mean']} ± {g['sd']}, > 2 sd: {g['gain_vs_2sd']}" for g in by_set.values()]
+        lines.append(f"| gain {model} − fast | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
@@ -35,12 +59,14 @@ def write(out: Path, report: dict) -> None:
         + (f", {report['seconds_total'] / 60:.1f} min with the variants"
            if report["seconds_total"] > report["seconds_core"] else "") + ".",
         "",
-        "| " + " | ".join(COLUMNS) + " | training cost |",
-        "|" + "---|" * (len(COLUMNS) + 1),
+        *table(report["results"]),
     ]
-    for row in report["results"]:
-        cells = ["" if row.get(c) is None else str(row[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells) + f" | {row.get('training_cost', '')} |")
+    if report.get("results_shifted"):
+        lines += ["", "Shifted test set (another renderer, evaluation only: sizes, aspect, textures, blur, "
+                  "noise, JPEG 60-95; re-rank K and β as chosen on validation):", "",
+                  *table(report["results_shifted"])]
+    if report.get("seeds"):
+        lines += ["", *seed_table(report["seeds"])]
     shipped = (f"Shipped fast model: {report.get('shipped_fast_model')} (best validation R@1: "
                f"{report.get('validation', {}).get('fast_R@1')}). Exported re-rank defaults: {report['rerank']}")
     lines += ["", shipped, ""]

@@ -12,7 +12,7 @@ from fastslow_desktop.models.preprocess import ImagePreprocess
 from fastslow_desktop.models.rerank import RerankConfig
 from fastslow_desktop.models.slow_scorer import CaptionerScorer
 
-from . import evaluate, report
+from . import calibration, evaluate, report
 from .params import TrainConfig
 from .stages import slow_preprocess
 
@@ -36,14 +36,24 @@ def training_cost(name: str, info: dict, cfg: TrainConfig) -> str:
 class Evaluation:
     """Rows of the report on the test split; the export of the bundle; report.json/.md and the K/β plot."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, tokenizer, slow, val: list, test: list, device, t_start: float):
+    def __init__(self, cfg: TrainConfig, out: Path, tokenizer, slow, val: list, tests: dict[str, list], device,
+                 t_start: float):
+        """`tests`: {"test": items, "shifted": items}; every row is reported on each non-empty set."""
         self.cfg, self.out, self.tokenizer, self.slow, self.device, self.t_start = cfg, out, tokenizer, slow, device, t_start
-        self.val, self.test = val, test
+        self.val, self.test = val, tests["test"]
+        self.test_sets = {name: items for name, items in tests.items() if items}
         self.scorer = self.slow_scorer(slow)
         self.encoders: dict[str, FastEncoder] = {}
         self.infos: dict[str, dict] = {}
-        self.results: list[dict] = []
+        self.rows: dict[str, list[dict]] = {name: [] for name in self.test_sets}
+        self.galleries: dict[str, evaluate.Gallery] = {}
+        self.queries: dict[str, evaluate.Queries] = {}
         self.summary: dict = {}
+
+    @property
+    def results(self) -> list[dict]:
+        """The rows on the standard test set (the report's "results")."""
+        return self.rows["test"]
 
     def slow_scorer(self, model) -> CaptionerScorer:
         return CaptionerScorer(model, self.tokenizer, ImagePreprocess(slow_preprocess(model)), device=self.device,
@@ -69,34 +79,54 @@ class Evaluation:
         chosen, beta_per_k, grid = evaluate.tune_rerank(
             val_gallery, self.shipped, val_queries, sorted(set(cfg.plot_ks) | set(cfg.rerank_ks)), cfg.betas,
             choose_from=cfg.rerank_ks)
+        self.calibration = calibration.collect(val_gallery, val_queries, self.shipped, cfg.seed + 5,
+                                               depth=max(cfg.rerank_ks))
+        calibration.write(self.out / calibration.FILE, self.calibration)
 
-        logger.info("evaluating on the test split")
-        self.gallery = evaluate.Gallery(self.test, self.scorer, self.encoders)
-        self.queries = evaluate.make_queries(self.test, cfg.eval_queries, cfg.seed + 2)
-        rows = [evaluate.evaluate_fast(self.gallery, name, self.queries) for name in self.encoders]
-        rows.append(evaluate.evaluate_slow(self.gallery, self.queries))
-        for k in cfg.rerank_ks:
-            rk = RerankConfig(k=k, beta=beta_per_k[k], normalization=chosen.normalization)
-            rows.append(evaluate.evaluate_rerank(self.gallery, self.shipped, self.queries, k, rk))
-        self.add_rows(rows)
-
+        for i, (name, items) in enumerate(self.test_sets.items()):
+            logger.info("evaluating on the %s split", name)
+            self.galleries[name] = evaluate.Gallery(items, self.scorer, self.encoders)
+            self.queries[name] = evaluate.make_queries(items, cfg.eval_queries, cfg.seed + 2 + 10 * i)
+            self.add_rows(self.test_rows(name, beta_per_k, chosen), name)
+        self.gallery = self.galleries["test"]
         mode = next(m for m in cfg.distill_modes if DISTILLED_NAMES[m] == self.shipped)
-        spec = distilled[mode][0]
-        bundle = save_bundle(
+        bundle = self.export(distilled[mode][0], chosen, train)
+        self.summary = self.make_summary(train, bundle, chosen, val_r1, grid)
+        self.write()
+
+    def test_rows(self, name: str, beta_per_k: dict, chosen: RerankConfig) -> list[dict]:
+        """Every fast model, the slow model, and re-ranking at each K, on one test set."""
+        gallery, queries = self.galleries[name], self.queries[name]
+        rows = [evaluate.evaluate_fast(gallery, model, queries) for model in self.encoders]
+        rows.append(evaluate.evaluate_slow(gallery, queries))
+        for k in self.cfg.rerank_ks:
+            rk = RerankConfig(k=k, beta=beta_per_k[k], normalization=chosen.normalization)
+            rows.append(evaluate.evaluate_rerank(gallery, self.shipped, queries, k, rk))
+        return rows
+
+    def export(self, spec, chosen: RerankConfig, train: list) -> Path:
+        cfg = self.cfg
+        metrics = {f"{prefix}{r['model']}" + (f"@{r['K']}" if r["K"] else ""): r["R@1"]
+                   for name, prefix in (("test", ""), ("shifted", "shifted:")) for r in self.rows.get(name, [])}
+        return save_bundle(
             self.out / "bundle",
             name="synthscenes" if cfg.data.startswith("synthscenes") else cfg.preset,
             fast_model=spec.model, fast_arch=spec.arch, fast_preprocess=spec.preprocess,
             slow_model=self.slow, slow_preprocess=slow_preprocess(self.slow), tokenizer=self.tokenizer,
             rerank=chosen,
             provenance={"data": cfg.data, "preset": cfg.preset, "train_images": len(train),
-                        "fast_model": self.shipped,
-                        "metrics": {r["model"] + (f"@{r['K']}" if r["K"] else ""): r["R@1"] for r in self.results},
+                        "fast_model": self.shipped, "metrics": metrics,
                         "trained_by": "python -m training.distill"},
         )
-        self.summary = {
+
+    def make_summary(self, train: list, bundle: Path, chosen: RerankConfig, val_r1: dict, grid: dict) -> dict:
+        cfg = self.cfg
+        sizes = " / ".join(f"{len(items)} {name}" for name, items in self.test_sets.items())
+        n_queries = " / ".join(f"{len(q.texts)} {name}" for name, q in self.queries.items())
+        summary = {
             "preset": cfg.preset,
-            "data": f"{cfg.data}: {len(train)} train / {len(self.val)} val / {len(self.test)} test images, "
-                    f"{len(self.queries.texts)} test queries",
+            "data": f"{cfg.data}: {len(train)} train / {len(self.val)} val / {sizes} images, "
+                    f"{n_queries} test queries",
             "machine": report.machine(),
             "seconds_core": round(time.perf_counter() - self.t_start, 1),
             "seconds_total": round(time.perf_counter() - self.t_start, 1),
@@ -108,31 +138,38 @@ class Evaluation:
                                                     for k, row in grid.items()}},
             "rerank": chosen.to_dict(),
             "bundle": str(bundle),
+            "calibration": {"file": calibration.FILE, **calibration.brief(self.calibration)},
             "results": self.results,
         }
-        self.write()
+        if "shifted" in self.rows:
+            summary["results_shifted"] = self.rows["shifted"]
+        return summary
 
     def ablations(self, variants: dict) -> None:
         """Rows for the measured variants, added to the same report (same test queries and gallery)."""
-        rows = []
         for name, (spec, info) in variants.items():
             self.infos[name] = info
-            if name == "slow_coarse":
-                coarse = self.gallery.with_slow(self.slow_scorer(spec))
-                rows.append(evaluate.evaluate_slow(coarse, self.queries, "slow_coarse"))
-            else:
+            if name != "slow_coarse":
                 self.add_fast(name, spec, info)
-                self.gallery.add_fast(name, self.encoders[name])
-                rows.append(evaluate.evaluate_fast(self.gallery, name, self.queries))
-        self.add_rows(rows)
+        coarse = self.slow_scorer(variants["slow_coarse"][0]) if "slow_coarse" in variants else None
+        for split, gallery in self.galleries.items():
+            rows, queries = [], self.queries[split]
+            for name in variants:
+                if name == "slow_coarse":
+                    rows.append(evaluate.evaluate_slow(gallery.with_slow(coarse), queries, "slow_coarse"))
+                else:
+                    gallery.add_fast(name, self.encoders[name])
+                    rows.append(evaluate.evaluate_fast(gallery, name, queries))
+            self.add_rows(rows, split)
         order = ["fast", *DISTILLED_NAMES.values(), *(n for n in variants if n != "slow_coarse"), "slow",
                  "slow_coarse", "rerank"]
-        self.results.sort(key=lambda r: (order.index(r["model"]) if r["model"] in order else len(order), r["K"] or 0))
+        for rows in self.rows.values():
+            rows.sort(key=lambda r: (order.index(r["model"]) if r["model"] in order else len(order), r["K"] or 0))
         self.summary["seconds_total"] = round(time.perf_counter() - self.t_start, 1)
         self.summary["seconds_ablation_training"] = round(sum(info["seconds"] for _, info in variants.values()), 1)
         self.write()
 
-    def add_rows(self, rows: list[dict]) -> None:
+    def add_rows(self, rows: list[dict], split: str = "test") -> None:
         students = set(DISTILLED_NAMES.values())
         fast_info = self.infos["fast"]
         branch = fast_info["seconds"] * self.cfg.fast_steps / max(1, fast_info["steps"])  # shared NCE steps
@@ -147,7 +184,7 @@ class Evaluation:
                 row["ms_per_step"] = round(self.infos[name]["ms_per_step"], 1)
             if name == "rerank":
                 row["fast_model"] = self.shipped
-        self.results.extend(rows)
+        self.rows[split].extend(rows)
 
     def write(self) -> None:
         report.write(self.out, self.summary)

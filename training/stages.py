@@ -17,6 +17,7 @@ from fastslow_desktop.models.slow import SlowCaptioner, SlowConfig
 from fastslow_desktop.models.tokenizer import TextTokenizer
 
 from . import checkpoint, teacher_cache
+from .augment import maybe_augment
 from .data import GroupBatcher, Item, PixelSource, pick_captions, shard
 from .loop import Dist, train
 from .losses import contrastive_loss, distillation_loss, hardest_others
@@ -199,6 +200,7 @@ def run_fast(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist) -> tuple[
         if cfg.fast_steps == 0 and env.main:
             checkpoint.save(branch, {"model": spec.model}, None, 0)
         pixels = PixelSource(items, ImagePreprocess(spec.preprocess), workers=2)
+        pixels = maybe_augment(pixels, spec.preprocess, cfg, salt=1)
         objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env)
         stats = train("fast", folder, {"model": spec.model}, objective, cfg.fast_steps + cfg.fast_extra_steps,
                       cfg.fast_lr, cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env,
@@ -206,6 +208,7 @@ def run_fast(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist) -> tuple[
         info = {"steps": cfg.fast_steps + cfg.fast_extra_steps, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": spec.model})
     return spec, info
 
@@ -217,11 +220,13 @@ def run_slow(cfg: TrainConfig, out: Path, items, tokenizer, env: Dist, name: str
     info = checkpoint.done_info(folder)
     if info is None:
         pixels = PixelSource(items, ImagePreprocess(slow_preprocess(model)), workers=2)
+        pixels = maybe_augment(pixels, slow_preprocess(model), cfg, salt=2)
         stats = train(name, folder, {"model": model}, SlowObjective(cfg, items, pixels, tokenizer, model, env),
                       cfg.slow_steps, cfg.slow_lr, cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env)
         info = {"steps": cfg.slow_steps, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": model})
     return model.eval(), info
 
@@ -247,12 +252,14 @@ def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCapt
         cache_info = {}
         if mode == "cached":
             cache = load_or_build_cache(cfg, out, items, tokenizer, spec, teacher, pixels, teacher_pixels, env)
-            objective = CachedDistillObjective(cfg, items, pixels, tokenizer, spec.model, env, cache)
+            student_pixels = maybe_augment(pixels, spec.preprocess, cfg, salt=3)  # the cache was mined on clean ones
+            objective = CachedDistillObjective(cfg, items, student_pixels, tokenizer, spec.model, env, cache)
             cache_info = {"teacher_pairs": cache.pairs, "teacher_seconds": round(cache.seconds, 1),
                           "cache_anchors": len(cache.anchors), "cache_bytes": cache.nbytes(),
                           "anchors_per_step": objective.batches.per_step}
         else:
-            objective = FastObjective(cfg, items, pixels, tokenizer, spec.model, env, step_offset=cfg.fast_steps,
+            objective = FastObjective(cfg, items, maybe_augment(pixels, spec.preprocess, cfg, salt=4), tokenizer,
+                                      spec.model, env, step_offset=cfg.fast_steps,
                                       teacher=teacher, teacher_pixels=teacher_pixels)
         stats = train(folder.name, folder, {"model": spec.model}, objective, cfg.fast_extra_steps, cfg.fast_lr,
                       cfg.warmup, cfg.weight_decay, cfg.checkpoint_every, env)
@@ -260,6 +267,7 @@ def run_distill(cfg: TrainConfig, out: Path, items, tokenizer, teacher: SlowCapt
                 **cache_info, **stats}
         if env.main:
             checkpoint.mark_done(folder, info)
+        env.barrier()  # the main process has written the last checkpoint that every rank loads next
     checkpoint.load_modules(folder, {"model": spec.model})
     return spec, info
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from fastslow_desktop.synthscenes import generate
+from fastslow_desktop.synthscenes import generate, generate_shifted
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--format", choices=("png", "jpeg"), default="png", help="image file format"
     )
+    parser.add_argument(
+        "--shifted",
+        action="store_true",
+        help="draw the images with the shifted renderer (evaluation only: 96-256 px, any aspect, "
+        "textures, blur, noise, PNG and JPEG 60-95); images only, sizes and format are its own",
+    )
     args = parser.parse_args(argv)
+    if args.shifted and args.videos:
+        parser.error("--shifted writes images only: drop --videos")
     if args.images < 0 or args.videos < 0:
         parser.error("--images and --videos must not be negative")
     if not 1 <= args.min_size <= args.max_size:
@@ -46,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.shifted:
+        captions = generate_shifted(args.out, args.images, args.seed, twins=args.twins)
+        logger.info("captions written to %s", captions)
+        return 0
     captions = generate(
         args.out,
         args.images,

@@ -20,6 +20,7 @@ from .scenes import (
     sample_background,
     sample_scene,
 )
+from .shifted import generate_shifted, render_shifted
 from .variants import evolve_scene, twins
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "canonical_caption",
     "evolve_scene",
     "generate",
+    "generate_shifted",
     "is_valid_scene",
     "parse_caption",
     "plan_image_scenes",
@@ -48,6 +50,7 @@ __all__ = [
     "render_background",
     "render_clip",
     "render_image",
+    "render_shifted",
     "sample_background",
     "sample_clip",
     "sample_scene",

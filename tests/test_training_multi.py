@@ -1,0 +1,87 @@
+"""training.distill beyond one plain run: two processes under torchrun, several seeds, calibration data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fastslow_desktop.models import load_bundle
+from fastslow_desktop.synthscenes import satisfies
+from training import calibration
+from training.data import read_synthscenes_folder
+from training.distill import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# A few steps on tiny sets: the contract (files, keys, rows), not accuracy, is under test.
+TINY = ["--preset", "smoke", "--fast-steps", "3", "--fast-extra-steps", "2", "--slow-steps", "3",
+        "--train-images", "64", "--val-images", "24", "--test-images", "24", "--shifted-test-images", "24",
+        "--eval-queries", "8", "--batch-size", "16", "--log-level", "WARNING"]
+STUDENTS = ("fast", "fast_distilled_cached", "fast_distilled")
+
+
+def _contract(run: Path) -> dict:
+    """What a run promises, without the numbers: report keys, rows per test set, stage names, bundle files."""
+    report = json.loads((run / "report.json").read_text())
+    rows = {split: sorted((r["model"], r["K"] or 0, tuple(sorted(r))) for r in report[split])
+            for split in ("results", "results_shifted")}
+    return {"keys": sorted(report), "rows": rows, "stages": sorted(report["stages"]),
+            "calibration": sorted(calibration.read(run / calibration.FILE)["sets"]),
+            "bundle": sorted(p.name for p in (run / "bundle").iterdir())}
+
+
+def test_torchrun_with_two_processes_keeps_the_single_process_contract(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "training.distill", *TINY, "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main([*TINY, "--out", str(tmp_path / "single")]) == 0
+    assert _contract(tmp_path / "ddp") == _contract(tmp_path / "single")
+    bundle = load_bundle(tmp_path / "ddp" / "bundle")
+    assert bundle.fast.encode_texts(["a red circle"]).shape == (1, bundle.embedding_dim)
+    for stage in ("fast", "slow", "distill", "distill_cached"):
+        assert json.loads((tmp_path / "ddp" / "stages" / stage / "done.json").read_text())["steps_run"] > 0
+
+
+def test_two_seeds_report_mean_and_sd_shifted_rows_and_calibration_arrays(tmp_path):
+    out = tmp_path / "run"
+    assert main([*TINY, "--seeds", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {r["model"] for r in report["results_shifted"]} == {r["model"] for r in report["results"]}
+    assert "24 shifted" in report["data"] and "| slow |" in (out / "report.md").read_text().split("Shifted")[1]
+
+    seeds = report["seeds"]
+    assert seeds["seeds"] == [0, 1] and (out / "seeds" / "seed1" / "stages" / "distill" / "done.json").is_file()
+    for split in ("test", "shifted"):
+        for name in STUDENTS:
+            stats = seeds["R@1"][split][name]
+            values = stats["values"]
+            assert len(values) == 2 and stats["mean"] == round(float(np.mean(values)), 2)
+            assert stats["sd"] == round(float(np.std(values, ddof=1)), 2)
+        seed0 = {r["model"]: r["R@1"] for r in report["results" if split == "test" else "results_shifted"]}
+        assert seeds["R@1"][split]["fast"]["values"][0] == seed0["fast"]  # seed 0 is the main run
+        gain = seeds["gain"]["fast_distilled"][split]
+        fast, student = seeds["R@1"][split]["fast"], seeds["R@1"][split]["fast_distilled"]
+        assert gain["values"] == [round(a - b, 2) for a, b in zip(student["values"], fast["values"])]
+        assert gain["gain_vs_2sd"] == (gain["mean"] > 2 * max(fast["sd"], student["sd"]))
+    assert "gain fast_distilled − fast" in (out / "report.md").read_text()
+
+    data = calibration.read(out / calibration.FILE)
+    assert data["depth"] == data["gallery_size"] == 24  # depth = min(largest K, gallery): exhaustive here
+    val = read_synthscenes_folder(out / "data" / "val")
+    present, removed, absent = (data["sets"][k] for k in ("present", "removed", "absent"))
+    assert present["queries"] == removed["queries"] and len(absent["queries"]) == len(present["queries"]) == 8
+    for i, text in enumerate(present["queries"]):
+        relevant = {j for j, item in enumerate(val) if satisfies(item.scene, text)}
+        assert relevant and any(present["relevant"][i])
+        assert not relevant & set(removed["candidates"][i]) and not any(removed["relevant"][i])
+        assert removed["top_slow"][i] <= present["top_slow"][i]
+        assert present["top_slow"][i] == max(present["slow"][i]) and len(present["fast"][i]) == 24
+    for text in absent["queries"]:
+        assert not any(satisfies(item.scene, text) for item in val)
+    assert report["calibration"]["queries"] == {"present": 8, "removed": 8, "absent": 8}
