@@ -28,6 +28,14 @@ def shared_options(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
+class _LibraryLogHandler(logging.handlers.RotatingFileHandler):
+    """The library's log file, best effort: when it cannot be written (a full disk) the record is
+    dropped quietly instead of logging's "--- Logging error ---" traceback on the terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 _library_log: logging.Handler | None = None
 
 
@@ -45,7 +53,7 @@ def log_to_library(folder: Path) -> None:
     close_library_log()
     try:
         (folder / "logs").mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
+        handler = _LibraryLogHandler(folder / "logs" / "fastslow.log", maxBytes=2_000_000,
                                                        backupCount=2, encoding="utf-8")
     except OSError:
         return

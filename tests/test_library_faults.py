@@ -74,6 +74,34 @@ def test_a_fault_writing_one_file_becomes_a_failure_row_and_the_rest_is_indexed(
         assert len(library.ann()) == 11
 
 
+def test_a_full_disk_stops_the_run_with_one_sentence_and_keeps_what_was_stored(tmp_path, models, monkeypatch):
+    """A full disk is not one file's fault: the run stops with a sentence (never one failure row per
+    file, never a negative count), and a run with room again finishes the job."""
+    import sqlite3
+
+    from fastslow_desktop.library import LibraryError
+
+    folder = tmp_path / "photos"
+    _photos(folder, 12)
+    real = store_module.Store._upsert_media
+    full = {"on": True}
+
+    def no_room(conn, rec, old_ids, old_thumbs):
+        if full["on"]:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(conn, rec, old_ids, old_thumbs)
+
+    monkeypatch.setattr(store_module.Store, "_upsert_media", staticmethod(no_room))
+    with Library.open(tmp_path / "lib", models) as library:
+        library.add_root(folder)
+        with pytest.raises(LibraryError, match="disk holding the library .* is full"):
+            library.index()
+        assert library.status()["failed"] == [], "no file is blamed for the full disk"
+        full["on"] = False
+        report = library.index()
+        assert (report.indexed, report.failed) == (12, 0)
+
+
 def _state(library: Library) -> dict:
     conn = library.catalog.store.conn
     return {

@@ -179,12 +179,16 @@ class Catalog:
             try:
                 self._write_records(records, model_id, dim)
                 return []
+            except LibraryError:
+                raise  # the library itself cannot be written (full disk, read-only): no file is at fault
             except Exception as exc:  # noqa: BLE001 - find the file at fault, one at a time
                 logger.warning("writing a batch of %d files failed (%s); writing them one by one", len(records), exc)
             failed = []
             for rec in records:
                 try:
                     self._write_records([rec], model_id, dim)
+                except LibraryError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - one odd file must never stop a run
                     logger.exception("cannot store %r", rec.path)
                     rec.error, rec.segments = f"cannot store: {type(exc).__name__}: {exc}", None

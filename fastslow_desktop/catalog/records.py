@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,18 @@ CHUNK = 500  # ids per `IN (...)`: well under SQLite's bound-parameter limit
 
 class LibraryError(Exception):
     """Something is wrong with the library folder that the user can act on."""
+
+
+def disk_is_full(exc: BaseException) -> bool:
+    """A write failed for want of room (SQLite's SQLITE_FULL, or ENOSPC/EDQUOT from the OS)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
+def disk_full_message(folder: Path) -> str:
+    return (f"The disk holding the library {folder} is full: nothing more can be stored. What was indexed "
+            "so far is kept; free some space and run the same command again to go on.")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .queries import StoreQueries
-from .records import LibraryError, MediaRecord, chunks, db_path
+from .records import LibraryError, MediaRecord, chunks, db_path, disk_full_message, disk_is_full
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +155,19 @@ class Store(StoreQueries):
                                "not changed.")
         with self._write_lock:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.OperationalError, OSError) as exc:
+                if disk_is_full(exc):
+                    raise LibraryError(disk_full_message(self.path.parent)) from exc
                 raise
-            conn.execute("COMMIT")
 
     # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:

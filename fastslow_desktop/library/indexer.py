@@ -243,9 +243,11 @@ class Indexer:
                 report.segments += len(seg_vectors)
         if records:
             dim = int(self.models.embedding_dim) if self.models.embedding_dim else None
+            counted = {id(rec) for rec in records if rec.error is None}  # counted as indexed above
             for rec in self.catalog.write_media(records, self.model_id, dim):
-                report.indexed -= 1  # stored as a failure after all (the catalog says why)
-                report.failed += 1
+                if id(rec) in counted:  # stored as a failure after all (the catalog says why)
+                    report.indexed -= 1
+                    report.failed += 1
         self.catalog.write_embeddings(reembeds, self.model_id)
 
 
