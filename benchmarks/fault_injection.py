@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -136,17 +137,27 @@ def kills(work: Path, n_kills: int, n_photos: int, rng: random.Random, report: R
     full = time.perf_counter() - started
     report.saw("reference index", ref.stderr)
     reference = check(reference_lib)
+    # Kill inside the last second or so of a run: scanning, decoding, writing, saving HNSW, closing
+    # (earlier kills would mostly land while Python imports torch, which tests nothing).
+    found = re.search(r"in ([0-9.]+) s \(\+([0-9.]+) s loading models\)", ref.stderr)
+    index_s = float(found.group(1)) if found else full / 2
+    window = (max(0.2, full - index_s - 1.0), full + 0.3)
     killed_at = []
     extra = 0
-    for i in range(n_kills):
+    runs = 0
+    while len(killed_at) < n_kills and runs < 2 * n_kills:  # a run that ends before its kill is not one
+        i, runs = runs, runs + 1
         for _ in range(3):  # new photos each run, so every run has something to write and save
             _photo(folder / f"new_{extra:04d}.jpg", rng)
             good.append(folder / f"new_{extra:04d}.jpg")
             extra += 1
         proc = start_index(folder, library)
-        delay = rng.uniform(0.2, max(0.5, full))
+        delay = rng.uniform(window[0], window[1])
+        began = time.perf_counter()
         try:
             proc.wait(timeout=delay)
+            took = time.perf_counter() - began  # it ended first: aim the next kills at runs this long
+            window = (max(0.2, took - index_s - 1.0), took + 0.1)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             killed_at.append(round(delay, 2))
@@ -156,7 +167,9 @@ def kills(work: Path, n_kills: int, n_photos: int, rng: random.Random, report: R
     final = fastslow(["index", str(folder), "--json"], library)
     report.saw("index after kills", final.stderr)
     result = verdict(check(library), good, bad)
-    result.update(killed=len(killed_at), kill_times_s=killed_at, reference_run_s=round(full, 1),
+    result["ok"] = result["ok"] and len(killed_at) == n_kills
+    result.update(runs=runs, killed=len(killed_at), kill_window_s=[round(w, 2) for w in window],
+                  kill_times_s=killed_at, reference_run_s=round(full, 1),
                   reference_segments=reference.get("segments"))
     return result
 
