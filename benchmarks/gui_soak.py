@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
+    from benchmarks.common import _cpu_model
     from fastslow_desktop.demo import build_demo
     from fastslow_desktop.ui.app import build_window
     from fastslow_desktop.ui.services import ServiceConfig
@@ -108,19 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         "ok": True, "minutes": round((time.monotonic() - started) / 60, 2), **counts,
         "none_refcount_start": none_start, "none_refcount_end": none_end,
         "python": platform.python_version(), "pyside6": __import__("importlib.metadata").metadata.version("PySide6"),
-        "cpu": _cpu(), "qpa": os.environ.get("QT_QPA_PLATFORM"),
+        "cpu": _cpu_model(), "qpa": os.environ.get("QT_QPA_PLATFORM"),
     }))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

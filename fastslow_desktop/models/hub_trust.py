@@ -8,13 +8,13 @@ so a transfer that went wrong is never recorded as trusted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 from pathlib import Path
 
 from ..paths import cache_dir
+from .checksums import sha256_file
 from .errors import BundleError
 
 TRUST_FILE = "hub-trust.json"
@@ -23,14 +23,6 @@ _lock = threading.Lock()
 
 def trust_path() -> Path:
     return cache_dir() / TRUST_FILE
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load() -> dict:
