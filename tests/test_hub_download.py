@@ -242,3 +242,21 @@ def test_http_500_from_the_hub_api_fails_with_a_clear_error(test_hub):
         presets.download_preset("balanced")
     _assert_clear_offline_error(exc_info, started, 60)
     assert "500" in str(exc_info.value) and "balanced" in str(exc_info.value)
+
+
+def test_cached_hub_files_are_hashed_once_then_trusted_until_they_change(tmp_path, monkeypatch):
+    from fastslow_desktop.models import checksums
+
+    files = {name: tmp_path / name for name in ("open_clip_config.json", WEIGHTS)}
+    for i, path in enumerate(files.values()):
+        path.write_bytes(bytes([i]) * 4096)
+    calls = []
+    real = checksums.sha256_file
+    monkeypatch.setattr(checksums, "sha256_file", lambda p: calls.append(p) or real(p))
+    hub_trust.verify("org/tiny", "c0ffee", files)  # first use: hashed and recorded
+    hub_trust.verify("org/tiny", "c0ffee", files)  # a later load: trusted, no re-read of the weights
+    assert len(calls) == 2
+    files[WEIGHTS].write_bytes(b"\x07" * 4096)  # changed on disk: hashed again and refused
+    with pytest.raises(ModelError, match="changed after FastSlow downloaded it"):
+        hub_trust.verify("org/tiny", "c0ffee", files)
+    assert len(calls) == 3

@@ -83,6 +83,18 @@ def file_sha256(path: Path, record: dict[str, dict]) -> tuple[str, bool]:
     return digest, True
 
 
+def trusted_sha256s(files: dict[str, Path]) -> dict[str, str]:
+    """The sha256 of each file (name -> path): hashed once, then trusted while its stat is unchanged."""
+    record = _read_record()
+    out, changed = {}, False
+    for name, file in files.items():
+        out[name], hashed = file_sha256(file, record)
+        changed |= hashed
+    if changed:
+        _write_record(record)
+    return out
+
+
 def verify_files(files: dict[str, Path], expected: dict[str, str]) -> None:
     """Check each bundle file's sha256 against the manifest (`files`: manifest name -> path)."""
     record = _read_record()

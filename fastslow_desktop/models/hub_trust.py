@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ..paths import cache_dir
-from .checksums import sha256_file
+from .checksums import sha256_file, trusted_sha256s
 from .errors import BundleError
 
 TRUST_FILE = "hub-trust.json"
@@ -71,12 +71,14 @@ def record_download(repo: str, commit: str, name: str, path: Path, lfs_sha256: s
 
 def verify(repo: str, commit: str, paths: dict[str, Path]) -> None:
     """Check cached files against the record; files never seen before are recorded (first use)."""
+    # A 1.6 GB model is hashed once; later loads trust it until a file's size, times or inode change.
+    actuals = trusted_sha256s(paths)
     with _lock:
         data = _load()
         files = data["repos"].setdefault(repo, {}).setdefault(commit, {})
         changed = False
         for name, path in paths.items():
-            actual = sha256_file(path)
+            actual = actuals[name]
             expected = files.get(name)
             if expected is None:
                 files[name] = actual
