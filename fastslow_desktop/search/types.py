@@ -31,6 +31,8 @@ class SearchRequest:
     image: str | None = None  # query by an image file on disk
     like_segment: int | None = None  # "more like this": the stored embedding of a segment
     min_relative_score: float | None = None  # drop results whose fast score is below this fraction of the best
+    sort: str = "relevance"  # "relevance" | "date" (capture time, newest first)
+    only_matches: bool = False  # keep only re-ranked results judged match == "yes"
 
 
 @dataclass
@@ -50,6 +52,10 @@ class SearchResult:
     t_end: float | None
     thumb: Path | None  # the segment's thumbnail, when it exists on disk
     info: SegmentInfo
+    # The slow stage's judgement (None before re-ranking): "yes" | "maybe" | "no", and its calibrated
+    # probability that this result shows what the query describes.
+    match: str | None = None
+    match_probability: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The result object of `fastslow search --json` (shared/DESIGN.md)."""
