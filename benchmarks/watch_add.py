@@ -99,7 +99,15 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
     root = Path(library.roots()[0].path) / "new"
     root.mkdir(exist_ok=True)
     finished = threading.Event()
-    library.watch(on_report=lambda report: finished.set())
+    batch_times: list[tuple[float, float]] = []  # (start, end) of each watcher batch's index run
+
+    def on_batch(paths: list[str]) -> None:  # the watcher's default action, timed
+        start = time.perf_counter()
+        library.index(paths)
+        batch_times.append((start, time.perf_counter()))
+        finished.set()
+
+    library.watch(on_batch=on_batch)
     stop, latencies = threading.Event(), []
 
     def queries() -> None:
@@ -112,7 +120,7 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
             latencies.append((time.perf_counter() - start) * 1000.0)
             stop.wait(0.005)
 
-    searchable, written = [], []
+    searchable, written, waited, indexing = [], [], [], []
     thread = threading.Thread(target=queries, daemon=True)
     thread.start()
     try:
@@ -135,6 +143,10 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
             if i >= 0:
                 searchable.append(seconds)
                 written.append(_written() - before)
+                # Where the time went: the watcher's wait before the run, and the run itself.
+                runs = [(a, b) for a, b in batch_times if b >= copied]
+                waited.append(runs[0][0] - copied if runs else None)
+                indexing.append(runs[0][1] - runs[0][0] if runs else None)
             else:
                 latencies.clear()
     finally:
@@ -142,6 +154,7 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
         thread.join()
         library.close()
     return {"adds": adds, "searchable_s": searchable, "written_bytes": written, "query_ms": latencies,
+            "watcher_wait_s": waited, "index_run_s": indexing,
             "code": str(Path(sys.modules["fastslow_desktop"].__file__).parent)}
 
 

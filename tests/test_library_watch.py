@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fastslow_desktop.library import Library
-from fastslow_desktop.library.watcher import Debouncer
+from fastslow_desktop.library.watcher import Debouncer, Watcher
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import generate
 
@@ -109,3 +110,54 @@ def test_a_failing_batch_does_not_stop_the_watcher(tmp_path):
         assert second.wait(10)
     finally:
         debouncer.stop()
+
+
+def test_a_batch_of_finished_files_skips_the_quiet_period(tmp_path):
+    """Closed-after-writing, renamed-in and deleted paths are final: their batch goes on at once."""
+    batches: list[tuple[float, list[str]]] = []
+    got = threading.Event()
+    debouncer = Debouncer(lambda paths: (batches.append((time.monotonic(), paths)), got.set()), quiet=3.0)
+    debouncer.start()
+    try:
+        start = time.monotonic()
+        debouncer.record([str(tmp_path / "a.jpg")])
+        debouncer.record([str(tmp_path / "a.jpg")], settled=True)  # its writer closed it
+        assert got.wait(10)
+        assert batches[0][1] == [str(tmp_path / "a.jpg")]
+        assert batches[0][0] - start < 2.0  # well before the 3 s quiet period
+    finally:
+        debouncer.stop()
+
+
+def test_a_file_written_again_after_closing_waits_for_the_quiet_period(tmp_path):
+    batches: list[tuple[float, list[str]]] = []
+    got = threading.Event()
+    debouncer = Debouncer(lambda paths: (batches.append((time.monotonic(), paths)), got.set()), quiet=1.5)
+    debouncer.start()
+    try:
+        start = time.monotonic()
+        debouncer.record([str(tmp_path / "a.jpg")], settled=True)
+        debouncer.record([str(tmp_path / "a.jpg")])  # opened and written again: not final any more
+        assert got.wait(10)
+        assert batches[0][0] - start >= 1.5
+    finally:
+        debouncer.stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="inotify reports a closed-after-writing file")
+def test_the_watcher_hands_on_a_copied_file_once_it_is_closed(tmp_path):
+    batches: list[tuple[float, list[str]]] = []
+    got = threading.Event()
+    watcher = Watcher([str(tmp_path)], lambda paths: (batches.append((time.monotonic(), paths)), got.set()),
+                      quiet=3.0)
+    watcher.start()
+    try:
+        time.sleep(0.2)
+        start = time.monotonic()
+        (tmp_path / "new.jpg").write_bytes(b"x" * 10_000)
+        assert got.wait(10)
+        assert str(tmp_path / "new.jpg") in batches[0][1]
+        assert str(tmp_path) not in batches[0][1]  # the folder's own "modified" event is not a change
+        assert batches[0][0] - start < 2.0
+    finally:
+        watcher.stop()

@@ -3,6 +3,10 @@
 The event handler only records paths (it runs on watchdog's thread and must stay cheap); a debouncer
 thread waits until nothing has happened for a quiet period and every recorded file has stopped
 growing, then passes one batch of paths to the callback (normally an incremental index run).
+
+A path whose last event says it is complete — its writer closed it (inotify's IN_CLOSE_WRITE), it
+arrived by a rename, or it was deleted — needs neither the long quiet period nor the size check: a
+batch made only of such paths goes on after SETTLED_QUIET_SECONDS, which still gathers a burst.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from watchdog.observers import Observer
 logger = logging.getLogger(__name__)
 
 QUIET_SECONDS = 0.4  # short: a new photo is searchable within a second; bursts still batch
+SETTLED_QUIET_SECONDS = 0.1  # when every path's writer is done (closed, renamed in, deleted)
+_SETTLING = {"closed", "deleted", "moved"}  # event types after which a path's content is final
 MAX_WAIT_SECONDS = 30.0  # a folder that never stops changing is still indexed this often
 
 
@@ -29,11 +35,14 @@ class _Recorder(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's entries changed: each changed entry has its own event
         paths = [event.src_path]
         dest = getattr(event, "dest_path", None)
         if dest:
             paths.append(dest)  # a move: the old place loses files, the new one gains them
-        self._debouncer.record(os.fsdecode(p) for p in paths if p)
+        settled = event.event_type in _SETTLING
+        self._debouncer.record((os.fsdecode(p) for p in paths if p), settled=settled)
 
 
 class Debouncer:
@@ -46,6 +55,7 @@ class Debouncer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paths: set[str] = set()
+        self._unsettled: set[str] = set()  # paths that may still be being written
         self._last_event = 0.0
         self._first_event = 0.0
         self._thread = threading.Thread(target=self._loop, name="fastslow-debounce", daemon=True)
@@ -60,12 +70,18 @@ class Debouncer:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)
 
-    def record(self, paths: Iterable[str]) -> None:
+    def record(self, paths: Iterable[str], settled: bool = False) -> None:
+        """Note changed paths; `settled` when the event says their content is final (see the module)."""
         now = time.monotonic()
+        paths = set(paths)
         with self._lock:
             if not self._paths:
                 self._first_event = now
             self._paths.update(paths)
+            if settled:
+                self._unsettled -= paths
+            else:
+                self._unsettled |= paths
             self._last_event = now
         self._wake.set()
 
@@ -93,20 +109,27 @@ class Debouncer:
                         break
                     idle = time.monotonic() - self._last_event
                     waited = time.monotonic() - self._first_event
-                    snapshot = set(self._paths)
-                if idle < self.quiet and waited < MAX_WAIT_SECONDS:
-                    self._stop.wait(self.quiet - idle)
+                    snapshot = set(self._unsettled)
+                    seen = self._last_event
+                quiet = self.quiet if snapshot else min(self.quiet, SETTLED_QUIET_SECONDS)
+                if idle < quiet and waited < MAX_WAIT_SECONDS:
+                    # Woken early by a new event: it may settle the batch (a close after the writes).
+                    self._wake.wait(quiet - idle)
+                    self._wake.clear()
                     continue
-                # Files still being written keep growing: wait until two looks agree.
-                before = self._sizes(snapshot)
-                self._stop.wait(min(0.5, self.quiet / 2))
-                if self._sizes(snapshot) != before and waited < MAX_WAIT_SECONDS:
-                    with self._lock:
-                        self._last_event = time.monotonic()
-                    continue
+                if snapshot:  # files that may still be being written keep growing: wait until two looks agree
+                    before = self._sizes(snapshot)
+                    self._stop.wait(min(0.5, self.quiet / 2))
+                    if self._sizes(snapshot) != before and waited < MAX_WAIT_SECONDS:
+                        with self._lock:
+                            self._last_event = time.monotonic()
+                        continue
                 with self._lock:
+                    if self._last_event != seen and waited < MAX_WAIT_SECONDS:
+                        continue  # something changed meanwhile: judge the batch again
                     batch = sorted(self._paths)
                     self._paths.clear()
+                    self._unsettled.clear()
                 try:
                     self.batches += 1
                     self.on_batch(batch)
