@@ -153,6 +153,21 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's instruction-set flags that change inference speed (bf16, VNNI, AVX-512…)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in _FLAGS_OF_INTEREST if f in present]
+    except OSError:
+        pass
+    return []
+
+
 def _ram_gb() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -180,6 +195,7 @@ def machine_info() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "ram_gb": _ram_gb(),
         "os": platform.platform(),

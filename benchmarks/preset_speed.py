@@ -1,0 +1,143 @@
+"""Speed of each hub preset's architecture on this machine, with random weights (no download needed).
+
+Per preset: the fast image tower's throughput on preprocessed images (batch 32, fp32: decoding is not
+included, see `benchmarks.indexing` for that), one query's text encoding, and the slow model's
+re-rank of K = 20 candidates from pixels (visual tokens + one caption's likelihood), cold: nothing
+cached. The weights are random, so the figures are timings only; accuracy comes from the published
+sources the catalogue names. `--write` stores the figures in the preset catalogue
+(fastslow_desktop/models/presets.json), with the machine they were measured on.
+
+    python -m benchmarks.preset_speed [--presets balanced,fast] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .common import REPO, machine_info
+
+CATALOGUE = REPO / "fastslow_desktop" / "models" / "presets.json"
+BATCH = 32
+RERANK_K = 20
+
+
+def _best_of(fn, repeats: int) -> float:
+    """Median seconds of `repeats` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _image_size(model) -> int:
+    size = model.visual.image_size if hasattr(model, "visual") else 224
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+def fast_figures(name: str, budget_s: float) -> dict:
+    """images/s of the image tower and ms per query of the text tower, for open_clip model `name`."""
+    import open_clip
+    import torch
+
+    model = open_clip.create_model(name, pretrained=None).eval()
+    size = _image_size(model)
+    context = int(open_clip.get_model_config(name)["text_cfg"].get("context_length", 77))
+    vocab = int(open_clip.get_model_config(name)["text_cfg"].get("vocab_size", 49408))
+    ids = torch.randint(1, vocab - 1, (1, context))
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model.encode_image(torch.randn(2, 3, size, size))  # a first look at the cost picks the batch
+        per_image = (time.perf_counter() - start) / 2
+        batch = max(2, min(BATCH, int(budget_s / 3 / max(per_image, 1e-3))))
+        pixels = torch.randn(batch, 3, size, size)
+        image_s = _best_of(lambda: model.encode_image(pixels), repeats=2)
+        text_s = _best_of(lambda: model.encode_text(ids), repeats=10)
+    return {"images_per_s": round(batch / image_s, 2), "text_ms": round(text_s * 1000, 1), "image_size": size,
+            "batch": batch}
+
+
+def rerank_ms(name: str) -> float:
+    """Cold re-rank of K candidates by a CoCa: visual tokens of K images, then one caption's score."""
+    import open_clip
+    import torch
+
+    model = open_clip.create_model(name, pretrained=None).eval()
+    size = _image_size(model)
+    ids = open_clip.get_tokenizer(name)(["a dog running on a beach at sunset"])
+    pixels = torch.randn(RERANK_K, 3, size, size)
+
+    def once() -> None:
+        _, tokens = model._encode_image(pixels)
+        _, token_embs = model._encode_text(ids.expand(RERANK_K, -1))
+        model.text_decoder(tokens, token_embs[:, :-1]).log_softmax(-1)
+
+    with torch.inference_mode():
+        return round(_best_of(once, repeats=2) * 1000, 1)
+
+
+def measure(names: list[str], budget_s: float) -> dict:
+    import torch
+
+    catalogue = json.loads(CATALOGUE.read_text())
+    out, slow_done = {}, {}
+    for name in names:
+        spec = catalogue["presets"][name]
+        if "fast" not in spec or not spec["fast"].get("model"):
+            continue
+        figures = fast_figures(spec["fast"]["model"], budget_s)
+        slow = spec.get("slow", {}).get("model")
+        if slow:
+            if slow not in slow_done:
+                slow_done[slow] = rerank_ms(slow)
+            figures["rerank_ms_k20"] = slow_done[slow]
+        out[name] = figures
+        print(f"{name}: {figures}", file=sys.stderr, flush=True)
+    return {"threads": torch.get_num_threads(), "presets": out}
+
+
+def write_catalogue(measured: dict, machine: dict) -> None:
+    """Store the figures in each preset's `speed`, naming the machine and the date."""
+    catalogue = json.loads(CATALOGUE.read_text())
+    flags = " ".join(machine.get("cpu_flags") or []) or "none of avx2/avx512/amx"
+    where = (f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores')} cores; {flags}), "
+             f"{measured['threads']} torch threads, fp32, random weights; "
+             f"{datetime.date.today().isoformat()} (benchmarks/preset_speed.py)")
+    for name, figures in measured["presets"].items():
+        catalogue["presets"][name]["speed"] = {
+            "images_per_s": figures["images_per_s"], "text_ms": figures["text_ms"],
+            "rerank_ms_k20": figures.get("rerank_ms_k20"), "note": where}
+    CATALOGUE.write_text(json.dumps(catalogue, indent=2, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.preset_speed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", help="comma-separated names (default: every hub preset that is not legacy)")
+    p.add_argument("--budget", type=float, default=30.0, help="rough seconds per image-tower measurement")
+    p.add_argument("--write", action="store_true", help="store the figures in the preset catalogue")
+    p.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    catalogue = json.loads(CATALOGUE.read_text())["presets"]
+    names = args.presets.split(",") if args.presets else [
+        n for n, s in catalogue.items() if "fast" in s and not s.get("legacy")]
+    machine = machine_info()
+    result = {"machine": machine, **measure(names, args.budget)}
+    if args.write:
+        write_catalogue(result, machine)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
