@@ -205,7 +205,7 @@ def _range_start(header: str | None) -> int:
 # -- tiny upstream-format repositories and the pytest fixture ------------------------------------
 
 TINY_REPOS = {"fast": "fastslow-test/tiny-clip", "slow": "fastslow-test/tiny-coca",
-              "multilingual": "fastslow-test/tiny-siglip2"}
+              "multilingual": "fastslow-test/tiny-siglip2", "fastvit": "fastslow-test/tiny-mobileclip"}
 TINY_WORDS = ("a an the dog cat red blue photo of on beach my daughter "
               "un chien rouge ein hund plage ma fille sur la").split()
 
@@ -250,6 +250,24 @@ def tiny_siglip2_files() -> dict[str, bytes]:
     return open_clip_repo_files(model, cfg, preprocess, tokenizer_files)
 
 
+def tiny_fastvit_files() -> dict[str, bytes]:
+    """A MobileCLIP-style model: a timm FastViT image tower (fastvit_t8, the family's smallest member,
+    3.3 M parameters) and a non-causal text tower, laid out as MobileCLIP2's open_clip repositories are."""
+    import open_clip
+    import torch
+
+    from tests.test_hub import PREPROCESS
+
+    torch.manual_seed(0)
+    cfg = {"embed_dim": 32, "custom_text": True,
+           "vision_cfg": {"image_size": 64, "timm_model_name": "fastvit_t8", "timm_model_pretrained": False,
+                          "timm_pool": "avg", "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.0},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
+                        "no_causal_mask": True}}
+    model = open_clip.model.CustomTextCLIP(**{k: v for k, v in cfg.items() if k != "custom_text"})
+    return open_clip_repo_files(model.eval(), cfg, PREPROCESS)
+
+
 def tiny_repo_files() -> dict[str, dict[str, bytes]]:
     """A tiny open_clip ViT and a tiny CoCa, random weights, as {repo: {file: bytes}}."""
     import open_clip
@@ -264,7 +282,7 @@ def tiny_repo_files() -> dict[str, dict[str, bytes]]:
     torch.nn.init.normal_(coca.text_decoder.text_projection, std=coca.text_decoder.width ** -0.5)
     return {TINY_REPOS["fast"]: open_clip_repo_files(clip, TINY_CLIP, PREPROCESS),
             TINY_REPOS["slow"]: open_clip_repo_files(coca, TINY_COCA, PREPROCESS),
-            TINY_REPOS["multilingual"]: tiny_siglip2_files()}
+            TINY_REPOS["multilingual"]: tiny_siglip2_files(), TINY_REPOS["fastvit"]: tiny_fastvit_files()}
 
 
 def tiny_presets(names=("balanced", "fast", "multilingual", "accurate")) -> dict:
@@ -276,6 +294,7 @@ def tiny_presets(names=("balanced", "fast", "multilingual", "accurate")) -> dict
                       "slow": part(TINY_REPOS["slow"]), "embedding_dim": 16,
                       "rerank": {"k": 5, "beta": 1.0, "normalization": "zscore"}} for name in names}
     presets["multilingual"].update(fast=part(TINY_REPOS["multilingual"]), embedding_dim=64, languages=["multi"])
+    presets["fast"].update(fast=part(TINY_REPOS["fastvit"]), embedding_dim=32)  # MobileCLIP-style, as upstream
     return {"schema": 1, "default_for_new_library": "balanced", "presets": presets}
 
 

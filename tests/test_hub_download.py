@@ -235,6 +235,18 @@ def test_a_siglip2_style_preset_downloads_its_hf_tokenizer_and_reads_other_langu
         load_bundle("multilingual", device="cpu").fast
 
 
+def test_a_mobileclip_style_preset_with_a_fastvit_tower_downloads_and_embeds(test_hub):
+    repo = TINY_REPOS["fastvit"]
+    presets.download_preset("fast")
+    models = load_bundle("fast", device="cpu")
+    images = [Image.new("RGB", (80, 60), c) for c in ("red", "blue")]
+    emb = models.fast.encode_images(images)
+    assert emb.shape == (2, 32) and np.isfinite(emb).all()
+    assert not np.allclose(emb[0], emb[1])  # the FastViT trunk really ran on the pixels
+    np.testing.assert_allclose(np.linalg.norm(models.fast.encode_texts(["a dog"]), axis=1), 1, atol=1e-5)
+    assert WEIGHTS in hub_trust.recorded(repo, test_hub.repos[repo].commit)
+
+
 def test_http_500_from_the_hub_api_fails_with_a_clear_error(test_hub):
     test_hub.add_fault("500", "api", times=-1)
     started = time.monotonic()
