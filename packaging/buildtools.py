@@ -65,6 +65,35 @@ def cuda_files_not_loaded_at_import(binaries: list[tuple[str, str, str]]) -> set
     return {dest for dest, _, _ in binaries if is_cuda_file(dest) and dest not in keep}
 
 
+# -- system libraries the app carries ---------------------------------------------------------
+
+_LDCONFIG_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)\s*$")
+
+
+_LDCONFIG_ARCH = {"x86_64": "x86-64", "aarch64": "AArch64"}  # how `ldconfig -p` tags 64-bit entries
+
+
+def system_library_paths(sonames: list[str], ldconfig_output: str | None = None,
+                         machine: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """Where the build machine's loader finds each soname (the entries of `ldconfig -p` for this
+    machine's architecture, never a 32-bit one), and the sonames it does not have."""
+    import platform
+
+    tag = _LDCONFIG_ARCH.get(machine or platform.machine())
+    if ldconfig_output is None:
+        try:
+            ldconfig_output = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
+        except OSError:
+            ldconfig_output = ""
+    found: dict[str, str] = {}
+    for line in ldconfig_output.splitlines():
+        match = _LDCONFIG_LINE.match(line)
+        flags = match.group(2).split(",") if match else []
+        if match and match.group(1) in sonames and match.group(1) not in found and (tag is None or tag in flags):
+            found[match.group(1)] = match.group(3)
+    return found, [name for name in sonames if name not in found]
+
+
 # -- size report ------------------------------------------------------------------------------
 
 def component_of(rel: str) -> str:

@@ -45,6 +45,33 @@ def test_spec_leaves_out_test_tools_training_and_unused_qt():
     assert {"pytest", "pytestqt", "training", "tensorboard", "QtWebEngineCore", "Qt3DCore", "QtQuick"} <= strings
     # ... but never what the app imports.
     assert not {"QtCore", "QtGui", "QtWidgets", "QtMultimedia", "torch", "open_clip", "cv2"} & strings
+    # The hub presets need these: MobileCLIP's FastViT is a timm model, SigLIP2 reads text with an HF tokenizer.
+    assert not {"timm", "tokenizers", "transformers"} & strings
+
+
+LDCONFIG = """\
+3 libs found in cache `/etc/ld.so.cache'
+\tlibxcb-cursor.so.0 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libxcb-cursor.so.0
+\tlibxcb-icccm.so.4 (libc6) => /usr/lib32/libxcb-icccm.so.4
+\tlibxcb-icccm.so.4 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libxcb-icccm.so.4
+"""
+
+
+def test_the_build_finds_the_xcb_libraries_it_carries_and_names_the_absent_ones():
+    found, absent = _buildtools().system_library_paths(
+        ["libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxkbcommon-x11.so.0"], LDCONFIG, machine="x86_64")
+    assert found == {"libxcb-cursor.so.0": "/usr/lib/x86_64-linux-gnu/libxcb-cursor.so.0",
+                     "libxcb-icccm.so.4": "/usr/lib/x86_64-linux-gnu/libxcb-icccm.so.4"}  # not the 32-bit one
+    assert absent == ["libxkbcommon-x11.so.0"]
+
+
+def test_the_app_carries_the_xcb_utility_libraries_but_not_the_display_stack():
+    from fastslow_desktop.ui.system_libs import CARRIED_XCB_LIBS
+
+    carried = {lib.soname for lib in CARRIED_XCB_LIBS}
+    assert {"libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxkbcommon-x11.so.0"} <= carried
+    assert not {"libxcb.so.1", "libEGL.so.1", "libpulse.so.0"} & carried
+    assert "CARRIED_XCB_LIBS" in (PACKAGING / "fastslow.spec").read_text()
 
 
 def test_build_script_answers_help():

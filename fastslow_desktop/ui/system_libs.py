@@ -48,6 +48,14 @@ XCB_LIBS = (
     SystemLib("libdbus-1.so.3", "libdbus-1-3", "dbus-libs"),
 )
 
+# What the packaged app carries in its own folder: the xcb utility libraries a bare desktop lacks most
+# often (the cause of Qt's "could not load the Qt platform plugin xcb"). Not the core libraries every X
+# desktop has and that must match its X server and GPU driver (libxcb, libX11-xcb, libxkbcommon, libEGL,
+# fontconfig, D-Bus), nor PulseAudio, whose client must match the running sound server.
+_SYSTEM_CORE = {"libxcb.so.1", "libX11-xcb.so.1", "libxkbcommon.so.0", "libEGL.so.1", "libfontconfig.so.1",
+                "libdbus-1.so.3"}
+CARRIED_XCB_LIBS = tuple(lib for lib in XCB_LIBS if lib.soname not in _SYSTEM_CORE)
+
 # QtMultimedia (the in-app video player) needs PulseAudio's client library.
 MULTIMEDIA_LIBS = (SystemLib("libpulse.so.0", "libpulse0", "pulseaudio-libs"),)
 
