@@ -24,6 +24,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from .filtered import EXACT_SUBSET, MIN_OVERFETCH_SHARE, as_sorted_ids, keep_allowed, overfetch_size
 from .locks import ReadWriteLock
 from .records import LibraryError
 
@@ -128,6 +129,7 @@ class AnnIndex:
         self._deleted = 0  # labels marked deleted still in the graph
         self._matrix: tuple[np.ndarray, np.ndarray] | None = None  # (ids, vectors) for exact search
         self.changes = 0  # since the last save
+        self.version = 0  # counts every change: what is cached per id set (e.g. a kind's ids) keys on it
         self.dirty_since = time.monotonic()  # when the first of those changes came
         self.opened_as: str | None = None
 
@@ -136,6 +138,7 @@ class AnnIndex:
         return self.changes > 0
 
     def _changed(self, n: int) -> None:
+        self.version += 1
         if self.changes == 0:
             self.dirty_since = time.monotonic()
         self.changes += n
@@ -300,36 +303,56 @@ class AnnIndex:
     def exact_query(self, vector: np.ndarray, k: int, filter_ids: Iterable[int] | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k segment ids and inner-product scores by brute force, best first."""
-        with self._rw.reading(), self._query_lock:
-            ids, vecs = self._exact_matrix()
-        if filter_ids is not None:
-            keep = np.isin(ids, np.fromiter((int(i) for i in filter_ids), dtype=np.int64))
+        allowed = None if filter_ids is None else as_sorted_ids(filter_ids)
+        with self._rw.reading():
+            if allowed is not None and self._index is not None and len(allowed) <= EXACT_SUBSET \
+                    and len(self._live) > EXACT_SUBSET:
+                # A small subset of a big index: its own vectors, not a matrix of the whole library.
+                ids = np.array([i for i in allowed.tolist() if i in self._live], dtype=np.int64)
+                vecs = np.asarray(self._index.get_items(ids), dtype=np.float32).reshape(len(ids), self.dim) \
+                    if len(ids) else np.zeros((0, self.dim), np.float32)
+                return exact_top_k(ids, vecs, vector, k)
+            with self._query_lock:
+                ids, vecs = self._exact_matrix()
+        if allowed is not None:
+            keep = np.isin(ids, allowed, assume_unique=True)
             ids, vecs = ids[keep], vecs[keep]
         return exact_top_k(ids, vecs, vector, k)
 
+    def _knn(self, query: np.ndarray, k: int, ef: int, allowed: set[int] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        with self._query_lock:
+            self._index.set_ef(ef)
+            if allowed is None:
+                labels, dists = self._index.knn_query(query, k=k, num_threads=1)
+            else:
+                labels, dists = self._index.knn_query(query, k=k, num_threads=1, filter=lambda label: label in allowed)
+        return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
+
     def query(self, vector: np.ndarray, k: int, filter_ids: Iterable[int] | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores) best first: HNSW for big libraries, exact below EXACT_BELOW or on trouble."""
-        if filter_ids is not None and not isinstance(filter_ids, (set, frozenset)):
-            filter_ids = set(int(i) for i in filter_ids)
+        """Top-k (ids, scores) best first: HNSW for big libraries, exact below EXACT_BELOW or on trouble.
+        `filter_ids` (a set or an array of segment ids) restricts the results (see filtered.py)."""
+        allowed = None if filter_ids is None else as_sorted_ids(filter_ids)
         with self._rw.reading():
-            live = len(self._live) if filter_ids is None else len(self._live & filter_ids)
-            if live <= EXACT_BELOW or self._index is None:
-                return self.exact_query(vector, k, filter_ids)
+            total = len(self._live)
+            live = total if allowed is None else min(total, len(allowed))
+            share = live / max(total, 1)
+            if live <= EXACT_BELOW or self._index is None or \
+                    (share < MIN_OVERFETCH_SHARE and live <= EXACT_SUBSET):
+                return self.exact_query(vector, k, allowed)
             k = min(k, live)
-            if k <= 0:
-                return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            base = EF_SEARCH_LARGE if live > LARGE_LIBRARY else EF_SEARCH
+            base = EF_SEARCH_LARGE if total > LARGE_LIBRARY else EF_SEARCH
             query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
             try:
-                with self._query_lock:
-                    self._index.set_ef(max(base, 2 * k))
-                    if filter_ids is None:
-                        labels, dists = self._index.knn_query(query, k=k, num_threads=1)
-                    else:
-                        labels, dists = self._index.knn_query(query, k=k, num_threads=1,
-                                                              filter=lambda label: label in filter_ids)
+                if allowed is None:
+                    return self._knn(query, k, max(base, 2 * k))
+                if share >= MIN_OVERFETCH_SHARE:
+                    fetch = overfetch_size(k, share, total)
+                    labels, scores = keep_allowed(*self._knn(query, fetch, max(base, fetch)), allowed)
+                    if len(labels) >= k:
+                        return labels[:k], scores[:k]
+                return self._knn(query, k, max(base, 2 * k), set(allowed.tolist()))
             except RuntimeError as exc:  # too few reachable neighbours (heavy deletion or filtering)
                 logger.debug("HNSW query fell back to exact search: %s", exc)
-                return self.exact_query(vector, k, filter_ids)
-        return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
+                return self.exact_query(vector, k, allowed)

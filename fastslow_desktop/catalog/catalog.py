@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from .ann import AnnIndex, exact_top_k, index_file_name
+from .filtered import as_sorted_ids
 from .locks import WRITER_WAIT_SECONDS, WriterLock
 from .records import LibraryError, LibraryPaths, MediaRecord, MediaRow, SegmentInfo
 from .store import Store
@@ -115,6 +116,7 @@ class Catalog:
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
         self._saver = _IdleSaver(self)
+        self._kind_ids: dict[tuple[str, str], tuple[int, np.ndarray]] = {}  # see kind_ids()
 
     def close(self) -> None:
         self._saver.stop()
@@ -311,11 +313,28 @@ class Catalog:
                     self._saver.poke()
             return ann
 
-    def _allowed(self, model_id: str, kind: str | None, filter_ids: Iterable[int] | None) -> set[int] | None:
+    def kind_ids(self, model_id: str, kind: str) -> np.ndarray:
+        """Sorted ids of a kind's segments embedded by a model: read from SQLite once, then kept until
+        the model's HNSW index changes (every change of its ids goes through it), so a kind filter
+        costs no per-keystroke scan of the library."""
+        ann = self.ann(model_id)
+        version = ann.version
+        cached = self._kind_ids.get((model_id, kind))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ids = np.sort(self.store.segment_ids(kind=kind, model_id=model_id))
+        self._kind_ids[(model_id, kind)] = (version, ids)
+        return ids
+
+    def _allowed(self, model_id: str, kind: str | None, filter_ids: Iterable[int] | None,
+                 cached: bool = True) -> np.ndarray | None:
+        given = None if filter_ids is None else as_sorted_ids(filter_ids)
         if kind is None:
-            return None if filter_ids is None else set(int(i) for i in filter_ids)
-        allowed = set(int(i) for i in self.store.segment_ids(kind=kind, model_id=model_id))
-        return allowed if filter_ids is None else allowed & set(int(i) for i in filter_ids)
+            return given
+        # Uncached for the exact fallback, which must not depend on the HNSW index it stands in for.
+        ids = self.kind_ids(model_id, kind) if cached else \
+            np.sort(self.store.segment_ids(kind=kind, model_id=model_id))
+        return ids if given is None else np.intersect1d(ids, given, assume_unique=True)
 
     def query(self, model_id: str, vector: np.ndarray, k: int, kind: str | None = None,
               filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -326,9 +345,9 @@ class Catalog:
                     filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As `query`, by brute force over the vectors stored in SQLite (when the HNSW cache fails)."""
         ids, vectors = self.store.vectors(model_id)
-        allowed = self._allowed(model_id, kind, filter_ids)
+        allowed = self._allowed(model_id, kind, filter_ids, cached=False)
         if allowed is not None and len(ids):
-            keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            keep = np.isin(ids, allowed)
             ids, vectors = ids[keep], vectors[keep]
         return exact_top_k(ids, vectors, vector, k)
 
