@@ -224,6 +224,7 @@ def test_a_schema_1_library_gets_capture_columns_and_its_videos_are_read_on_the_
     with sqlite3.connect(db) as conn:  # back to what schema 1 held
         conn.execute("UPDATE media SET captured_at = NULL, captured_source = NULL")
         conn.execute("DROP INDEX media_captured")
+        conn.execute("DROP INDEX media_uncaptured")
         conn.execute("ALTER TABLE media DROP COLUMN captured_at")
         conn.execute("ALTER TABLE media DROP COLUMN captured_source")
         conn.execute("PRAGMA user_version = 1")

@@ -125,10 +125,13 @@ class StoreQueries:
                              model_id: str | None = None) -> np.ndarray:
         """Ids of segments of one kind, under a folder, captured in [captured_from, captured_before)
         (ISO texts, compared as strings like the stored local capture times); all in one query."""
-        sql = "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id"
+        # CROSS JOIN fixes the loop order: media first, so a date range walks the capture-time index
+        # (left to itself, without ANALYZE statistics, SQLite starts from the model's every embedding),
+        # and the covering (model, segment) index answers "has a vector" without reading the vector rows.
+        sql = "SELECT s.id FROM media m CROSS JOIN segments s ON s.media_id = m.id"
         args: list = []
         if model_id:
-            sql += " JOIN embeddings e ON e.segment_id = s.id AND e.model_id = ?"
+            sql += " CROSS JOIN embeddings e INDEXED BY embeddings_model ON e.segment_id = s.id AND e.model_id = ?"
             args.append(model_id)
         where: list[str] = []
         if kind:
@@ -151,7 +154,8 @@ class StoreQueries:
 
     def media_without_capture_source(self) -> list[tuple[int, str, str, float, str | None]]:
         """(id, path, kind, mtime, taken) of rows indexed before capture times were read."""
-        rows = self.conn.execute("SELECT id, path, kind, mtime, taken FROM media WHERE captured_source IS NULL")
+        rows = self.conn.execute("SELECT id, path, kind, mtime, taken FROM media INDEXED BY media_uncaptured "
+                                 "WHERE captured_source IS NULL")
         return [(r[0], py_path(r[1]), *r[2:]) for r in rows]
 
     def counts(self) -> dict:

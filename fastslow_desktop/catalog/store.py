@@ -76,7 +76,8 @@ _MIGRATIONS: dict[int, str] = {
     """,
     # Capture time (local ISO text, so date filters and sorting are plain string comparisons in SQL)
     # and its source. Older rows: EXIF `taken` where they had one, else their mtime with source NULL
-    # (shown as "mtime"); `fastslow index` reads the real time of those once (Catalog.backfill).
+    # (shown as "mtime"); the next index run reads the real time of those once (library/dates.py).
+    # The partial index keeps "which rows still need it" free once there are none (every watcher batch asks).
     1: """
     ALTER TABLE media ADD COLUMN captured_at TEXT;
     ALTER TABLE media ADD COLUMN captured_source TEXT;
@@ -84,6 +85,7 @@ _MIGRATIONS: dict[int, str] = {
     UPDATE media SET captured_at = strftime('%Y-%m-%dT%H:%M:%S', mtime, 'unixepoch', 'localtime')
         WHERE captured_at IS NULL;
     CREATE INDEX IF NOT EXISTS media_captured ON media(captured_at);
+    CREATE INDEX IF NOT EXISTS media_uncaptured ON media(id) WHERE captured_source IS NULL;
     """,
 }
 

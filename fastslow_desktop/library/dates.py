@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from ..catalog import Catalog
@@ -15,12 +16,14 @@ def backfill_capture_times(catalog: Catalog, cancel: threading.Event | None = No
     """Read the capture time of rows that only have their mtime as a stand-in; returns how many.
 
     Videos get their container's creation time (a few small reads, no decoding); photos already had
-    their EXIF time copied by the migration, so theirs is the mtime. Missing files keep the mtime."""
+    their EXIF time copied by the migration, so theirs is the mtime. Files not there now wait."""
     rows = catalog.store.media_without_capture_source()
     updates = []
     for media_id, path, kind, mtime, taken in rows:
         if cancel is not None and cancel.is_set():
             break
+        if not os.path.isfile(path):
+            continue  # on a drive that is offline now: read it on a later run, not marked "mtime" for good
         updates.append((*capture_time(path, kind, taken, mtime), media_id))
     if updates:
         catalog.store.set_capture_times(updates)
