@@ -200,6 +200,10 @@ def test_cli_sort_and_filters_with_capture_fields(dated, capsys):
     assert cli_main(_cli(dated, "x", "--json", "--no-rerank", "--after", "2021-01-01", "--before", "2022-12-31",
                          "--folder", str(dated["media"]), "--type", "image")) == 0
     assert [Path(r["path"]).name for r in json.loads(capsys.readouterr().out)["results"]] == ["no_exif.jpg"]
+    # A folder that is not there (an offline drive, a typo) is searched anyway, with a note.
+    assert cli_main(_cli(dated, "x", "--json", "--no-rerank", "--folder", str(dated["media"] / "gone"))) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["results"] == [] and "is not a folder on this computer now" in out.err
 
 
 @pytest.mark.parametrize("args, says", [(("--after", "31/05/2024"), "--after wants a day as YYYY-MM-DD"),
