@@ -11,7 +11,8 @@ import fastslow_desktop.models as models_module
 from fastslow_desktop.cli import main as cli_main
 from tests.test_search_engine import build_small_library
 
-RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end"}
+RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end", "captured_at",
+               "captured_source"}
 
 
 @pytest.fixture(scope="module")

@@ -74,14 +74,15 @@ def test_ann_is_repaired_or_rebuilt_from_sqlite(tmp_path):
 def test_schema_migration_backs_up_the_database_first(tmp_path, monkeypatch):
     db = tmp_path / "library.db"
     Store(db).close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_module._MIGRATIONS, 1, "ALTER TABLE media ADD COLUMN rating INTEGER;")
+    current = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_module._MIGRATIONS, current, "ALTER TABLE media ADD COLUMN rating INTEGER;")
     store = Store(db)
-    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == current + 1
     assert "rating" in {row[1] for row in store.conn.execute("PRAGMA table_info(media)")}
     store.close()
-    backup = tmp_path / "library.db.v1.bak"
-    assert sqlite3.connect(backup).execute("PRAGMA user_version").fetchone()[0] == 1
+    backup = tmp_path / f"library.db.v{current}.bak"
+    assert sqlite3.connect(backup).execute("PRAGMA user_version").fetchone()[0] == current
 
 
 def test_a_database_from_a_newer_version_is_refused_clearly(tmp_path):

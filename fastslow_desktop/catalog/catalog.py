@@ -362,5 +362,6 @@ class Catalog:
             thumb = self.paths.root / row["thumb"] if row["thumb"] else None
             out.append(SegmentInfo(row["segment_id"], row["media_id"], row["path"], row["kind"], row["t_start"],
                                    row["t_end"], row["taken"], row["mtime"], row["size"], row["width"],
-                                   row["height"], row["duration"], row["root"], bool(row["online"]), thumb))
+                                   row["height"], row["duration"], row["root"], bool(row["online"]), thumb,
+                                   row["captured_at"], row["captured_source"] or "mtime"))
         return out

@@ -17,6 +17,19 @@ def _media_row(row: tuple) -> MediaRow:
     return MediaRow(row[0], row[1], py_path(row[2]), *row[3:])
 
 
+def under_clause(prefix: str, column: str = "path") -> tuple[str, list]:
+    """SQL (and its arguments) true for a path that is `prefix` or lies under it."""
+    base = prefix.rstrip(os.sep) or os.sep
+    under = base.rstrip(os.sep) + os.sep  # substr, not LIKE: LIKE ignores case and needs escaping
+    raw_base, raw_under = os.fsencode(base), os.fsencode(under)
+    # Paths that are not UTF-8 are BLOBs (records.db_path): match them byte-wise as well.
+    sql = (f"({column} = ? OR substr({column}, 1, ?) = ? OR {column} = ? OR substr({column}, 1, ?) = ?)")
+    args: list = [raw_base, len(raw_under), raw_under] * 2
+    if isinstance(db_path(under), str):
+        args[:3] = [base, len(under), under]
+    return sql, args
+
+
 class StoreQueries:
     """Reads; `conn` is the calling thread's connection (provided by `Store`)."""
 
@@ -26,15 +39,8 @@ class StoreQueries:
         """Media rows of a root, or whose path is `prefix` or lies under it, keyed by path."""
         sql = f"SELECT {_MEDIA_COLUMNS} FROM media"
         if prefix is not None:
-            base = prefix.rstrip(os.sep) or os.sep
-            under = base.rstrip(os.sep) + os.sep  # substr, not LIKE: LIKE ignores case and needs escaping
-            raw_base, raw_under = os.fsencode(base), os.fsencode(under)
-            # Paths that are not UTF-8 are BLOBs (records.db_path): match them byte-wise as well.
-            where = " WHERE path = ? OR substr(path, 1, ?) = ? OR path = ? OR substr(path, 1, ?) = ?"
-            args: list = [raw_base, len(raw_under), raw_under] * 2
-            if isinstance(db_path(under), str):
-                args[:3] = [base, len(under), under]
-            rows = self.conn.execute(sql + where, args).fetchall()
+            where, args = under_clause(prefix)
+            rows = self.conn.execute(f"{sql} WHERE {where}", args).fetchall()
         elif root_id is not None:
             rows = self.conn.execute(sql + " WHERE root_id = ?", (root_id,)).fetchall()
         else:
@@ -89,11 +95,11 @@ class StoreQueries:
 
     def segment_rows(self, ids: Iterable[int]) -> dict[int, dict]:
         names = ("segment_id", "media_id", "t_start", "t_end", "thumb", "path", "kind", "taken", "mtime", "size",
-                 "width", "height", "duration", "root", "online")
+                 "width", "height", "duration", "root", "online", "captured_at", "captured_source")
         out: dict[int, dict] = {}
         for chunk, marks in chunks(list(ids)):
             sql = ("SELECT s.id, s.media_id, s.t_start, s.t_end, s.thumb, m.path, m.kind, m.taken, m.mtime, m.size, "
-                   "m.width, m.height, m.duration, r.path, r.online "
+                   "m.width, m.height, m.duration, r.path, r.online, m.captured_at, m.captured_source "
                    "FROM segments s JOIN media m ON m.id = s.media_id JOIN roots r ON r.id = m.root_id "
                    f"WHERE s.id IN ({marks})")
             for row in self.conn.execute(sql, chunk):
@@ -113,6 +119,44 @@ class StoreQueries:
             args.append(kind)
         rows = self.conn.execute(sql, args).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def filtered_segment_ids(self, kind: str | None = None, folder: str | None = None,
+                             captured_from: str | None = None, captured_before: str | None = None,
+                             model_id: str | None = None) -> np.ndarray:
+        """Ids of segments of one kind, under a folder, captured in [captured_from, captured_before)
+        (ISO texts, compared as strings like the stored local capture times); all in one query."""
+        # CROSS JOIN fixes the loop order: media first, so a date range walks the capture-time index
+        # (left to itself, without ANALYZE statistics, SQLite starts from the model's every embedding),
+        # and the covering (model, segment) index answers "has a vector" without reading the vector rows.
+        sql = "SELECT s.id FROM media m CROSS JOIN segments s ON s.media_id = m.id"
+        args: list = []
+        if model_id:
+            sql += " CROSS JOIN embeddings e INDEXED BY embeddings_model ON e.segment_id = s.id AND e.model_id = ?"
+            args.append(model_id)
+        where: list[str] = []
+        if kind:
+            where.append("m.kind = ?")
+            args.append(kind)
+        if folder:
+            clause, folder_args = under_clause(folder, "m.path")
+            where.append(clause)
+            args += folder_args
+        if captured_from:
+            where.append("m.captured_at >= ?")
+            args.append(captured_from)
+        if captured_before:
+            where.append("m.captured_at < ?")
+            args.append(captured_before)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.conn.execute(sql, args).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def media_without_capture_source(self) -> list[tuple[int, str, str, float, str | None]]:
+        """(id, path, kind, mtime, taken) of rows indexed before capture times were read."""
+        rows = self.conn.execute("SELECT id, path, kind, mtime, taken FROM media INDEXED BY media_uncaptured "
+                                 "WHERE captured_source IS NULL")
+        return [(r[0], py_path(r[1]), *r[2:]) for r in rows]
 
     def counts(self) -> dict:
         q = self.conn.execute

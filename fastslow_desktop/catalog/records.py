@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import errno
 import os
 import sqlite3
@@ -94,6 +95,8 @@ class MediaRecord:
     taken: str | None = None
     error: str | None = None
     segments: list[NewSegment] | None = None
+    captured_at: str | None = None  # ISO local time the photo/video was captured (see captured_source)
+    captured_source: str | None = None  # "exif" | "container" | "mtime"
 
 
 @dataclass
@@ -106,7 +109,7 @@ class SegmentInfo:
     kind: str  # "image" | "video"
     t_start: float | None
     t_end: float | None
-    taken: str | None  # ISO date from EXIF, or None
+    taken: str | None  # ISO date and time from EXIF, or None
     mtime: float
     size: int
     width: int | None
@@ -115,6 +118,10 @@ class SegmentInfo:
     root: str
     online: bool
     thumb: Path | None  # absolute path of the JPEG thumbnail, or None
+    # When it was captured, as local ISO time, and where that came from: "exif", "container" (a video's
+    # movie header) or "mtime" (the file's modification time, also for rows indexed before this was read).
+    captured_at: str | None = None
+    captured_source: str | None = None
 
 
 @dataclass
@@ -125,6 +132,11 @@ class RootInfo:
     n_media: int
     n_indexed: int
     n_errors: int
+
+
+def mtime_iso(mtime: float) -> str:
+    """A file's mtime as local ISO time (seconds): the capture time of last resort."""
+    return datetime.datetime.fromtimestamp(mtime).isoformat(timespec="seconds")
 
 
 def db_path(path: str) -> str | bytes:

@@ -23,11 +23,11 @@ from urllib.parse import quote
 import numpy as np
 
 from .queries import StoreQueries
-from .records import LibraryError, MediaRecord, chunks, db_path, disk_full_message, disk_is_full
+from .records import LibraryError, MediaRecord, chunks, db_path, disk_full_message, disk_is_full, mtime_iso
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Step-by-step migrations: _MIGRATIONS[n] takes a database at version n to n + 1.
 _MIGRATIONS: dict[int, str] = {
@@ -73,6 +73,19 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (segment_id, model_id)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id, segment_id);
+    """,
+    # Capture time (local ISO text, so date filters and sorting are plain string comparisons in SQL)
+    # and its source. Older rows: EXIF `taken` where they had one, else their mtime with source NULL
+    # (shown as "mtime"); the next index run reads the real time of those once (library/dates.py).
+    # The partial index keeps "which rows still need it" free once there are none (every watcher batch asks).
+    1: """
+    ALTER TABLE media ADD COLUMN captured_at TEXT;
+    ALTER TABLE media ADD COLUMN captured_source TEXT;
+    UPDATE media SET captured_at = taken, captured_source = 'exif' WHERE taken IS NOT NULL;
+    UPDATE media SET captured_at = strftime('%Y-%m-%dT%H:%M:%S', mtime, 'unixepoch', 'localtime')
+        WHERE captured_at IS NULL;
+    CREATE INDEX IF NOT EXISTS media_captured ON media(captured_at);
+    CREATE INDEX IF NOT EXISTS media_uncaptured ON media(id) WHERE captured_source IS NULL;
     """,
 }
 
@@ -258,8 +271,10 @@ class Store(StoreQueries):
     # -- media writes ---------------------------------------------------------------------
     def move_media(self, media_id: int, new_path: str, root_id: int, mtime: float) -> None:
         with self.transaction() as conn:
-            conn.execute("UPDATE media SET path = ?, root_id = ?, mtime = ? WHERE id = ?",
-                         (db_path(new_path), root_id, mtime, media_id))
+            # A capture time that was only the file's mtime follows the new mtime; a real one stays.
+            conn.execute("UPDATE media SET path = ?, root_id = ?, mtime = ?, captured_at = CASE WHEN "
+                         "coalesce(captured_source, 'mtime') = 'mtime' THEN ? ELSE captured_at END WHERE id = ?",
+                         (db_path(new_path), root_id, mtime, mtime_iso(mtime), media_id))
 
     def delete_media(self, media_ids: list[int]) -> tuple[list[int], list[str]]:
         """Remove media with their segments and embeddings; returns (segment ids, thumbnail paths)."""
@@ -307,12 +322,14 @@ class Store(StoreQueries):
         """The media row of `rec` (inserted or updated, its old segments deleted and reported)."""
         path = db_path(rec.path)
         row = conn.execute("SELECT id FROM media WHERE path = ?", (path,)).fetchone()
+        captured_at = rec.captured_at or mtime_iso(rec.mtime)
         values = (rec.root_id, rec.kind, rec.size, rec.mtime, rec.hash, rec.width, rec.height,
-                  rec.duration, rec.taken, "error" if rec.error else "ok", rec.error, time.time())
+                  rec.duration, rec.taken, "error" if rec.error else "ok", rec.error, time.time(),
+                  captured_at, rec.captured_source if rec.captured_at else "mtime")
         if row is None:
             cur = conn.execute("INSERT INTO media(root_id, kind, size, mtime, hash, width, height, duration, "
-                               "taken, status, error, indexed_at, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               values + (path,))
+                               "taken, status, error, indexed_at, captured_at, captured_source, path) "
+                               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values + (path,))
             return int(cur.lastrowid)
         media_id = row[0]
         for sid, thumb in conn.execute("SELECT id, thumb FROM segments WHERE media_id = ?", (media_id,)):
@@ -323,8 +340,14 @@ class Store(StoreQueries):
                      (media_id,))
         conn.execute("DELETE FROM segments WHERE media_id = ?", (media_id,))
         conn.execute("UPDATE media SET root_id=?, kind=?, size=?, mtime=?, hash=?, width=?, height=?, "
-                     "duration=?, taken=?, status=?, error=?, indexed_at=? WHERE id = ?", values + (media_id,))
+                     "duration=?, taken=?, status=?, error=?, indexed_at=?, captured_at=?, captured_source=? "
+                     "WHERE id = ?", values + (media_id,))
         return media_id
+
+    def set_capture_times(self, items: list[tuple[str, str, int]]) -> None:
+        """(captured_at, captured_source, media id) triples for rows indexed before capture times."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE media SET captured_at = ?, captured_source = ? WHERE id = ?", items)
 
     def write_embeddings(self, items: list[tuple[int, np.ndarray]], model_id: str) -> None:
         """Embeddings for existing segments under another model (re-embedding after a model change)."""

@@ -26,12 +26,14 @@ from ..catalog import THUMB_SIZE, Catalog, MediaRecord, MediaRow, NewSegment, wr
 from ..media import (
     FRAMES_PER_SEGMENT,
     DecodeError,
+    capture_time,
     frame_times,
     iter_video_segments,
     open_image,
     partial_hash,
     video_frames,
 )
+from .dates import backfill_capture_times
 from .progress import IndexReport, Progress
 from .scan import FileEntry, reconcile
 
@@ -127,6 +129,8 @@ class Indexer:
             logger.exception("unexpected error decoding %s", entry.path)
             record.error, record.segments, out.frames, out.vectors = \
                 f"unexpected error: {type(exc).__name__}: {exc}", None, [], []
+        # Never raises: a video's header is re-read without decoding, and mtime is the last resort.
+        record.captured_at, record.captured_source = capture_time(entry.path, entry.kind, record.taken, entry.mtime)
         return out
 
     def _embed_in_worker(self, out: _Decoded) -> None:
@@ -184,6 +188,7 @@ class Indexer:
             self.catalog.serve_if_first(self.model_id)
             emit(Progress("scanning"))
             jobs = self._plan(scope, report)
+            backfill_capture_times(self.catalog, cancel)
             run = _Run(self, jobs, report, emit, cancel or threading.Event(), pause or threading.Event())
             if jobs:
                 run.embed_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import threading
@@ -157,6 +158,15 @@ class Library:
 
     def segment_ids(self, kind: str | None = None) -> np.ndarray:
         return self.catalog.store.segment_ids(kind=kind, model_id=self.serving_model_id)
+
+    def filtered_segment_ids(self, kind: str | None = None, folder: str | None = None,
+                             date_from: datetime.date | None = None, date_to: datetime.date | None = None
+                             ) -> np.ndarray:
+        """Searchable segment ids of one kind, under a folder, captured between two days (inclusive,
+        local time); selected in SQL without loading the rows."""
+        after = date_from.isoformat() if date_from else None
+        before = (date_to + datetime.timedelta(days=1)).isoformat() if date_to and date_to < datetime.date.max else None
+        return self.catalog.store.filtered_segment_ids(kind, folder, after, before, self.serving_model_id)
 
     def segments_info(self, ids: Sequence[int]) -> list[SegmentInfo]:
         """Rows for the given segment ids, in the same order (ids no longer in the library are skipped)."""

@@ -4,6 +4,7 @@ Indexing, re-ranking, thumbnails and the preview all decode through here (Pillow
 and Pillow's AVIF for photos, rawpy for RAW when installed, OpenCV for video); no Qt, no library.
 """
 
+from .capture import CONTAINER, EXIF, MTIME, capture_time, container_creation_time
 from .files import DecodeError, NotARegularFile, open_regular, partial_hash
 from .formats import (
     FORMATS,
@@ -29,6 +30,7 @@ from .video import (
 )
 
 __all__ = [
+    "CONTAINER", "EXIF", "MTIME", "capture_time", "container_creation_time",
     "FORMATS", "FRAMES_PER_SEGMENT", "IMAGE_EXTENSIONS", "MAX_DECODE_BYTES",
     "MAX_PIXELS", "PHOTO_EXTENSIONS", "RAW_EXTENSIONS", "RAW_EXTRA_HINT", "VIDEO_EXTENSIONS", "DecodeError",
     "ImageInfo", "NotARegularFile", "VideoInfo", "VideoSegment", "file_format", "frame_times", "is_photo",

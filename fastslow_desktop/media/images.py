@@ -52,7 +52,7 @@ class ImageInfo:
 
     width: int  # of the original file, after EXIF rotation
     height: int
-    taken: str | None  # ISO date from EXIF, or None
+    taken: str | None  # ISO date and time from EXIF (DateTimeOriginal first), or None
 
 
 def decode_bytes(mode: str, width: int, height: int) -> int:
@@ -88,17 +88,36 @@ def _bomb_reason(exc: Exception) -> str:
     return _megapixels(int(match.group(1))) if match else "image too large"
 
 
+# Where a camera keeps the moment a photo was taken, best first: DateTimeOriginal and
+# DateTimeDigitized (Exif IFD), then IFD0's DateTime, which editors rewrite but is still closer to the
+# shot than the file's mtime.
+_EXIF_DATE_TAGS = ((0x8769, 36867), (0x8769, 36868), (None, 306))
+
+
 def _exif_taken(img: Image.Image) -> str | None:
+    """The capture time in the photo's EXIF as an ISO date and time (camera local time), or None."""
     try:
         exif = img.getexif()
         if not exif:
             return None
-        value = exif.get_ifd(0x8769).get(36867) or exif.get(306)  # DateTimeOriginal, else DateTime
-        if not value:
-            return None
-        value = str(value).strip("\x00 ")
-        return _dt.datetime.strptime(value[:19], "%Y:%m:%d %H:%M:%S").isoformat()
+        exif_ifd = exif.get_ifd(0x8769)
+        for ifd, tag in _EXIF_DATE_TAGS:
+            parsed = _exif_datetime((exif_ifd if ifd else exif).get(tag))
+            if parsed is not None:
+                return parsed
     except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the photo
+        return None
+    return None
+
+
+def _exif_datetime(value: object) -> str | None:
+    """'YYYY:MM:DD HH:MM:SS' (as EXIF writes it) to ISO; None for blanks like '0000:00:00 00:00:00'."""
+    if not value:
+        return None
+    text = (value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)).strip("\x00 ")
+    try:
+        return _dt.datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S").isoformat()
+    except ValueError:
         return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import json
 import logging
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .filters import SORTS
 from .types import SearchError, SearchRequest, StageResult
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rerank", action="store_true", help="fast results only (slow_score is null)")
     parser.add_argument("--image", metavar="PATH", help="search with a picture (added to QUERY if both are given)")
     parser.add_argument("--type", choices=("image", "video"), help="only photos or only videos")
+    parser.add_argument("--folder", metavar="DIR", help="only files in this folder (and its subfolders)")
+    parser.add_argument("--after", metavar="YYYY-MM-DD", help="only files captured on or after this day")
+    parser.add_argument("--before", metavar="YYYY-MM-DD", help="only files captured on or before this day")
+    parser.add_argument("--sort", choices=SORTS, default="relevance",
+                        help="order of the results: relevance (default), or date captured, newest first")
     parser.add_argument("--queries", metavar="FILE",
                         help="one query per line ('-' for stdin); prints one JSON object per line, in order")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -71,6 +78,31 @@ def _queries(args: argparse.Namespace) -> Iterator[str] | str:
     return iter([args.query or ""])
 
 
+def _day(text: str | None, option: str) -> datetime.date | None:
+    """A YYYY-MM-DD option as a date; ValueError with a message naming the option."""
+    if text is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{option} wants a day as YYYY-MM-DD (for example 2024-05-31), not {text!r}") from None
+
+
+def filter_options(args: argparse.Namespace) -> dict | str:
+    """The request fields of --type/--folder/--after/--before/--sort, or an error message."""
+    try:
+        after, before = _day(args.after, "--after"), _day(args.before, "--before")
+    except ValueError as exc:
+        return str(exc)
+    if after and before and after > before:
+        return f"--after {after} is later than --before {before}: no day is in that range"
+    if args.folder and not os.path.isdir(os.path.expanduser(args.folder)):
+        # Still searched: the folder may be on a drive that is offline now.
+        print(f"fastslow: note: {args.folder} is not a folder on this computer now; searching the library "
+              "for files indexed there anyway", file=sys.stderr)
+    return {"kind": args.type, "folder": args.folder, "date_from": after, "date_to": before, "sort": args.sort}
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -101,6 +133,9 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
         return _fail(queries)
     if args.top < 1 or (args.k is not None and args.k < 0):
         return _fail("--top must be at least 1 and --k at least 0")
+    filters = filter_options(args)
+    if isinstance(filters, str):
+        return _fail(filters)
     models = load_models(args.models)
     if models is None:  # load_models has said why
         return EXIT_USAGE
@@ -112,7 +147,7 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
                 engine.warm_up(slow=not args.no_rerank)
                 for query in queries:
                     request = SearchRequest(text=query, top=args.top, k=args.k, rerank=not args.no_rerank,
-                                            kind=args.type, image=args.image)
+                                            image=args.image, **filters)
                     result = engine.search(request)
                     shown = query or args.image or ""
                     if args.json or args.queries:  # a queries file is a batch: JSON lines, as README says

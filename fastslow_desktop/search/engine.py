@@ -16,7 +16,7 @@ from ..library import Library, LibraryError
 from ..media import DecodeError, load_image
 from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
-from .filters import allowed_ids
+from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
 from .moments import frames_for, narrow, needs_narrowing
 from .query import ParsedQuery, request_terms
@@ -184,6 +184,7 @@ class SearchEngine:
             floor = request.min_relative_score * candidates[0].fast_score
             candidates = [c for c in candidates if c.fast_score >= floor]
         results = [_result(c, c.fast_score, None) for c in best_per_media(candidates, _media_of)][:want]
+        results = sort_results(results, request)
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts)
 
@@ -250,6 +251,7 @@ class SearchEngine:
             results = self._narrow_moments(results, items, stage1.rerank_texts, slow)
         except Cancelled:
             return None
+        results = sort_results(results, request)
         return replace(stage1, results=results, stage=2, slow_ms=(time.perf_counter() - start) * 1000.0)
 
     def _narrow_moments(self, results: list[SearchResult], items: dict[int, SegmentPixels],

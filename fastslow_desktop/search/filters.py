@@ -1,46 +1,14 @@
-"""Search filters (media type, folder, date range) turned into the set of segment ids a query may return."""
+"""Search filters (media type, folder, capture-date range) as the segment ids a query may return, and
+the date order of results."""
 
 from __future__ import annotations
 
-import datetime
-import logging
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from ..library import Library, SegmentInfo
-from .types import SearchRequest
+from ..library import Library
+from .types import SearchRequest, SearchResult
 
-logger = logging.getLogger(__name__)
-
-
-def media_date(info: SegmentInfo) -> datetime.date:
-    """The day a photo was taken (EXIF), else the day the file was last modified (local time)."""
-    if info.taken:
-        try:
-            return datetime.date.fromisoformat(info.taken[:10])
-        except ValueError:
-            pass
-    return datetime.datetime.fromtimestamp(info.mtime).date()
-
-
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def matches(info: SegmentInfo, request: SearchRequest) -> bool:
-    """Whether a segment passes every filter of the request."""
-    if request.kind and info.kind != request.kind:
-        return False
-    if request.folder and not _under(info.path, normalise_folder(request.folder)):
-        return False
-    if request.date_from or request.date_to:
-        day = media_date(info)
-        if request.date_from and day < request.date_from:
-            return False
-        if request.date_to and day > request.date_to:
-            return False
-    return True
+SORTS = ("relevance", "date")
 
 
 def normalise_folder(folder: str) -> str:
@@ -51,10 +19,20 @@ def normalise_folder(folder: str) -> str:
 def allowed_ids(library: Library, request: SearchRequest) -> set[int] | None:
     """Segment ids that pass the folder and date filters, or None when there are none to apply.
 
-    The media type is left to `library.query(kind=...)`, which filters it in SQL.
+    Selected in SQL (the media type too, when another filter is set); alone, the media type is
+    left to `library.query(kind=...)`.
     """
     if not (request.folder or request.date_from or request.date_to):
         return None
-    ids = library.segment_ids(kind=request.kind)
-    infos: Sequence[SegmentInfo] = library.segments_info(ids.tolist())
-    return {info.segment_id for info in infos if matches(info, request)}
+    folder = normalise_folder(request.folder) if request.folder else None
+    ids = library.filtered_segment_ids(request.kind, folder, request.date_from, request.date_to)
+    return set(ids.tolist())
+
+
+def sort_results(results: list[SearchResult], request: SearchRequest) -> list[SearchResult]:
+    """The results in the request's order: as ranked ("relevance"), or by capture time, newest first,
+    equal times by score ("date"). Results with no known time go last."""
+    if request.sort != "date":
+        return results
+    return sorted(results, key=lambda r: (r.info.captured_at is not None, r.info.captured_at or "", r.score),
+                  reverse=True)

@@ -26,7 +26,7 @@ class SearchRequest:
     rerank: bool = True
     kind: str | None = None  # "image" | "video" | None
     folder: str | None = None  # only results under this folder
-    date_from: datetime.date | None = None  # EXIF date taken, else file mtime (inclusive)
+    date_from: datetime.date | None = None  # capture day (EXIF, video header, else mtime), inclusive
     date_to: datetime.date | None = None  # inclusive
     image: str | None = None  # query by an image file on disk
     like_segment: int | None = None  # "more like this": the stored embedding of a segment
@@ -60,7 +60,9 @@ class SearchResult:
     def to_json(self) -> dict[str, Any]:
         """The result object of `fastslow search --json` (shared/DESIGN.md)."""
         return {"path": self.path, "kind": self.kind, "score": self.score, "fast_score": self.fast_score,
-                "slow_score": self.slow_score, "t_start": self.t_start, "t_end": self.t_end}
+                "slow_score": self.slow_score, "t_start": self.t_start, "t_end": self.t_end,
+                "captured_at": getattr(self.info, "captured_at", None),
+                "captured_source": getattr(self.info, "captured_source", None)}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Human-readable numbers for the UI: sizes, durations, moments, rates and times left."""
+"""Human-readable numbers for the UI: sizes, durations, moments, capture times, rates and times left."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def timestamp(mtime: float | None) -> str:
     if not mtime:
         return ""
     return dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+
+
+_SOURCE_NOTES = {"exif": "", "container": " (from the video file)", "mtime": " (file date)"}
+
+
+def captured(info) -> str:
+    """When a photo or video was captured, with where that came from unless it is the camera's EXIF:
+    '2024-05-01 10:00 (file date)'. Falls back to the EXIF `taken` of results made before capture times."""
+    when = getattr(info, "captured_at", None) or getattr(info, "taken", None)
+    if not when:
+        return ""
+    source = getattr(info, "captured_source", None) or "exif"
+    return when.replace("T", " ")[:16] + _SOURCE_NOTES.get(source, f" ({source})")
 
 
 def eta(seconds: float | None) -> str:

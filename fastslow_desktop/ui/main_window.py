@@ -22,6 +22,7 @@ from .models.results import ResultRoles, ResultsModel
 from .settings import AppSettings
 from .views.banner import Banner
 from .views.errors_panel import ErrorsPanel
+from .views.filter_bar import FilterBar
 from .views.preview import PreviewPane
 from .views.results_view import THUMB, ResultsView
 from .views.search_bar import SearchBar
@@ -94,6 +95,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         layout.setSpacing(0)
         layout.addWidget(self.search_bar)
         layout.addWidget(self.banner)
+        self.filter_bar = FilterBar(self, kind=self.search_bar.kind)
+        self.filter_bar.install(self, layout)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
         self.status = AppStatusBar(self)
@@ -195,21 +198,22 @@ class MainWindow(WindowDialogs, QMainWindow):
             self.search_bar.set_timing(None, None)
             self._show_empty_page()
             return
-        self.controller.search(text=text, kind=kind, top=RESULTS_TOP, k=self.controller.config.k)
+        self.controller.search(text=text, kind=kind, top=RESULTS_TOP, k=self.controller.config.k,
+                               **self.filter_bar.request_fields())
 
     def more_like_this(self, result) -> None:
         self.search_bar.field.clear()
         self._query = f"like {Path(result.path).name}"
         self.status.showMessage(f"Showing results like {Path(result.path).name}", 5000)
         self.controller.search(like_segment=result.segment_id, top=RESULTS_TOP, k=self.controller.config.k,
-                               kind=self.search_bar.kind_filter)
+                               kind=self.search_bar.kind_filter, **self.filter_bar.request_fields())
 
     def search_image(self, path: str) -> None:
         self.search_bar.field.clear()
         self._query = f"like {Path(path).name}"
         self.status.showMessage(f"Showing results like {path}", 5000)
         self.controller.search(image=path, top=RESULTS_TOP, k=self.controller.config.k,
-                               kind=self.search_bar.kind_filter)
+                               kind=self.search_bar.kind_filter, **self.filter_bar.request_fields())
 
     def _on_stage1(self, stage) -> None:
         self._user_picked = False

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QFormLayout, QGridLayout, QLabel, QPushButton, QS
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from ..desktop import multimedia_problem
-from ..format import clock, file_size, moment_label, score, timestamp
+from ..format import captured, clock, file_size, moment_label, score, timestamp
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
 
@@ -163,7 +163,7 @@ class PreviewPane(QWidget):
             "moment": moment_label(result.t_start, result.t_end) if result.kind == "video" else "",
             "path": result.path,
             "size": file_size(getattr(info, "size", None)),
-            "taken": (getattr(info, "taken", None) or "").replace("T", " "),
+            "taken": captured(info),
             "modified": timestamp(getattr(info, "mtime", None)),
             "dimensions": (f"{info.width} × {info.height}" if getattr(info, "width", None) else ""),
             "duration": clock(info.duration) if getattr(info, "duration", None) else "",
