@@ -188,7 +188,7 @@ class SearchEngine:
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts)
 
-    def _top(self, vector: np.ndarray, n: int, kind: str | None, allowed: set[int] | None
+    def _top(self, vector: np.ndarray, n: int, kind: str | None, allowed: np.ndarray | None
              ) -> tuple[np.ndarray, np.ndarray]:
         """Top-n segment ids and scores: the library's ANN (exact below a few thousand vectors), and an
         exact search over the stored vectors if the index itself fails."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..library import Library
 from .types import SearchRequest, SearchResult
 
@@ -16,7 +18,7 @@ def normalise_folder(folder: str) -> str:
     return str(Path(folder).expanduser().resolve())
 
 
-def allowed_ids(library: Library, request: SearchRequest) -> set[int] | None:
+def allowed_ids(library: Library, request: SearchRequest) -> np.ndarray | None:
     """Segment ids that pass the folder and date filters, or None when there are none to apply.
 
     Selected in SQL (the media type too, when another filter is set); alone, the media type is
@@ -26,7 +28,7 @@ def allowed_ids(library: Library, request: SearchRequest) -> set[int] | None:
         return None
     folder = normalise_folder(request.folder) if request.folder else None
     ids = library.filtered_segment_ids(request.kind, folder, request.date_from, request.date_to)
-    return set(ids.tolist())
+    return np.sort(ids)  # a sorted array: the ANN index filters with it without building a set
 
 
 def sort_results(results: list[SearchResult], request: SearchRequest) -> list[SearchResult]:
