@@ -170,8 +170,11 @@ class ResultsView(QListView):
         return QRect(cell.left(), cell.top() + top, self._cell_width, CELL.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        # Spread the columns over the whole width instead of leaving a strip on the right.
-        width = self.viewport().width()
+        # Spread the columns over the whole width instead of leaving a strip on the right. The
+        # scroll bar's width is always set aside: cells sized for the width without it would no
+        # longer fit once it appears, and the last column would wrap.
+        # A few pixels of slack too: the layout wraps a row whose cells fill the width exactly.
+        width = self.width() - 2 * self.frameWidth() - self.verticalScrollBar().sizeHint().width() - 4
         self._columns = max(1, width // CELL.width())
         self._cell_width = max(CELL.width(), width // self._columns)
         super().resizeEvent(event)
