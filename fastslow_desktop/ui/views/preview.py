@@ -27,6 +27,15 @@ PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pan
 MAX_UPSCALE = 3.0  # small pictures are enlarged to fill the pane, up to this factor
 
 
+def match_text(result) -> str:
+    """'yes · 92 %' from the slow stage's judgement; '' before re-ranking."""
+    match = getattr(result, "match", None)
+    if match is None:
+        return ""
+    probability = getattr(result, "match_probability", None)
+    return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")
+
+
 class ImageLabel(QLabel):
     """Keeps the full preview and re-scales it to fit the label (small pictures enlarged up to 3×)."""
 
@@ -143,7 +152,8 @@ class PreviewPane(QWidget):
         meta.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key, label in (("moment", "Moment"), ("path", "Path"), ("size", "Size"), ("taken", "Taken"),
                            ("modified", "Modified"), ("dimensions", "Dimensions"), ("duration", "Duration"),
-                           ("final", "Final score"), ("fast", "Fast score"), ("slow", "Slow score")):
+                           ("match", "Match"), ("final", "Final score"), ("fast", "Fast score"),
+                           ("slow", "Slow score")):
             value = QLabel(self)
             value.setWordWrap(True)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -210,6 +220,7 @@ class PreviewPane(QWidget):
             "modified": timestamp(getattr(info, "mtime", None)),
             "dimensions": (f"{info.width} × {info.height}" if getattr(info, "width", None) else ""),
             "duration": clock(info.duration) if getattr(info, "duration", None) else "",
+            "match": match_text(result),
             "final": score(result.score),
             "fast": score(result.fast_score),
             "slow": score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)",
@@ -268,6 +279,9 @@ class PreviewPane(QWidget):
         if self._result is None or result is None or result.segment_id != self._result.segment_id:
             return
         self._result = result
+        self.fields["match"].setText(match_text(result))
+        self.fields["match"].setVisible(bool(match_text(result)))
+        self._meta.labelForField(self.fields["match"]).setVisible(bool(match_text(result)))
         self.fields["final"].setText(score(result.score))
         self.fields["fast"].setText(score(result.fast_score))
         self.fields["slow"].setText(score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)")
