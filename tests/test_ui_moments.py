@@ -226,3 +226,24 @@ def test_player_controls_show_the_time_and_follow_the_player(qtbot):
     qtbot.mouseClick(controls.play_pause, preview_module.Qt.MouseButton.LeftButton)
     controls.slider.sliderMoved.emit(30_000)  # the user drags the slider
     assert clicks == [True] and seeks == [30_000]
+
+
+def test_a_refined_moment_reaches_the_preview_as_it_reaches_the_badge(qtbot):
+    model = ResultsModel()
+    video = _result(11, 7, 0.30, kind="video", t=8.0)
+    model.set_results([video], stage=1, candidates=_candidates())
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.moments_source = model.moments_of
+    pane.show_result(video)
+    refined = replace(video, t_start=10.0, t_end=12.0, slow_score=-3.0, match="yes", match_probability=0.8)
+    model.reorder([refined], stage=2)
+    pane.update_scores(model.result(0))
+    assert pane.fields["moment"].text() == model.index(0, 0).data(ResultRoles.Moment) == "0:10–0:12"
+    assert pane.moment == (10.0, 12.0) and pane.fields["match"].text() == "yes · 80 %"
+
+    # A user who stepped to another moment stays there when stage 2 arrives.
+    pane.show_result(video)
+    pane.next_moment()
+    pane.update_scores(refined)
+    assert pane.moment == (0.0, 4.0) and pane.fields["moment"].text() == "0:00–0:04"

@@ -275,16 +275,20 @@ class PreviewPane(QWidget):
             self._play()
 
     def update_scores(self, result) -> None:
-        """Stage 2 arrived for the item already shown: new scores, same picture."""
+        """Stage 2 arrived for the item already shown: new scores and judgement, and the refined moment
+        (as the grid's badge now shows it) unless the user has stepped to another or is watching."""
         if self._result is None or result is None or result.segment_id != self._result.segment_id:
             return
-        self._result = result
-        self.fields["match"].setText(match_text(result))
-        self.fields["match"].setVisible(bool(match_text(result)))
-        self._meta.labelForField(self.fields["match"]).setVisible(bool(match_text(result)))
-        self.fields["final"].setText(score(result.score))
-        self.fields["fast"].setText(score(result.fast_score))
-        self.fields["slow"].setText(score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)")
+        old, self._result = self._result, result
+        self._fill_fields(result)
+        moved = (result.t_start, result.t_end) != (old.t_start, old.t_end)
+        on_old = self._moment == (old.t_start, old.t_end)
+        playing = self._player is not None and self.stack.currentWidget() is self._player
+        if result.kind == "video" and moved and on_old and not playing:
+            self._moments = self.moments_source(result) if self.moments_source else []
+            self._show_moment(result.t_start, result.t_end)
+        elif self._moment is not None:
+            self.fields["moment"].setText(moment_label(*self._moment))
 
     def _on_loaded(self, outcome: tuple[int, QImage]) -> None:
         token, image = outcome
