@@ -90,28 +90,13 @@ class PreviewPane(QWidget):
         self.image.setObjectName("previewImage")
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.image)
-        self.title = QLabel(self)
-        self.title.setObjectName("previewTitle")
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Shown under Play when videos cannot play inside the app, naming the package to install.
         self.play_note = QLabel(self)
         self.play_note.setObjectName("playNote")
         self.play_note.setWordWrap(True)
         self.play_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.play_note.setVisible(False)
-
-        details = QWidget(self)
-        details_layout = QVBoxLayout(details)
-        details_layout.setContentsMargins(0, 0, 0, 0)
-        details_layout.addWidget(self.title)
-        details_layout.addLayout(self._build_meta())
-        details_layout.addStretch(1)
-        self.scroll = QScrollArea(self)
-        self.scroll.setWidget(details)
-        self.scroll.setObjectName("previewDetails")
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll = self._build_details()
 
         self.placeholder = QLabel("Select a result to see it here.", self)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -131,6 +116,25 @@ class PreviewPane(QWidget):
         self._details = [self.stack, actions, self.scroll]
         self.show_result(None)
         self.setMinimumWidth(280)
+
+    def _build_details(self) -> QScrollArea:
+        """The title and the metadata rows, scrolled when the pane is short."""
+        self.title = QLabel(self)
+        self.title.setObjectName("previewTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        details = QWidget(self)
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 0)
+        details_layout.addWidget(self.title)
+        details_layout.addLayout(self._build_meta())
+        details_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setObjectName("previewDetails")
+        scroll.setWidget(details)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        return scroll
 
     def _build_moments(self) -> QWidget:
         self.moments_row = QWidget(self)
