@@ -160,9 +160,9 @@ def _indexed_window(qtbot, ui_settings, tmp_path, tiny_bundle, folder):
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
     with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
         window.add_folders([str(folder)])
-    with qtbot.waitSignal(window.controller.stage1, timeout=30_000):
+    with qtbot.waitSignal(window.controller.stage2, timeout=60_000):  # re-ranked: the grid is final
         window.run_query("a blue frame", "video")
-    qtbot.waitUntil(lambda: window.preview.result is not None)
+    qtbot.waitUntil(lambda: window.search_bar.refining.isHidden() and window.preview.result is not None)
     return window
 
 
