@@ -170,3 +170,22 @@ def test_search_field_keeps_its_width_when_timing_or_refining_appears(qtbot, sho
     qtbot.wait(10)
     assert bar.field.width() == before
     _assert_fits(bar)
+
+
+def test_the_in_app_player_and_its_controls_fit_the_preview(qtbot, ui_settings, indexed_library, tiny_bundle):
+    from fastslow_desktop.ui.desktop import multimedia_problem
+
+    problem = multimedia_problem()
+    if problem:
+        pytest.skip(f"QtMultimedia cannot play here: {problem}")
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    _settle(qtbot, window)
+    with qtbot.waitSignal(window.controller.stage2, timeout=30_000):
+        window.run_query(QUERY, "video")
+    qtbot.waitUntil(lambda: window.search_bar.refining.isHidden() and window.preview.result is not None)
+    window.preview.play_button.click()
+    controls = window.preview._player.controls
+    qtbot.waitUntil(lambda: controls.slider.maximum() > 0, timeout=10_000)
+    assert controls.isVisible() and controls.time.text().endswith("/ 0:09")
+    _actions_visible(window.preview)
+    _assert_fits(window)

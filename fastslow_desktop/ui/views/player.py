@@ -25,6 +25,7 @@ class PlayerControls(QWidget):
         self.play_pause.setToolTip("Play or pause")
         self.slider = QSlider(Qt.Orientation.Horizontal, self)
         self.slider.setObjectName("playerPosition")
+        self.slider.setRange(0, 0)  # until the player knows the duration
         self.time = QLabel(self)
         self.time.setObjectName("playerTime")
         # Room for the widest 'h:mm:ss / h:mm:ss', so the slider does not jump as the digits change.
