@@ -101,6 +101,8 @@ def test_moments_of_a_video_are_its_shortlisted_segments_in_time_order_with_the_
     assert [(m.segment_id, m.t_start, m.t_end, m.matching) for m in moments] == [
         (9, 0.0, 4.0, True), (10, 4.0, 8.0, False), (11, 8.0, 12.0, True)]
     assert moments_of(2, _candidates()) == [], "a photo has no moments"
+    # The segment the search chose for the video (stage 2 may choose by the slow score) is lit too.
+    assert [m.matching for m in moments_of(7, _candidates(), chosen=10)] == [True, True, True]
     assert next_moment(moments, 0.0).segment_id == 11
     assert next_moment(moments, 8.0).segment_id == 9, "after the last matching moment, back to the first"
     assert next_moment([Moment(1, 0.0, 1.0, 0.1, False)], 0.0) is None

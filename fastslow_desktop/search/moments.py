@@ -54,11 +54,13 @@ class Moment:
     matching: bool
 
 
-def moments_of(media_id: int, candidates: Iterable[Any], margin: float = MOMENT_MARGIN) -> list[Moment]:
+def moments_of(media_id: int, candidates: Iterable[Any], margin: float = MOMENT_MARGIN,
+               chosen: int | None = None) -> list[Moment]:
     """Every segment of one video in the query's fast shortlist, in time order, the matching ones marked.
 
     `candidates` are search.types.Candidate (segment_id, fast_score, info); segments outside the
-    shortlist scored too low to be worth showing, and photos have no moments.
+    shortlist scored too low to be worth showing, and photos have no moments. The `chosen` segment
+    (the one the search shows for this video, which stage 2 may pick by the slow score) always matches.
     """
     own = [c for c in candidates if c.info.media_id == media_id and c.info.t_start is not None]
     if not own:
@@ -66,7 +68,7 @@ def moments_of(media_id: int, candidates: Iterable[Any], margin: float = MOMENT_
     best = max(c.fast_score for c in own)
     moments = [Moment(c.segment_id, float(c.info.t_start),
                       float(c.info.t_end if c.info.t_end is not None else c.info.t_start),
-                      float(c.fast_score), c.fast_score >= best - margin) for c in own]
+                      float(c.fast_score), c.fast_score >= best - margin or c.segment_id == chosen) for c in own]
     return sorted(moments, key=lambda m: (m.t_start, m.segment_id))
 
 

@@ -100,7 +100,7 @@ class ResultsModel(QAbstractListModel):
         """All moments of this result's video in the current query's shortlist ([] for photos)."""
         if result is None or result.kind != "video":
             return []
-        return moments_of(result.media_id, self._candidates)
+        return moments_of(result.media_id, self._candidates, chosen=result.segment_id)
 
     def set_results(self, results: list, stage: int = 1, candidates: list | None = None) -> None:
         """A new result set: a reset (views drop selection and scroll state)."""

@@ -248,7 +248,8 @@ class PreviewPane(QWidget):
         self.strip.set_moments(self._moments, getattr(result.info, "duration", None), self._moment)
         # Only worth a button when there is somewhere else to go.
         self.next_button.setEnabled(len(matching) > 1 or (len(matching) == 1 and not self._at(matching[0])))
-        self.next_button.setText(f"Next moment ({len(matching)})" if matching else "Next moment")
+        self.next_button.setToolTip(f"{len(matching)} moment{'s' if len(matching) != 1 else ''} of this video "
+                                    "match the query: go to the next one")
         self._loader.submit(load_preview, self._token, result.path, result.kind, t_start, t_end,
                             PREVIEW_SIZE, on_result=self._on_loaded)
 
