@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QFormLayout, QGridLayout, QHBoxLayout, QLabel, QP
 from ...search.moments import Moment, next_moment
 from ..desktop import multimedia_problem
 from ..format import clock, file_size, moment_label, score, timestamp
-from .moment_strip import MomentStrip
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
+from .moment_strip import MomentStrip
 
 PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pane
 
