@@ -249,3 +249,23 @@ def test_a_refined_moment_reaches_the_preview_as_it_reaches_the_badge(qtbot):
     pane.next_moment()
     pane.update_scores(refined)
     assert pane.moment == (0.0, 4.0) and pane.fields["moment"].text() == "0:00–0:04"
+
+
+def test_stage_two_choosing_another_moment_keeps_the_video_selected_and_moves_badge_and_preview(qtbot):
+    view = _grid(qtbot, [_result(20, 2, 0.4), _result(11, 7, 0.3, kind="video", t=8.0)], stage=1)
+    model = view.model()
+    model.set_results(model.results(), stage=1, candidates=_candidates())
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    view.setCurrentIndex(model.index(1, 0))
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.moments_source = model.moments_of
+    pane.show_result(model.result(1))
+    # Stage 2 prefers the video's first segment, and puts the video first.
+    model.reorder([_result(9, 7, 0.9, "yes", kind="video", t=0.0), _result(20, 2, 0.4, "no")], stage=2)
+    assert not resets, "a layout change, not a reset: the selection and scroll position survive"
+    assert view.currentIndex().row() == 0 and view.currentIndex().data(ResultRoles.SegmentId) == 9
+    pane.update_scores(model.result(model.row_of_media(7)))
+    assert model.index(0, 0).data(ResultRoles.Moment) == pane.fields["moment"].text() == "0:00–0:04"
+    assert pane.strip.current == (0.0, 4.0)

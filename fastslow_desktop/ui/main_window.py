@@ -228,7 +228,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.search_bar.set_timing(stage.fast_ms, stage.slow_ms)
         current = self.preview.result
         if current is not None:
-            row = self.results_model.row_of(current.segment_id)
+            row = self.results_model.row_of_media(current.media_id)  # stage 2 may move a video's moment
             if row is not None:
                 self.preview.update_scores(self.results_model.result(row))
         if not self._user_picked and self.results_model.rowCount():

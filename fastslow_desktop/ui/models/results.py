@@ -116,21 +116,31 @@ class ResultsModel(QAbstractListModel):
         self.endResetModel()
 
     def reorder(self, results: list, stage: int = 2, candidates: list | None = None) -> None:
-        """The same items in a new order (stage 2): a layout change, so selection follows its item."""
+        """The same files in a new order (stage 2): a layout change, so selection follows its file.
+
+        A file is the item here, not a segment: stage 2 may pick another moment of a video, and
+        that video keeps its place in the selection (its badge shows the new moment).
+        """
         if candidates is not None:
             self._candidates = list(candidates)
-        if sorted(r.segment_id for r in results) != sorted(self._row_of):
+        media = [r.media_id for r in results]
+        if len(set(media)) != len(media) or sorted(media) != sorted(r.media_id for r in self._results):
             self.set_results(results, stage, candidates)
             return
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
-        old_ids = [self._results[i.row()].segment_id for i in old]
+        old_media = [self._results[i.row()].media_id for i in old]
         self._results = matches_first(list(results))
         self._divider = divider_of(self._results)
         self._row_of = {r.segment_id: i for i, r in enumerate(self._results)}
         self._stage = stage
-        self.changePersistentIndexList(old, [self.index(self._row_of[sid], 0) for sid in old_ids])
+        row_of_media = {r.media_id: i for i, r in enumerate(self._results)}
+        self.changePersistentIndexList(old, [self.index(row_of_media[m], 0) for m in old_media])
         self.layoutChanged.emit()
+
+    def row_of_media(self, media_id: int) -> int | None:
+        """The row of this photo or video (whichever of its moments is shown)."""
+        return next((i for i, r in enumerate(self._results) if r.media_id == media_id), None)
 
     # -- QAbstractListModel ---------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:

@@ -282,7 +282,7 @@ class PreviewPane(QWidget):
     def update_scores(self, result) -> None:
         """Stage 2 arrived for the item already shown: new scores and judgement, and the refined moment
         (as the grid's badge now shows it) unless the user has stepped to another or is watching."""
-        if self._result is None or result is None or result.segment_id != self._result.segment_id:
+        if self._result is None or result is None or result.media_id != self._result.media_id:
             return
         old, self._result = self._result, result
         self._fill_fields(result)
