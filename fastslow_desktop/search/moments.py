@@ -1,8 +1,11 @@
-"""Video moments: how many frames a segment is judged by, and narrowing a long segment to its best frame."""
+"""Video moments: frames per segment, narrowing a long segment to its best frame, and a video's other moments."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from ..media import FRAMES_PER_SEGMENT  # the slow model attends over as many frames as indexing embeds
 
@@ -32,3 +35,47 @@ def narrow(t_start: float, t_end: float, n_frames: int, best: int) -> tuple[floa
     """
     span = (t_end - t_start) / n_frames
     return t_start + span * best, t_start + span * (best + 1)
+
+
+# A segment of the same video counts as another matching moment when its fast score is within this
+# margin of the video's best (cosine units: the spread between a right and a near-miss caption is
+# larger than this for the shipped models, so near-duplicates of the best moment qualify, not noise).
+MOMENT_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One segment of a video for the current query: its times, its fast score, whether it matches."""
+
+    segment_id: int
+    t_start: float
+    t_end: float
+    score: float
+    matching: bool
+
+
+def moments_of(media_id: int, candidates: Iterable[Any], margin: float = MOMENT_MARGIN,
+               chosen: int | None = None) -> list[Moment]:
+    """Every segment of one video in the query's fast shortlist, in time order, the matching ones marked.
+
+    `candidates` are search.types.Candidate (segment_id, fast_score, info); segments outside the
+    shortlist scored too low to be worth showing, and photos have no moments. The `chosen` segment
+    (the one the search shows for this video, which stage 2 may pick by the slow score) always matches.
+    """
+    own = [c for c in candidates if c.info.media_id == media_id and c.info.t_start is not None]
+    if not own:
+        return []
+    best = max(c.fast_score for c in own)
+    moments = [Moment(c.segment_id, float(c.info.t_start),
+                      float(c.info.t_end if c.info.t_end is not None else c.info.t_start),
+                      float(c.fast_score), c.fast_score >= best - margin or c.segment_id == chosen) for c in own]
+    return sorted(moments, key=lambda m: (m.t_start, m.segment_id))
+
+
+def next_moment(moments: list[Moment], t_now: float) -> Moment | None:
+    """The first matching moment that starts after `t_now`, wrapping round to the first one."""
+    matching = [m for m in moments if m.matching]
+    if not matching:
+        return None
+    later = [m for m in matching if m.t_start > t_now + 1e-6]
+    return later[0] if later else matching[0]

@@ -80,6 +80,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.pages.addWidget(self.results_view)
         self.sidebar = FoldersSidebar(self)
         self.preview = PreviewPane(self)
+        self.preview.moments_source = self.results_model.moments_of  # a video's other matching moments
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(self.pages)
@@ -87,7 +88,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([240, 720, 340])
+        self.splitter.setSizes([270, 690, 340])  # the sidebar's three buttons need 270 px
         self.splitter.setChildrenCollapsible(False)
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -217,7 +218,7 @@ class MainWindow(WindowDialogs, QMainWindow):
 
     def _on_stage1(self, stage) -> None:
         self._user_picked = False
-        self.results_model.set_results(stage.results, stage=1)
+        self.results_model.set_results(stage.results, stage=1, candidates=stage.candidates)
         self.search_bar.set_timing(stage.fast_ms, None)
         if stage.results:
             self.pages.setCurrentWidget(self.results_view)
@@ -227,11 +228,11 @@ class MainWindow(WindowDialogs, QMainWindow):
             self.pages.setCurrentWidget(self.welcome)
 
     def _on_stage2(self, stage) -> None:
-        self.results_model.reorder(stage.results, stage=stage.stage)
+        self.results_model.reorder(stage.results, stage=stage.stage, candidates=stage.candidates)
         self.search_bar.set_timing(stage.fast_ms, stage.slow_ms)
         current = self.preview.result
         if current is not None:
-            row = self.results_model.row_of(current.segment_id)
+            row = self.results_model.row_of_media(current.media_id)  # stage 2 may move a video's moment
             if row is not None:
                 self.preview.update_scores(self.results_model.result(row))
         if not self._user_picked and self.results_model.rowCount():

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QImage, QPixmap
 
+from ...search.moments import Moment, moments_of
 from ..format import moment_label
 from ..workers.thumbnails import ThumbnailLoader
 
@@ -28,10 +29,28 @@ class ResultRoles:
     TimeEnd = _USER + 9
     Rank = _USER + 10  # 1-based position in the current order
     ThumbnailState = _USER + 11  # "loaded" | "loading" | "missing"
+    Match = _USER + 12  # "yes" | "maybe" | "no"; None before re-ranking
+    MatchProbability = _USER + 13
+    Moment = _USER + 14  # "0:02–0:06" for videos (the badge and the preview say the same), "" for photos
 
     NAMES = {Result: b"result", SegmentId: b"segmentId", Path: b"path", Kind: b"kind", Score: b"score",
              FastScore: b"fastScore", SlowScore: b"slowScore", TimeStart: b"timeStart", TimeEnd: b"timeEnd",
-             Rank: b"rank", ThumbnailState: b"thumbnailState"}
+             Rank: b"rank", ThumbnailState: b"thumbnailState", Match: b"match",
+             MatchProbability: b"matchProbability", Moment: b"moment"}
+
+
+def matches_first(results: list) -> list:
+    """Results judged a match ahead of the rest, each part in its own order, so one divider splits them."""
+    return [r for r in results if r.match == "yes"] + [r for r in results if r.match != "yes"]
+
+
+def divider_of(results: list) -> tuple[str | None, int]:
+    """Where the grid's divider goes: ("matches", n) after n matches, ("none", 0) when the slow stage
+    judged the results and none matches, (None, 0) before any judgement."""
+    if not any(r.match is not None for r in results):
+        return None, 0
+    n = sum(1 for r in results if r.match == "yes")
+    return ("matches", n) if n else ("none", 0)
 
 
 _MISSING = None  # cached for files whose thumbnail cannot be read, so they are not retried on every paint
@@ -47,6 +66,8 @@ class ResultsModel(QAbstractListModel):
         self._results: list = []
         self._row_of: dict[int, int] = {}
         self._stage = 0
+        self._divider: tuple[str | None, int] = (None, 0)  # cached: the grid's layout asks per item
+        self._candidates: list = []  # the query's fast shortlist: every scored segment (video moments)
         self._loader = thumbnails
         self._pixmaps: OrderedDict[int, QPixmap | None] = OrderedDict()
         self._pending: set[int] = set()
@@ -71,10 +92,22 @@ class ResultsModel(QAbstractListModel):
     def row_of(self, segment_id: int) -> int | None:
         return self._row_of.get(segment_id)
 
-    def set_results(self, results: list, stage: int = 1) -> None:
+    def divider(self) -> tuple[str | None, int]:
+        """("matches", n): a divider after the first n rows; ("none", 0): nothing matches; (None, 0)."""
+        return self._divider
+
+    def moments_of(self, result) -> list[Moment]:
+        """All moments of this result's video in the current query's shortlist ([] for photos)."""
+        if result is None or result.kind != "video":
+            return []
+        return moments_of(result.media_id, self._candidates, chosen=result.segment_id)
+
+    def set_results(self, results: list, stage: int = 1, candidates: list | None = None) -> None:
         """A new result set: a reset (views drop selection and scroll state)."""
         self.beginResetModel()
-        self._results = list(results)
+        self._results = matches_first(list(results))
+        self._divider = divider_of(self._results)
+        self._candidates = list(candidates or [])
         self._row_of = {r.segment_id: i for i, r in enumerate(self._results)}
         self._stage = stage if self._results else 0
         if self._loader is not None:
@@ -82,19 +115,32 @@ class ResultsModel(QAbstractListModel):
         self._pending.clear()
         self.endResetModel()
 
-    def reorder(self, results: list, stage: int = 2) -> None:
-        """The same items in a new order (stage 2): a layout change, so selection follows its item."""
-        if sorted(r.segment_id for r in results) != sorted(self._row_of):
-            self.set_results(results, stage)
+    def reorder(self, results: list, stage: int = 2, candidates: list | None = None) -> None:
+        """The same files in a new order (stage 2): a layout change, so selection follows its file.
+
+        A file is the item here, not a segment: stage 2 may pick another moment of a video, and
+        that video keeps its place in the selection (its badge shows the new moment).
+        """
+        if candidates is not None:
+            self._candidates = list(candidates)
+        media = [r.media_id for r in results]
+        if len(set(media)) != len(media) or sorted(media) != sorted(r.media_id for r in self._results):
+            self.set_results(results, stage, candidates)
             return
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
-        old_ids = [self._results[i.row()].segment_id for i in old]
-        self._results = list(results)
+        old_media = [self._results[i.row()].media_id for i in old]
+        self._results = matches_first(list(results))
+        self._divider = divider_of(self._results)
         self._row_of = {r.segment_id: i for i, r in enumerate(self._results)}
         self._stage = stage
-        self.changePersistentIndexList(old, [self.index(self._row_of[sid], 0) for sid in old_ids])
+        row_of_media = {r.media_id: i for i, r in enumerate(self._results)}
+        self.changePersistentIndexList(old, [self.index(row_of_media[m], 0) for m in old_media])
         self.layoutChanged.emit()
+
+    def row_of_media(self, media_id: int) -> int | None:
+        """The row of this photo or video (whichever of its moments is shown)."""
+        return next((i for i, r in enumerate(self._results) if r.media_id == media_id), None)
 
     # -- QAbstractListModel ---------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
@@ -139,6 +185,12 @@ class ResultsModel(QAbstractListModel):
             return r.t_start
         if role == ResultRoles.TimeEnd:
             return r.t_end
+        if role == ResultRoles.Match:
+            return r.match
+        if role == ResultRoles.MatchProbability:
+            return r.match_probability
+        if role == ResultRoles.Moment:
+            return moment_label(r.t_start, r.t_end) if r.kind == "video" else ""
         if role == ResultRoles.Rank:
             return index.row() + 1
         if role == ResultRoles.ThumbnailState:

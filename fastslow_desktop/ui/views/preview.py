@@ -1,23 +1,39 @@
-"""The preview pane: the large image or the video frame at the moment, metadata, scores and actions."""
+"""The preview pane: the large image or the video frame at the moment, its moments, actions, metadata.
+
+The actions sit under the picture, outside the scrolled details, so they are visible at any window size.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
-from PySide6.QtWidgets import (QFormLayout, QGridLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
 
+from ...search.moments import Moment, next_moment
 from ..desktop import multimedia_problem
 from ..format import captured, clock, file_size, moment_label, score, timestamp
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
+from .moment_strip import MomentStrip
 
 PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pane
 
 
 MAX_UPSCALE = 3.0  # small pictures are enlarged to fill the pane, up to this factor
+
+
+def match_text(result) -> str:
+    """'yes · 92 %' from the slow stage's judgement; '' before re-ranking."""
+    match = getattr(result, "match", None)
+    if match is None:
+        return ""
+    probability = getattr(result, "match_probability", None)
+    return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")
 
 
 class ImageLabel(QLabel):
@@ -63,6 +79,10 @@ class PreviewPane(QWidget):
         self._loader = JobRunner("preview", 1, self)
         self._token = 0
         self._result = None
+        self._moment: tuple[float, float] | None = None  # the moment shown (Next moment steps it)
+        self._moments: list[Moment] = []
+        # Set by the window: the current query's moments of a video (ResultsModel.moments_of).
+        self.moments_source: Callable[[object], list[Moment]] | None = None
         self._player = None
         self._cannot_play: str | None = None  # why the in-app player cannot run ("" when it can)
 
@@ -70,41 +90,65 @@ class PreviewPane(QWidget):
         self.image.setObjectName("previewImage")
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.image)
-        self.title = QLabel(self)
-        self.title.setObjectName("previewTitle")
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # Shown under Play when videos cannot play inside the app, naming the package to install.
         self.play_note = QLabel(self)
         self.play_note.setObjectName("playNote")
         self.play_note.setWordWrap(True)
         self.play_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.play_note.setVisible(False)
+        self.scroll = self._build_details()
 
+        self.placeholder = QLabel("Select a result to see it here.", self)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("hint")
+        self.placeholder.setWordWrap(True)
+        actions = QWidget(self)
+        actions.setLayout(self._build_actions())
+        actions.layout().setContentsMargins(0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.stack, 3)
+        layout.addWidget(self._build_moments())
+        layout.addWidget(actions)
+        layout.addWidget(self.play_note)
+        layout.addWidget(self.scroll, 2)
+        layout.addWidget(self.placeholder)
+        self._details = [self.stack, actions, self.scroll]
+        self.show_result(None)
+        self.setMinimumWidth(280)
+
+    def _build_details(self) -> QScrollArea:
+        """The title and the metadata rows, scrolled when the pane is short."""
+        self.title = QLabel(self)
+        self.title.setObjectName("previewTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         details = QWidget(self)
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(0, 0, 0, 0)
         details_layout.addWidget(self.title)
         details_layout.addLayout(self._build_meta())
-        details_layout.addLayout(self._build_actions())
-        details_layout.addWidget(self.play_note)
         details_layout.addStretch(1)
         scroll = QScrollArea(self)
+        scroll.setObjectName("previewDetails")
         scroll.setWidget(details)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        return scroll
 
-        self.placeholder = QLabel("Select a result to see it here.", self)
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setObjectName("hint")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(self.stack, 3)
-        layout.addWidget(scroll, 2)
-        layout.addWidget(self.placeholder)
-        self._details = [self.stack, scroll]
-        self.show_result(None)
-        self.setMinimumWidth(280)
+    def _build_moments(self) -> QWidget:
+        self.moments_row = QWidget(self)
+        self.strip = MomentStrip(self.moments_row)
+        self.strip.moment_clicked.connect(self.go_to_moment)
+        self.next_button = QPushButton("Next moment", self.moments_row)
+        self.next_button.setToolTip("The next moment in this video that matches the query")
+        self.next_button.clicked.connect(self.next_moment)
+        row = QHBoxLayout(self.moments_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.strip, 1)
+        row.addWidget(self.next_button)
+        self.moments_row.setVisible(False)
+        return self.moments_row
 
     def _build_meta(self) -> QFormLayout:
         self.fields: dict[str, QLabel] = {}
@@ -112,7 +156,8 @@ class PreviewPane(QWidget):
         meta.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key, label in (("moment", "Moment"), ("path", "Path"), ("size", "Size"), ("taken", "Taken"),
                            ("modified", "Modified"), ("dimensions", "Dimensions"), ("duration", "Duration"),
-                           ("final", "Final score"), ("fast", "Fast score"), ("slow", "Slow score")):
+                           ("match", "Match"), ("final", "Final score"), ("fast", "Fast score"),
+                           ("slow", "Slow score")):
             value = QLabel(self)
             value.setWordWrap(True)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -148,17 +193,29 @@ class PreviewPane(QWidget):
     def show_result(self, result) -> None:
         """Fill in metadata and scores now; the picture follows from a worker."""
         self._result = result
-        self._token += 1
         self._stop_player()
         self.play_note.setVisible(False)
         for widget in self._details:
             widget.setVisible(result is not None)
         self.placeholder.setVisible(result is None)
+        self._moments = self.moments_source(result) if result is not None and self.moments_source else []
         if result is None:
+            self._token += 1
+            self._moment = None
+            self.moments_row.setVisible(False)
             self.image.set_image(QPixmap())
             return
-        info = result.info
         self.title.setText(f"<b>{Path(result.path).name}</b>")
+        self._fill_fields(result)
+        self.play_button.setVisible(result.kind == "video")
+        self.stack.setCurrentWidget(self.image)
+        if result.thumb is not None:
+            # The small thumbnail at once, the full picture when the worker has it.
+            self.image.set_image(QPixmap(str(result.thumb)))
+        self._show_moment(result.t_start, result.t_end)
+
+    def _fill_fields(self, result) -> None:
+        info = result.info
         values = {
             "moment": moment_label(result.t_start, result.t_end) if result.kind == "video" else "",
             "path": result.path,
@@ -167,6 +224,7 @@ class PreviewPane(QWidget):
             "modified": timestamp(getattr(info, "mtime", None)),
             "dimensions": (f"{info.width} × {info.height}" if getattr(info, "width", None) else ""),
             "duration": clock(info.duration) if getattr(info, "duration", None) else "",
+            "match": match_text(result),
             "final": score(result.score),
             "fast": score(result.fast_score),
             "slow": score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)",
@@ -177,22 +235,65 @@ class PreviewPane(QWidget):
             label = self._meta.labelForField(self.fields[key])
             if label is not None:
                 label.setVisible(bool(value))
-        self.play_button.setVisible(result.kind == "video")
-        self.stack.setCurrentWidget(self.image)
-        if result.thumb is not None:
-            # The small thumbnail at once, the full picture when the worker has it.
-            self.image.set_image(QPixmap(str(result.thumb)))
-        self._loader.submit(load_preview, self._token, result.path, result.kind, result.t_start, result.t_end,
+
+    def _show_moment(self, t_start: float | None, t_end: float | None) -> None:
+        """Point the pane at a moment of the shown result: its times, the strip, the frame there."""
+        result = self._result
+        self._token += 1
+        self._moment = None if t_start is None else (t_start, t_end if t_end is not None else t_start)
+        if result.kind == "video":
+            self.fields["moment"].setText(moment_label(t_start, t_end))
+        matching = [m for m in self._moments if m.matching]
+        self.moments_row.setVisible(result.kind == "video" and bool(self._moments))
+        self.strip.set_moments(self._moments, getattr(result.info, "duration", None), self._moment)
+        # Only worth a button when there is somewhere else to go.
+        self.next_button.setEnabled(len(matching) > 1 or (len(matching) == 1 and not self._at(matching[0])))
+        self.next_button.setToolTip(f"{len(matching)} moment{'s' if len(matching) != 1 else ''} of this video "
+                                    "match the query: go to the next one")
+        self._loader.submit(load_preview, self._token, result.path, result.kind, t_start, t_end,
                             PREVIEW_SIZE, on_result=self._on_loaded)
 
-    def update_scores(self, result) -> None:
-        """Stage 2 arrived for the item already shown: new scores, same picture."""
-        if self._result is None or result is None or result.segment_id != self._result.segment_id:
+    def _at(self, moment: Moment) -> bool:
+        """Whether the moment shown lies in this one (a narrowed moment lies inside its segment)."""
+        return self._moment is not None and moment.t_start <= self._moment[0] <= moment.t_end
+
+    @property
+    def moment(self) -> tuple[float, float] | None:
+        """The moment shown, (t_start, t_end) in seconds; None for photos."""
+        return self._moment
+
+    def next_moment(self) -> None:
+        """Step to the next matching moment of the same video (after the last, back to the first)."""
+        if self._result is None or self._moment is None:
             return
-        self._result = result
-        self.fields["final"].setText(score(result.score))
-        self.fields["fast"].setText(score(result.fast_score))
-        self.fields["slow"].setText(score(result.slow_score) if result.slow_score is not None else "— (not re-ranked)")
+        target = next_moment(self._moments, self._moment[0])
+        if target is not None:
+            self.go_to_moment(target)
+
+    def go_to_moment(self, moment: Moment) -> None:
+        """Show this moment; if the video is playing here, play on from it."""
+        if self._result is None or self._result.kind != "video":
+            return
+        playing = self._player is not None and self.stack.currentWidget() is self._player
+        self._show_moment(moment.t_start, moment.t_end)
+        if playing:
+            self._play()
+
+    def update_scores(self, result) -> None:
+        """Stage 2 arrived for the item already shown: new scores and judgement, and the refined moment
+        (as the grid's badge now shows it) unless the user has stepped to another or is watching."""
+        if self._result is None or result is None or result.media_id != self._result.media_id:
+            return
+        old, self._result = self._result, result
+        self._fill_fields(result)
+        moved = (result.t_start, result.t_end) != (old.t_start, old.t_end)
+        on_old = self._moment == (old.t_start, old.t_end)
+        playing = self._player is not None and self.stack.currentWidget() is self._player
+        if result.kind == "video" and moved and on_old and not playing:
+            self._moments = self.moments_source(result) if self.moments_source else []
+            self._show_moment(result.t_start, result.t_end)
+        elif self._moment is not None:
+            self.fields["moment"].setText(moment_label(*self._moment))
 
     def _on_loaded(self, outcome: tuple[int, QImage]) -> None:
         token, image = outcome
@@ -203,6 +304,8 @@ class PreviewPane(QWidget):
         result = self._result
         if result is None:
             return
+        if self._moment is not None:  # the moment shown, which Next moment may have changed
+            result = replace(result, t_start=self._moment[0], t_end=self._moment[1])
         if self._cannot_play is None:
             self._cannot_play = multimedia_problem() or ""
         if self._cannot_play:

@@ -1,4 +1,9 @@
-"""The results grid: a QListView in icon mode painting each result with one delegate (no per-item widgets)."""
+"""The results grid: a QListView in icon mode painting each result with one delegate (no per-item widgets).
+
+After re-ranking the grid has sections: the matches, then the results that are only similar. A
+section's first row is taller by a band the view paints its heading into, and the last match fills the
+rest of its row, so the first non-match starts a new row under the heading.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,42 @@ from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from ..format import clock
 from ..models.results import ResultRoles
 
 THUMB = 144  # thumbnail box, pixels
 CELL = QSize(THUMB + 20, THUMB + 42)
+BAND = 30  # height of a section heading above a section's first row
+NOTHING_MATCHES = "No photo shows exactly that — closest results below"
+MATCHES = "Matches"
+SIMILAR = "Similar, not exact"
+
+
+def section_heads(divider: tuple[str | None, int], count: int) -> list[tuple[int, str]]:
+    """(first row, heading) of each section of the grid; [] when the results are not judged."""
+    state, n = divider
+    if state == "none":
+        return [(0, NOTHING_MATCHES)] if count else []
+    if state == "matches":
+        return [(0, MATCHES)] + ([(n, SIMILAR)] if n < count else [])
+    return []
 
 
 class ResultDelegate(QStyledItemDelegate):
     """A card: the thumbnail (or a placeholder), a moment badge for videos, the file name."""
 
+    def __init__(self, view: ResultsView):
+        super().__init__(view)
+        self._view = view
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return CELL
+        return self._view.cell_size(index.row())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         palette: QPalette = option.palette
-        cell = option.rect.adjusted(4, 4, -4, -4)
+        card = self._view.card_rect(option.rect, index.row())
+        cell = card.adjusted(4, 4, -4, -4)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         if selected or hovered:
@@ -52,7 +75,8 @@ class ResultDelegate(QStyledItemDelegate):
             painter.fillPath(path, placeholder)
 
         if index.data(ResultRoles.Kind) == "video":
-            self._badge(painter, box, "▶ " + clock(index.data(ResultRoles.TimeStart) or 0.0))
+            # The same words as the preview's Moment field, so both name the same moment.
+            self._badge(painter, box, "▶ " + (index.data(ResultRoles.Moment) or "0:00"))
 
         text_rect = QRect(cell.left() + 6, box.bottom() + 6, cell.width() - 12, cell.bottom() - box.bottom() - 6)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
@@ -91,10 +115,14 @@ class ResultsView(QListView):
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
-        self.setUniformItemSizes(True)  # constant-time layout: smooth with 10 000 results
+        # Section headings make some rows taller, so item sizes differ; the window shows at most a
+        # few hundred results and the layout is batched, so this stays smooth.
+        self.setUniformItemSizes(False)
         self.setLayoutMode(QListView.LayoutMode.Batched)
         self.setBatchSize(400)
-        self.setGridSize(CELL)
+        self._cell_width = CELL.width()
+        self._columns = 1
+        self._heads: dict[int, str] = {}  # first row of each section → its heading
         self.setSpacing(0)
         self.setWrapping(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -105,13 +133,73 @@ class ResultsView(QListView):
         self.setFrameShape(QListView.Shape.NoFrame)
         self.activated.connect(self.open_requested)
 
+    def setModel(self, model) -> None:
+        super().setModel(model)
+        for signal in (model.modelReset, model.layoutChanged, model.rowsInserted, model.rowsRemoved):
+            signal.connect(self._update_sections)
+        self._update_sections()
+
+    def _update_sections(self, *_args) -> None:
+        model = self.model()
+        divider = model.divider() if hasattr(model, "divider") else (None, 0)
+        self._heads = dict(section_heads(divider, model.rowCount()))
+        self.scheduleDelayedItemsLayout()
+        self.viewport().update()
+
+    def headings(self) -> list[str]:
+        """The section headings now shown, top to bottom (for tests and accessibility)."""
+        return [self._heads[row] for row in sorted(self._heads)]
+
+    def _section_start(self, row: int) -> int:
+        return max((start for start in self._heads if start <= row), default=0)
+
+    def cell_size(self, row: int) -> QSize:
+        """A card's cell: one column wide (the last of a section fills its row), taller in a first row."""
+        if not self._heads:
+            return QSize(self._cell_width, CELL.height())
+        start = self._section_start(row)
+        height = CELL.height() + (BAND if row - start < self._columns else 0)
+        width = self._cell_width
+        if row + 1 in self._heads:  # the last card before the next section fills its row
+            width *= self._columns - (row - start) % self._columns
+        return QSize(width, height)
+
+    def card_rect(self, cell: QRect, row: int) -> QRect:
+        """The part of a cell the card is painted in (below a heading band, one column wide)."""
+        top = BAND if self._heads and row - self._section_start(row) < self._columns else 0
+        return QRect(cell.left(), cell.top() + top, self._cell_width, CELL.height())
+
     def resizeEvent(self, event: QResizeEvent) -> None:
-        # Spread the columns over the whole width instead of leaving a strip on the right.
-        columns = max(1, self.viewport().width() // CELL.width())
-        grid = QSize(self.viewport().width() // columns, CELL.height())
-        if grid != self.gridSize():
-            self.setGridSize(grid)
+        # Spread the columns over the whole width instead of leaving a strip on the right. The
+        # scroll bar's width is always set aside: cells sized for the width without it would no
+        # longer fit once it appears, and the last column would wrap.
+        # A few pixels of slack too: the layout wraps a row whose cells fill the width exactly.
+        width = self.width() - 2 * self.frameWidth() - self.verticalScrollBar().sizeHint().width() - 4
+        self._columns = max(1, width // CELL.width())
+        self._cell_width = max(CELL.width(), width // self._columns)
         super().resizeEvent(event)
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self._heads or self.model() is None:
+            return
+        painter = QPainter(self.viewport())
+        font = QFont(self.font())
+        font.setBold(True)
+        painter.setFont(font)
+        colour = self.palette().color(QPalette.ColorRole.Text)
+        line = QColor(self.palette().color(QPalette.ColorRole.Mid))
+        for row, heading in self._heads.items():
+            top = self.visualRect(self.model().index(row, 0)).top()
+            band = QRect(12, top, self.viewport().width() - 24, BAND)
+            if not band.intersects(event.rect()):
+                continue
+            if row:  # a rule between sections; the first heading needs none above it
+                painter.fillRect(QRect(band.left(), band.top() + 2, band.width(), 1), line)
+            painter.setPen(colour)
+            painter.drawText(band.adjusted(0, 4, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             heading)
+        painter.end()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and self.currentIndex().isValid():

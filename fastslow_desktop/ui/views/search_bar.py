@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgre
 
 DEBOUNCE_MS = 250
 KINDS = (("Photos and videos", None), ("Photos", "image"), ("Videos", "video"))
+WIDEST_TIMING = "fast 9999 ms · slow 99.9 s"
 
 
 class SearchField(QLineEdit):
@@ -52,6 +53,12 @@ class SearchBar(QWidget):
         self.refining.setVisible(False)
         self.timing = QLabel(self)
         self.timing.setObjectName("timing")
+        # Both keep their room while empty or hidden, so the search field never changes width under
+        # the user's typing when results, timings and "refining…" come and go.
+        policy = self.refining.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.refining.setSizePolicy(policy)
+        self.timing.setMinimumWidth(self.timing.fontMetrics().horizontalAdvance(WIDEST_TIMING) + 6)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QResizeEvent
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 
@@ -38,19 +38,33 @@ class WelcomePage(QWidget):
         layout.addStretch(3)
         self.show_first_run()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        # A centred word-wrapped label gets its one-line height from the box layout, which cuts the
+        # wrapped lines top and bottom: ask for the height its text needs at the width it will have.
+        margins = self.layout().contentsMargins()
+        width = min(self.body.maximumWidth(), max(100, self.width() - margins.left() - margins.right()))
+        self.body.setMinimumHeight(self.body.heightForWidth(width))
+
     def show_first_run(self) -> None:
         self.heading.setText("Welcome to FastSlow")
         self.body.setText("Find photos and moments in videos by describing them. Drag your photo and video "
                           "folders onto this window, or add them here. Everything stays on this computer.")
         self.add_button.setVisible(True)
+        self._fit()
 
     def show_hint(self, photos: int, videos: int) -> None:
         self.heading.setText("What are you looking for?")
         self.body.setText(f"Type a description above to search {photos} photo{'s' if photos != 1 else ''} and "
                           f"{videos} video{'s' if videos != 1 else ''}.")
         self.add_button.setVisible(False)
+        self._fit()
 
     def show_no_results(self, query: str) -> None:
         self.heading.setText("Nothing found")
         self.body.setText(f"No photos or videos match “{query}” yet. Try other words, or add more folders.")
         self.add_button.setVisible(False)
+        self._fit()
