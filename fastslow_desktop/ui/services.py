@@ -21,7 +21,7 @@ class ServiceConfig:
     """
 
     library_dir: Path
-    models: str = "synthscenes"  # a preset name or a bundle folder
+    models: str = "balanced"  # a preset name or a bundle folder (settings.DEFAULT_MODELS)
     device: str = "auto"
     k: int | None = None  # None: the bundle's choice
     beta: float | None = None  # None: the bundle's choice
