@@ -40,7 +40,7 @@ def _read_meta(folder: Path) -> dict[str, str]:
     return {key: value for key, value in rows if value is not None}
 
 
-def _inferred(model_id: str | None) -> str | None:
+def inferred_spec(model_id: str | None) -> str | None:
     """The spec of a library indexed before specs were remembered, from its serving model id."""
     if not model_id:
         return None
@@ -65,7 +65,7 @@ def stored_spec(folder: str | Path, for_search: bool = False) -> str | None:
     serving_spec = meta.get(spec_key(serving)) if serving else None
     if for_search and serving_spec:
         return serving_spec
-    return meta.get(TARGET_KEY) or serving_spec or _inferred(serving)
+    return meta.get(TARGET_KEY) or serving_spec or inferred_spec(serving)
 
 
 def has_embeddings(folder: str | Path) -> bool:

@@ -32,6 +32,7 @@ class AppController(LibraryControl, QObject):
     ready = Signal()  # searchable
     warmed = Signal()  # the slow model is loaded too (re-ranking starts without a load)
     failed = Signal(str, bool)  # message, offline
+    reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
     needs_download = Signal(list)  # hub repositories
     download_progress = Signal(int, int)  # bytes done, total
     download_finished = Signal(bool, str)  # ok, message
@@ -132,6 +133,9 @@ class AppController(LibraryControl, QObject):
             self.services = outcome
             self.library = outcome.library
             self.ready.emit()
+            if outcome.reembedding is not None:  # new models for this library: re-embed it now
+                self.reembedding.emit(outcome.models.name, outcome.reembedding.name)
+                self.index(None)
             self._startup.submit(warm_slow, outcome, on_finished=self.warmed.emit)
             if self.config.watching:
                 self._tasks.submit(self._start_watching, outcome.library,
@@ -158,6 +162,17 @@ class AppController(LibraryControl, QObject):
             self.start(skip_download_check=True)
         else:
             self.failed.emit(message, True)
+
+    def use_models(self, spec: str) -> None:
+        """Switch to other models (already on disk): the library re-embeds with them in the background
+        while its current embeddings keep answering."""
+        config = replace(self.config, models=spec)
+        if self.services is None and self.library is None and not self._stopping:
+            self._startup_cancel.set()  # a start-up that stopped at "needs download" or failed
+            self.config = config
+            self.start()
+        else:
+            self.restart(config)
 
     def restart(self, config: ServiceConfig) -> None:
         """New models, device or library folder: stop the services in the background, then build them again."""

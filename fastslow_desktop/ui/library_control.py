@@ -125,12 +125,38 @@ class LibraryControl:
         if self._closing:
             return
         self.refresh()
+        self._adopt_reembedded()
         if self._index_all_queued:
             self._index_all_queued, self._index_queue = False, None
             self._start_index(None)
         elif self._index_queue:
             paths, self._index_queue = sorted(self._index_queue), None
             self._start_index(paths)
+
+    def _adopt_reembedded(self) -> None:
+        """Once the library is re-embedded with the new models, searches use them (a new engine)."""
+        services = self.services
+        if services is None or services.reembedding is None:
+            return
+        new = services.reembedding
+
+        def build():  # the serving model is read off the GUI thread
+            if services.library.serving_model_id != new.model_id:
+                return None  # not complete yet (cancelled, or files still to embed)
+            return self.engine_factory(services.library, new)
+
+        self._tasks.submit(build, on_result=lambda engine: self._on_reembedded(services, engine),
+                           on_error=self.library_error.emit)
+
+    def _on_reembedded(self, services, engine) -> None:
+        if engine is None or self._closing or self.services is not services:
+            return
+        old = services.engine
+        self.services = replace(services, models=services.reembedding, engine=engine, reembedding=None)
+        self.ready.emit()
+        close = getattr(old, "close", None)
+        if close is not None:
+            threading.Thread(target=close, name="fastslow-close-engine", daemon=True).start()
 
     def pause_indexing(self, paused: bool) -> None:
         if paused:

@@ -57,6 +57,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._counts = (0, 0)
         self._query = ""
         self._download_dialog = None  # the consent dialog while it is open
+        self._model_chooser = None  # the model chooser while it is open (window_dialogs)
         self._auto_selecting = False
         self._user_picked = False  # the user chose a result: stage 2 must not move the selection
         self._stopped = False  # the services have stopped: the window may close
@@ -139,6 +140,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.banner.action_clicked.connect(self.open_settings)
         self.add_action.triggered.connect(self.choose_folders)
         self.settings_action.triggered.connect(self.open_settings)
+        self.models_action.triggered.connect(lambda: self.open_model_chooser())
+        c.reembedding.connect(self._on_reembedding)
         self.reindex_action.triggered.connect(lambda: c.index(None))
         self.retry_action.triggered.connect(c.retry_failed)
         self.preview.open_requested.connect(self._open)

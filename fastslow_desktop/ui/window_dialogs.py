@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from .dialogs.download import DownloadDialog
 from .dialogs.exclusions import ExclusionsDialog
+from .dialogs.models import ModelChooser
 from .dialogs.settings import SettingsDialog
 from .services import ServiceConfig
 
@@ -18,8 +19,45 @@ from .services import ServiceConfig
 class WindowDialogs:
     """Needs MainWindow's controller, settings, status bar, sidebar, results model and search bar."""
 
-    # -- models download ------------------------------------------------------------------
+    # -- model chooser and download ---------------------------------------------------------
+    def open_model_chooser(self, first_run: bool = False) -> ModelChooser:
+        """The catalogue; a preset chosen there is downloaded in the dialog, then the app switches to it."""
+        from fastslow_desktop.models.presets import preset_infos
+
+        from .dialogs.settings import cuda_available
+
+        config = self.controller.config
+        dialog = ModelChooser(preset_infos(), current=None if first_run else config.models, parent=self,
+                              cuda=cuda_available(), preselect=config.models)
+        self._model_chooser = dialog
+        dialog.accepted.connect(lambda: self._use_models(dialog.chosen()))
+        if first_run:
+            dialog.rejected.connect(lambda: self._on_failed(
+                f"No search models yet: choose and download them (Models…), or use a bundle folder in "
+                f"Settings.", True))
+        dialog.show()
+        return dialog
+
+    def _use_models(self, name: str | None) -> None:
+        if not name or (name == self.controller.config.models and self.controller.is_ready):
+            return
+        self.settings.models = name
+        self.status.set_models(f"Switching to {name}…")
+        self.controller.use_models(name)
+
+    def _on_reembedding(self, current: str, new: str) -> None:
+        self.status.set_models(f"Models: {current}; re-embedding with {new}…")
+        self.status.showMessage(f"The library is being re-embedded with {new}; searches use {current} "
+                                "until it is done.", 10_000)
+
     def _on_needs_download(self, repos: list[str]) -> None:
+        from fastslow_desktop.library.models_spec import has_embeddings
+        from fastslow_desktop.models.presets import entry
+
+        config = self.controller.config
+        if entry(config.models) is not None and not has_embeddings(config.library_dir):
+            self.open_model_chooser(first_run=True)  # a new library: let the person pick its models
+            return
         dialog = DownloadDialog(repos, self)
         self._download_dialog = dialog
         dialog.start_requested.connect(self.controller.download)

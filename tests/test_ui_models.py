@@ -1,0 +1,127 @@
+"""The model chooser through the loopback test hub: first run downloads `balanced` and searches; cancel
+keeps the partial file and the next download resumes it; changing a library's preset re-embeds it
+while the old models keep answering."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog
+
+from tests.hubserver import test_hub  # noqa: F401  (fixture)
+from tests.ui_helpers import open_window, write_photos
+
+from fastslow_desktop.ui.dialogs.models import ModelChooser, progress_text
+
+DOWNLOAD_MS = 120_000  # generous: a loaded 2-core machine
+
+
+def test_progress_text_names_bytes_speed_and_time_left():
+    assert progress_text(5 * 1024**2, 10 * 1024**2, 1024**2, 5) == "5.0 MB of 10.0 MB · 1.0 MB/s · about 5 s left"
+    assert progress_text(0, 0, 0.0, None) == "0 bytes"
+
+
+def test_first_run_shows_the_chooser_and_downloads_indexes_and_searches(qtbot, ui_settings, tmp_path, test_hub):
+    from fastslow_desktop.library.models_spec import stored_spec
+
+    window = open_window(qtbot, ui_settings, tmp_path / "library", "balanced", wait_ready=False)
+    qtbot.waitUntil(lambda: window._model_chooser is not None and window._model_chooser.isVisible(),
+                    timeout=60_000)
+    chooser = window._model_chooser
+    names = [row.name for row in chooser.rows]
+    assert {"balanced", "fast", "multilingual", "accurate", "synthscenes"} <= set(names)
+    assert chooser.chosen() == "balanced" and "Download" in chooser.use_button.text()
+    balanced = names.index("balanced")
+    assert chooser.table.item(balanced, 4).text() == "no"  # not on this computer yet
+    assert chooser.table.item(balanced, 2).text() == "English"
+    with qtbot.waitSignal(window.controller.ready, timeout=DOWNLOAD_MS):
+        chooser.use_button.click()
+    assert sum(test_hub.sent.values()) > 0
+    assert window.controller.services.models.name == "balanced"
+    assert "balanced" in window.status.models.text()
+    photos = write_photos(tmp_path / "photos", 5)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=DOWNLOAD_MS) as finished:
+        window.add_folders([str(photos)])
+    assert finished.args[0].indexed == 5
+    with qtbot.waitSignal(window.controller.stage1, timeout=60_000):
+        window.run_query("a red square")
+    qtbot.waitUntil(lambda: window.results_model.rowCount() == 5, timeout=30_000)
+    assert stored_spec(tmp_path / "library") == "balanced"  # the library remembers its models
+
+
+def test_cancel_keeps_the_partial_download_and_the_next_one_resumes(qtbot, test_hub):
+    from fastslow_desktop.models.presets import preset_infos
+
+    chooser = ModelChooser(preset_infos())
+    qtbot.addWidget(chooser)
+    chooser.show()
+    chooser.select("fast")
+    test_hub.delay_per_chunk = 0.05  # a slow link: the cancel lands mid-file
+    chooser.use_button.click()
+    assert chooser.downloading and not chooser.use_button.isEnabled()
+    qtbot.waitUntil(lambda: chooser.bar.value() > 0, timeout=60_000)
+    assert " of " in chooser.detail.text() and "/s" in chooser.detail.text()
+    chooser.cancel_button.click()
+    qtbot.waitUntil(lambda: not chooser.downloading, timeout=60_000)
+    assert "cancelled" in chooser.detail.text().lower() and "resumes" in chooser.detail.text()
+    assert chooser.isVisible() and chooser.use_button.isEnabled()
+    sent_before = sum(test_hub.sent.values())
+    test_hub.delay_per_chunk = 0.0
+    chooser.use_button.click()
+    qtbot.waitUntil(lambda: chooser.result() == QDialog.DialogCode.Accepted, timeout=DOWNLOAD_MS)
+    assert chooser.chosen() == "fast"
+    assert any(start > 0 for _key, start, _n in test_hub.bodies), "the second download resumed with a Range"
+    assert sent_before > 0
+
+
+def test_an_offline_download_in_the_chooser_says_so_and_keeps_the_dialog(qtbot, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    from fastslow_desktop.models.presets import preset_infos
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    chooser = ModelChooser(preset_infos(), current="synthscenes")
+    qtbot.addWidget(chooser)
+    chooser.show()
+    chooser.select("balanced")
+    chooser.use_button.click()
+    qtbot.waitUntil(lambda: not chooser.downloading, timeout=30_000)
+    text = chooser.detail.text()
+    assert "balanced" in text and "keep working" in text and "fastslow demo" in text
+    assert chooser.isVisible() and chooser.result() != QDialog.DialogCode.Accepted
+
+
+def test_changing_the_preset_re_embeds_while_the_old_models_answer(qtbot, ui_settings, tmp_path, test_hub,
+                                                                   tiny_bundle):
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.library.models_spec import stored_spec
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.presets import download_preset
+
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(write_photos(tmp_path / "photos", 6))
+        library.index()
+        old_id = library.serving_model_id
+    download_preset("balanced")
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    controller = window.controller
+    # Held paused from its start, so the search below surely runs while the library is re-embedding.
+    controller.reembedding.connect(lambda *_: controller.pause_indexing(True))
+    with qtbot.waitSignal(controller.reembedding, timeout=DOWNLOAD_MS) as started:
+        window._use_models("balanced")
+    assert started.args[1] == "balanced"
+    services = controller.services
+    assert services.reembedding is not None and services.models.model_id == old_id  # the old ones answer
+    assert "re-embedding" in window.status.models.text()
+    with qtbot.waitSignal(controller.stage1, timeout=60_000) as during:  # the old embeddings answer
+        window.run_query("a green circle")
+    assert len(during.args[0].results) == 6 and controller.indexing
+    controller.pause_indexing(False)
+    qtbot.waitUntil(lambda: controller.services is not None and controller.services.reembedding is None
+                    and controller.services.models.name == "balanced", timeout=DOWNLOAD_MS)
+    assert stored_spec(tmp_path / "library") == "balanced"
+    assert controller.library.serving_model_id == controller.services.models.model_id != old_id
+    with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:
+        window.run_query("a blue square")
+    assert len(stage1.args[0].results) == 6
