@@ -32,6 +32,7 @@ class AppController(LibraryControl, QObject):
     ready = Signal()  # searchable
     warmed = Signal()  # the slow model is loaded too (re-ranking starts without a load)
     failed = Signal(str, bool)  # message, offline
+    kept_models = Signal(str, str)  # why the new models failed, the models kept instead
     reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
     needs_download = Signal(list)  # hub repositories
     download_progress = Signal(int, int)  # bytes done, total
@@ -83,6 +84,7 @@ class AppController(LibraryControl, QObject):
         self._stop_thread: threading.Thread | None = None
         self._on_stopped: list[Callable[[], None]] = []
         self._restart_config: ServiceConfig | None = None
+        self._fallback: ServiceConfig | None = None  # the working models while new ones start
         self._stopped_library = None  # closed by the stop thread; a late start-up result must not close it again
         self._runners = (self._startup, self._fast, self._slow, self._tasks, self._indexer)
         self._stopped.connect(self._on_stop_finished)
@@ -128,10 +130,11 @@ class AppController(LibraryControl, QObject):
             self._needs = outcome
             self.needs_download.emit(outcome.repos)
         elif isinstance(outcome, StartupFailed):
-            self.failed.emit(outcome.message, outcome.offline)
+            self._fail(outcome.message, outcome.offline)
         else:
             self.services = outcome
             self.library = outcome.library
+            self._fallback = None
             self.ready.emit()
             if outcome.reembedding is not None:  # new models for this library: re-embed it now
                 self.reembedding.emit(outcome.models.name, outcome.reembedding.name)
@@ -161,7 +164,17 @@ class AppController(LibraryControl, QObject):
         if ok:
             self.start(skip_download_check=True)
         else:
-            self.failed.emit(message, True)
+            self._fail(message, True)
+
+    def _fail(self, message: str, offline: bool) -> None:
+        """New models could not be used: say why, and go back to the models that worked before."""
+        fallback, self._fallback = self._fallback, None
+        if fallback is None or self._closing:
+            self.failed.emit(message, offline)
+            return
+        self.kept_models.emit(message, fallback.models)
+        self.config, self.library = fallback, None
+        self.start()
 
     def use_models(self, spec: str) -> None:
         """Switch to other models (already on disk): the library re-embeds with them in the background
@@ -175,7 +188,10 @@ class AppController(LibraryControl, QObject):
             self.restart(config)
 
     def restart(self, config: ServiceConfig) -> None:
-        """New models, device or library folder: stop the services in the background, then build them again."""
+        """New models, device or library folder: stop the services in the background, then build them again.
+        New models on the same library that cannot be used (offline) give way to the working ones."""
+        if self.is_ready and config.models != self.config.models and config.library_dir == self.config.library_dir:
+            self._fallback = self.config
         self._restart_config = config
         if self._stopping:
             return  # the stop under way starts the newest config when it is done

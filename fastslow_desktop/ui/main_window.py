@@ -58,6 +58,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._query = ""
         self._download_dialog = None  # the consent dialog while it is open
         self._model_chooser = None  # the model chooser while it is open (window_dialogs)
+        self._keep_banner = False  # the banner explains why other models were kept: ready leaves it
         self._auto_selecting = False
         self._user_picked = False  # the user chose a result: stage 2 must not move the selection
         self._stopped = False  # the services have stopped: the window may close
@@ -142,6 +143,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.settings_action.triggered.connect(self.open_settings)
         self.models_action.triggered.connect(lambda: self.open_model_chooser())
         c.reembedding.connect(self._on_reembedding)
+        c.kept_models.connect(self._on_kept_models)
         self.reindex_action.triggered.connect(lambda: c.index(None))
         self.retry_action.triggered.connect(c.retry_failed)
         self.preview.open_requested.connect(self._open)
@@ -176,13 +178,15 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.status.set_models(message)
 
     def _on_ready(self) -> None:
-        name = getattr(self.controller.services.models, "name", "models")
-        self.status.set_models(f"Models: {name}")
-        self.banner.hide()
+        self._show_models(self.controller.services.models)
+        if not self._keep_banner:
+            self.banner.hide()
+        self._keep_banner = False
 
     def _on_failed(self, message: str, offline: bool) -> None:
         self.status.set_models("Models unavailable")
-        text = message if not offline else f"{message}<br>{OFFLINE_HELP}"
+        # the hub's own message already gives the way out; say it once
+        text = message if not offline or "fastslow demo" in message else f"{message}<br>{OFFLINE_HELP}"
         self.banner.show_message(text, "Settings…")
 
     # -- search ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from .dialogs.download import DownloadDialog
 from .dialogs.exclusions import ExclusionsDialog
-from .dialogs.models import ModelChooser
+from .dialogs.models import ModelChooser, languages_text
 from .dialogs.settings import SettingsDialog
 from .services import ServiceConfig
 
@@ -45,6 +45,22 @@ class WindowDialogs:
         self.status.set_models(f"Switching to {name}…")
         self.controller.use_models(name)
 
+    def _show_models(self, models) -> None:
+        """The status bar says which models answer and what they understand (tooltip: what they are for)."""
+        from fastslow_desktop.models.presets import entry
+
+        name = getattr(models, "name", "models")
+        spec = entry(getattr(models, "spec", None) or name) or {}
+        languages = languages_text(spec.get("languages", [])) if spec.get("languages") else ""
+        self.status.set_models(f"Models: {name}" + (f" ({languages})" if languages else ""))
+        self.status.models.setToolTip(spec.get("description", f"Model bundle {getattr(models, 'folder', '')}"))
+
+    def _on_kept_models(self, message: str, kept: str) -> None:
+        self._keep_banner = True
+        self.settings.models = kept  # Settings shows the models in use
+        self.status.set_models(f"Switching back to {kept}…")
+        self.banner.show_message(f"{message}<br>FastSlow keeps using {kept}.", "Settings…")
+
     def _on_reembedding(self, current: str, new: str) -> None:
         self.status.set_models(f"Models: {current}; re-embedding with {new}…")
         self.status.showMessage(f"The library is being re-embedded with {new}; searches use {current} "
@@ -58,7 +74,10 @@ class WindowDialogs:
         if entry(config.models) is not None and not has_embeddings(config.library_dir):
             self.open_model_chooser(first_run=True)  # a new library: let the person pick its models
             return
-        dialog = DownloadDialog(repos, self)
+        from fastslow_desktop.models.presets import preset_infos
+
+        row = next((r for r in preset_infos() if r.name == config.models), None)
+        dialog = DownloadDialog(repos, self, size=row.download_bytes if row is not None else None)
         self._download_dialog = dialog
         dialog.start_requested.connect(self.controller.download)
         dialog.cancel_requested.connect(self.controller.cancel_download)

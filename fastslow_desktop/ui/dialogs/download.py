@@ -12,13 +12,14 @@ class DownloadDialog(QDialog):
     start_requested = Signal()
     cancel_requested = Signal()
 
-    def __init__(self, repos: list[str], parent: QWidget | None = None):
+    def __init__(self, repos: list[str], parent: QWidget | None = None, size: int | None = None):
         super().__init__(parent)
         self.setWindowTitle("Download the search models")
         self.setModal(False)
+        amount = f"{file_size(size)} from " if size else ""
         self.text = QLabel(
-            "FastSlow needs to download its search models once (" + ", ".join(repos) + "). After that it "
-            "works offline. Nothing about your photos is sent anywhere.", self)
+            f"FastSlow needs to download its search models once ({amount}" + ", ".join(repos) + "). After "
+            "that it works offline. Nothing about your photos is sent anywhere.", self)
         self.text.setWordWrap(True)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 0)

@@ -54,7 +54,7 @@ class ModelChooser(QDialog):
                  cuda: bool | None = None, preselect: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Choose the search models")
-        self.rows = [r for r in rows if not r.legacy or r.name == current]
+        self.rows = [r for r in rows if not r.legacy or r.name in (current, preselect)]
         self._cancel: threading.Event | None = None
         self._runner = JobRunner("model-download", 1, self)
         intro = QLabel("FastSlow searches your photos with these models, on this computer. Downloading one "
