@@ -71,6 +71,7 @@ class AppController(LibraryControl, QObject):
         self._generation = 0
         self._refine_cancel: threading.Event | None = None
         self._pending_request: dict | None = None
+        self._last_request: dict | None = None
         self._until_library: list[Callable[[], None]] = []
         self._index_cancel = threading.Event()
         self._index_pause = threading.Event()
@@ -292,6 +293,7 @@ class AppController(LibraryControl, QObject):
         if self._refine_cancel is not None:
             self._refine_cancel.set()
             self._refine_cancel = None
+        self._last_request = dict(request)  # run again when re-embedded models take over
         if not self.is_ready:
             self._pending_request = request  # runs when the models are ready
             return
@@ -311,7 +313,7 @@ class AppController(LibraryControl, QObject):
     def cancel_search(self) -> None:
         """The query was cleared: drop whatever is queued or refining."""
         self._generation += 1
-        self._pending_request = None
+        self._pending_request = self._last_request = None
         if self._refine_cancel is not None:
             self._refine_cancel.set()
             self._refine_cancel = None

@@ -154,6 +154,8 @@ class LibraryControl:
         old = services.engine
         self.services = replace(services, models=services.reembedding, engine=engine, reembedding=None)
         self.ready.emit()
+        if self._last_request is not None:  # the results on screen come from the new models now
+            self.search(**self._last_request)
         close = getattr(old, "close", None)
         if close is not None:
             threading.Thread(target=close, name="fastslow-close-engine", daemon=True).start()

@@ -149,6 +149,15 @@ class AppSettings:
         self._set("window/last_query", value)
 
     @property
+    def last_query_library(self) -> str:
+        """The library folder the last query was typed in (it is restored only there)."""
+        return str(self._get("window/last_query_library", "") or "")
+
+    @last_query_library.setter
+    def last_query_library(self, value: str) -> None:
+        self._set("window/last_query_library", value)
+
+    @property
     def welcomed(self) -> bool:
         return _as_bool(self._get("window/welcomed", False), False)
 

@@ -1,4 +1,5 @@
-"""The main window's dialogs: model download consent, Settings (and applying them), folder removal and exclusions.
+"""The main window's dialogs and model state: the model chooser, download consent, which models answer
+(and falling back to them), Settings (and applying them), folder removal and exclusions.
 
 A mixin of MainWindow (same object); the window module keeps the wiring, this one the conversations.
 """
@@ -14,6 +15,10 @@ from .dialogs.exclusions import ExclusionsDialog
 from .dialogs.models import ModelChooser, languages_text
 from .dialogs.settings import SettingsDialog
 from .services import ServiceConfig
+
+OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
+                "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
+                "<code>fastslow demo</code>, which works offline.")
 
 
 class WindowDialogs:
@@ -44,6 +49,25 @@ class WindowDialogs:
         self.settings.models = name
         self.status.set_models(f"Switching to {name}…")
         self.controller.use_models(name)
+
+    def _on_ready(self) -> None:
+        self._show_models(self.controller.services.models)
+        if not self._keep_banner:
+            self.banner.hide()
+        self._keep_banner = False
+
+    def _on_failed(self, message: str, offline: bool) -> None:
+        self.status.set_models("Models unavailable")
+        # the hub's own message already gives the way out; say it once
+        text = message if not offline or "fastslow demo" in message else f"{message}<br>{OFFLINE_HELP}"
+        self.banner.show_message(text, "Settings…")
+
+    def _refresh_results(self, report) -> None:
+        """An index run added, changed or removed media: the query on screen runs again."""
+        changed = report is not None and any(getattr(report, key, 0) for key in ("indexed", "moved", "removed"))
+        query = self.search_bar.field.text().strip()
+        if changed and query and query == self._query and self.controller.is_ready:
+            self.run_query(query, self.search_bar.kind_filter)
 
     def _show_models(self, models) -> None:
         """The status bar says which models answer and what they understand (tooltip: what they are for)."""
@@ -107,7 +131,8 @@ class WindowDialogs:
 
     # -- settings -------------------------------------------------------------------------
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self.controller.presets(), self)
+        dialog = SettingsDialog(self.settings, self.controller.presets(), self,
+                                current_library=self.controller.config.library_dir)
         if dialog.exec():
             self.apply_settings(dialog.save())
 
