@@ -45,7 +45,8 @@ def _models_loader(args: argparse.Namespace) -> Callable[[str | None], object]:
             spec = choose_spec(_library_dir(args), spec, for_search=True)
             return load_bundle(spec, device=args.device or "auto")
         except (ModelError, LibraryError) as exc:
-            print(f"fastslow: cannot use models {spec!r}: {exc}", file=sys.stderr)
+            what = repr(spec) if spec else "of this library"
+            print(f"fastslow: cannot use models {what}: {exc}", file=sys.stderr)
             return None
     return load
 

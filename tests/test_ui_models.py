@@ -125,3 +125,28 @@ def test_changing_the_preset_re_embeds_while_the_old_models_answer(qtbot, ui_set
     with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:
         window.run_query("a blue square")
     assert len(stage1.args[0].results) == 6
+
+
+def test_settings_to_a_preset_not_on_disk_asks_downloads_with_speed_and_re_embeds(qtbot, ui_settings, tmp_path,
+                                                                                   test_hub, tiny_bundle):
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(write_photos(tmp_path / "photos", 3))
+        library.index()
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    window.settings.models = "fast"
+    window.apply_settings({"models"})
+    qtbot.waitUntil(lambda: window._download_dialog is not None and window._download_dialog.isVisible(),
+                    timeout=60_000)
+    dialog = window._download_dialog
+    details: list[str] = []
+    window.controller.download_progress.connect(lambda _p: details.append(dialog.detail.text()))
+    test_hub.delay_per_chunk = 0.01
+    with qtbot.waitSignal(window.controller.reembedding, timeout=DOWNLOAD_MS) as started:
+        dialog.download_button.click()
+    assert started.args[1] == "fast"
+    assert any(" of " in d and "/s" in d for d in details), details[-3:]
+    qtbot.waitUntil(lambda: window.controller.services is not None
+                    and window.controller.services.models.name == "fast", timeout=DOWNLOAD_MS)

@@ -35,7 +35,7 @@ class AppController(LibraryControl, QObject):
     kept_models = Signal(str, str)  # why the new models failed, the models kept instead
     reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
     needs_download = Signal(list)  # hub repositories
-    download_progress = Signal(int, int)  # bytes done, total
+    download_progress = Signal(object)  # models.hub.DownloadProgress: bytes done, total, speed, ETA
     download_finished = Signal(bool, str)  # ok, message
     # search
     stage1 = Signal(object)  # StageResult
@@ -152,7 +152,7 @@ class AppController(LibraryControl, QObject):
         """Fetch the preset's weights (after the user agreed); then start-up goes on."""
         self._download_cancel = threading.Event()
         self._startup.submit(download_models, self._needs.models, self._download_cancel, with_progress=True,
-                             on_progress=lambda p: self.download_progress.emit(int(p[0]), int(p[1])),
+                             on_progress=self.download_progress.emit,
                              on_result=lambda _: self._on_downloaded(True, ""),
                              on_error=lambda msg: self._on_downloaded(False, msg))
 

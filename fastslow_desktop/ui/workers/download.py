@@ -8,9 +8,12 @@ from collections.abc import Callable
 DONE, CANCELLED = "done", "cancelled"
 
 
-def download_models(models, cancel: threading.Event, progress: Callable[[tuple[int, int]], None]) -> bool:
-    """Runs in a pool thread; raises ModelUnavailableError (offline) or DownloadCancelled."""
-    models.download(progress=lambda done, total: progress((done, total)), cancel=cancel)
+def download_models(models, cancel: threading.Event, progress: Callable[[object], None]) -> bool:
+    """Runs in a pool thread; `progress` gets hub.DownloadProgress (bytes, speed, ETA).
+    Raises ModelUnavailableError (offline) or DownloadCancelled."""
+    from fastslow_desktop.models.hub import download
+
+    download(models.needs_download(), progress, cancel, what=models.name)
     return True
 
 
