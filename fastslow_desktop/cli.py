@@ -77,9 +77,27 @@ def _add_index_parser(sub) -> None:
                    help="try every failed file again, even unchanged ones whose content looked bad")
 
 
+def _say_which_models(folder: Path, spec: str, given: bool) -> None:
+    """A new library names the models it gets; a library moving to other models says it re-embeds."""
+    from .library.models_spec import has_embeddings, stored_spec
+
+    if not has_embeddings(folder):
+        if not given:
+            print(f"fastslow: a new library: indexing with the {spec!r} models (`fastslow models` lists the "
+                  "others; choose one with --models NAME)", file=sys.stderr)
+        return
+    previous = stored_spec(folder, for_search=True)
+    same = previous is None or previous == spec or (not given)
+    if not same and Path(spec).expanduser().exists() and Path(spec).expanduser().resolve() == Path(previous):
+        same = True  # the same bundle folder, named another way
+    if not same:
+        print(f"fastslow: this library was indexed with {previous!r}: every file is embedded again with "
+              f"{spec!r}; searches use the old models until this run completes", file=sys.stderr)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError, TqdmProgress
-    from .library.models_spec import choose_spec, has_embeddings
+    from .library.models_spec import choose_spec
 
     for path in args.paths:
         if not Path(path).is_dir():
@@ -91,9 +109,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     except LibraryError as exc:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.models and not has_embeddings(folder):
-        print(f"fastslow: a new library: indexing with the {spec!r} models (`fastslow models` lists the "
-              "others; choose one with --models NAME)", file=sys.stderr)
+    _say_which_models(folder, spec, given=bool(args.models))
     code = _fetch_preset_first(spec)
     if code != EXIT_OK:
         return code

@@ -147,3 +147,20 @@ def test_an_unreachable_hub_is_reported_within_seconds_by_a_fresh_process(tmp_pa
     assert done.returncode == 2, done.stderr
     assert "fastslow demo" in done.stderr and "--models PATH" in done.stderr
     assert seconds < 5, f"a fresh process took {seconds:.1f} s to say the hub is unreachable"
+
+
+def test_indexing_an_existing_library_with_other_models_re_embeds_and_says_so(test_hub, tmp_path, tiny_bundle,
+                                                                             capsys):
+    from fastslow_desktop.library.models_spec import stored_spec
+
+    photos = _photos(tmp_path / "Pictures", 3)
+    library = ["--library", str(tmp_path / "lib")]
+    assert main(["index", str(photos), "--json", *library, "--models", str(tiny_bundle)]) == 0
+    capsys.readouterr()
+    assert main(["index", str(photos), "--json", *library, "--models", "balanced"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["reembedded"] == 3
+    assert "embedded again with 'balanced'" in err
+    assert stored_spec(tmp_path / "lib") == "balanced"
+    assert main(["search", "a photo", "--json", "--top", "3", *library]) == 0  # no --models: balanced
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 3
