@@ -164,3 +164,16 @@ def test_indexing_an_existing_library_with_other_models_re_embeds_and_says_so(te
     assert stored_spec(tmp_path / "lib") == "balanced"
     assert main(["search", "a photo", "--json", "--top", "3", *library]) == 0  # no --models: balanced
     assert len(json.loads(capsys.readouterr().out)["results"]) == 3
+
+
+def test_the_demo_still_uses_synthscenes_offline_and_its_library_remembers_it(tmp_path, monkeypatch, capsys):
+    from fastslow_desktop.library.models_spec import stored_spec
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # any network use would fail
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--no-gui", "--images", "3", "--videos", "0"]) == 0
+    library = tmp_path / "demo" / "library"
+    assert stored_spec(library) == "synthscenes"
+    capsys.readouterr()
+    assert main(["search", "a red circle", "--json", "--library", str(library)]) == 0  # no --models
+    assert json.loads(capsys.readouterr().out)["results"]

@@ -36,7 +36,8 @@ def test_first_run_shows_the_chooser_and_downloads_indexes_and_searches(qtbot, u
         chooser.use_button.click()
     assert sum(test_hub.sent.values()) > 0
     assert window.controller.services.models.name == "balanced"
-    assert "balanced" in window.status.models.text()
+    assert window.status.models.text() == "Models: balanced (English)"  # what the models understand
+    assert window.status.models.toolTip() == "tiny balanced"  # the catalogue's description
     photos = write_photos(tmp_path / "photos", 5)
     with qtbot.waitSignal(window.controller.index_finished, timeout=DOWNLOAD_MS) as finished:
         window.add_folders([str(photos)])
