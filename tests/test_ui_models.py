@@ -118,9 +118,13 @@ def test_changing_the_preset_re_embeds_while_the_old_models_answer(qtbot, ui_set
     with qtbot.waitSignal(controller.stage1, timeout=60_000) as during:  # the old embeddings answer
         window.run_query("a green circle")
     assert len(during.args[0].results) == 6 and controller.indexing
-    controller.pause_indexing(False)
-    qtbot.waitUntil(lambda: controller.services is not None and controller.services.reembedding is None
-                    and controller.services.models.name == "balanced", timeout=DOWNLOAD_MS)
+    failures: list[str] = []
+    controller.search_failed.connect(failures.append)
+    with qtbot.waitSignal(controller.stage1, timeout=DOWNLOAD_MS) as rerun:  # the query on screen runs again
+        controller.pause_indexing(False)
+    assert controller.services.reembedding is None and controller.services.models.name == "balanced"
+    assert rerun.args[0].request.text == "a green circle" and len(rerun.args[0].results) == 6
+    assert failures == []  # no search hit the old engine after its embeddings were dropped
     assert stored_spec(tmp_path / "library") == "balanced"
     assert controller.library.serving_model_id == controller.services.models.model_id != old_id
     with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:

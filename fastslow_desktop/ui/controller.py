@@ -72,6 +72,7 @@ class AppController(LibraryControl, QObject):
         self._refine_cancel: threading.Event | None = None
         self._pending_request: dict | None = None
         self._last_request: dict | None = None
+        self._adopting = False  # re-embedded models are taking over: searches wait for the new engine
         self._until_library: list[Callable[[], None]] = []
         self._index_cancel = threading.Event()
         self._index_pause = threading.Event()
@@ -278,6 +279,7 @@ class AppController(LibraryControl, QObject):
 
     def _on_stop_finished(self) -> None:
         self._stopping = False
+        self._adopting = False  # a take-over job dropped by the stop must not hold searches back
         self._stop_thread = None
         self._index_running = False
         self._index_cancel = threading.Event()
@@ -294,7 +296,7 @@ class AppController(LibraryControl, QObject):
             self._refine_cancel.set()
             self._refine_cancel = None
         self._last_request = dict(request)  # run again when re-embedded models take over
-        if not self.is_ready:
+        if not self.is_ready or self._adopting:
             self._pending_request = request  # runs when the models are ready
             return
         generation = self._generation

@@ -112,6 +112,7 @@ class LibraryControl:
 
     def _on_index_result(self, report) -> None:
         if not self._closing:
+            self._adopt_reembedded()  # before index_finished: a refresh it triggers waits for the new engine
             self.index_finished.emit(report)
 
     def _on_index_error(self, message: str) -> None:
@@ -125,7 +126,6 @@ class LibraryControl:
         if self._closing:
             return
         self.refresh()
-        self._adopt_reembedded()
         if self._index_all_queued:
             self._index_all_queued, self._index_queue = False, None
             self._start_index(None)
@@ -136,9 +136,10 @@ class LibraryControl:
     def _adopt_reembedded(self) -> None:
         """Once the library is re-embedded with the new models, searches use them (a new engine)."""
         services = self.services
-        if services is None or services.reembedding is None:
+        if services is None or services.reembedding is None or self._adopting:
             return
         new = services.reembedding
+        self._adopting = True  # searches wait until it is known which engine answers them
 
         def build():  # the serving model is read off the GUI thread
             if services.library.serving_model_id != new.model_id:
@@ -146,19 +147,23 @@ class LibraryControl:
             return self.engine_factory(services.library, new)
 
         self._tasks.submit(build, on_result=lambda engine: self._on_reembedded(services, engine),
-                           on_error=self.library_error.emit)
+                           on_error=lambda message: (self._on_reembedded(services, None),
+                                                     self.library_error.emit(message)))
 
     def _on_reembedded(self, services, engine) -> None:
-        if engine is None or self._closing or self.services is not services:
-            return
-        old = services.engine
-        self.services = replace(services, models=services.reembedding, engine=engine, reembedding=None)
-        self.ready.emit()
-        if self._last_request is not None:  # the results on screen come from the new models now
-            self.search(**self._last_request)
-        close = getattr(old, "close", None)
-        if close is not None:
-            threading.Thread(target=close, name="fastslow-close-engine", daemon=True).start()
+        self._adopting = False
+        adopted = engine is not None and not self._closing and self.services is services
+        if adopted:
+            old = services.engine
+            self.services = replace(services, models=services.reembedding, engine=engine, reembedding=None)
+            self.ready.emit()
+            close = getattr(old, "close", None)
+            if close is not None:
+                threading.Thread(target=close, name="fastslow-close-engine", daemon=True).start()
+        # The query on screen runs (again) on whichever engine answers now.
+        request, self._pending_request = self._pending_request or (self._last_request if adopted else None), None
+        if request is not None and not self._closing:
+            self.search(**request)
 
     def pause_indexing(self, paused: bool) -> None:
         if paused:
