@@ -155,3 +155,19 @@ def test_settings_to_a_preset_not_on_disk_asks_downloads_with_speed_and_re_embed
     assert any(" of " in d and "/s" in d for d in details), details[-3:]
     qtbot.waitUntil(lambda: window.controller.services is not None
                     and window.controller.services.models.name == "fast", timeout=DOWNLOAD_MS)
+
+
+def test_closing_the_app_during_a_download_stops_it(qtbot, ui_settings, tmp_path, test_hub):
+    from tests.ui_helpers import close_window
+
+    window = open_window(qtbot, ui_settings, tmp_path / "library", "balanced", wait_ready=False)
+    qtbot.waitUntil(lambda: window._model_chooser is not None and window._model_chooser.isVisible(),
+                    timeout=60_000)
+    chooser = window._model_chooser
+    test_hub.delay_per_chunk = 0.2  # slow enough that the download is surely still running
+    chooser.use_button.click()
+    qtbot.waitUntil(lambda: chooser.bar.value() > 0, timeout=60_000)
+    cancel = chooser._cancel
+    close_window(qtbot, window, timeout_ms=30_000)  # would wait for the whole download otherwise
+    assert cancel.is_set()
+    assert chooser.wait_stopped(30_000)

@@ -36,6 +36,10 @@ class WindowDialogs:
                               cuda=cuda_available(), preselect=config.models)
         self._model_chooser = dialog
         dialog.accepted.connect(lambda: self._use_models(dialog.chosen()))
+        # Closing the app stops a download under way (its worker would otherwise hold the quit).
+        stop = lambda stopping: stopping and dialog.downloading and dialog.reject()  # noqa: E731
+        self.controller.stopping_changed.connect(stop)
+        dialog.finished.connect(lambda _result: self.controller.stopping_changed.disconnect(stop))
         if first_run:
             dialog.rejected.connect(lambda: self._on_failed(
                 f"No search models yet: choose and download them (Models…), or use a bundle folder in "
