@@ -177,3 +177,13 @@ def test_the_demo_still_uses_synthscenes_offline_and_its_library_remembers_it(tm
     capsys.readouterr()
     assert main(["search", "a red circle", "--json", "--library", str(library)]) == 0  # no --models
     assert json.loads(capsys.readouterr().out)["results"]
+
+
+def test_a_library_from_before_specs_were_remembered_is_recognised_by_its_serving_model():
+    from fastslow_desktop.library.models_spec import inferred_spec
+
+    assert inferred_spec("open_clip:ViT-B-32-256:datacomp_s34b_b86k") == "balanced"
+    assert inferred_spec("open_clip:ViT-B-32:laion2b_s34b_b79k") == "clip-vit-b-32"
+    assert inferred_spec("synthscenes:0123456789abcdef") == "synthscenes"
+    assert inferred_spec("tiny:0123456789abcdef") is None  # a bundle folder of one's own: ask for it
+    assert inferred_spec(None) is None
