@@ -171,3 +171,31 @@ def test_closing_the_app_during_a_download_stops_it(qtbot, ui_settings, tmp_path
     close_window(qtbot, window, timeout_ms=30_000)  # would wait for the whole download otherwise
     assert cancel.is_set()
     assert chooser.wait_stopped(30_000)
+
+
+def test_new_models_re_embed_even_when_the_old_ones_cannot_be_loaded(qtbot, ui_settings, tmp_path, test_hub,
+                                                                     tiny_bundle):
+    """The old models are unknown (a library from before specs were remembered, made with a bundle folder):
+    searches wait, but the re-embedding still starts by itself and then they work."""
+    import sqlite3
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.presets import download_preset
+
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(write_photos(tmp_path / "photos", 4))
+        library.index()
+    with sqlite3.connect(tmp_path / "library" / "library.db") as conn:
+        conn.execute("DELETE FROM meta WHERE key LIKE 'models_spec%'")
+    download_preset("balanced")
+    window = open_window(qtbot, ui_settings, tmp_path / "library", "balanced", wait_ready=False)
+    controller = window.controller
+    with qtbot.waitSignal(controller.reembedding, timeout=DOWNLOAD_MS) as started:
+        pass
+    assert started.args == ["balanced", "balanced"]
+    qtbot.waitUntil(lambda: controller.services is not None and controller.services.reembedding is None,
+                    timeout=DOWNLOAD_MS)
+    with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:
+        window.run_query("a red square")
+    assert len(stage1.args[0].results) == 4

@@ -42,8 +42,8 @@ class WindowDialogs:
         dialog.finished.connect(lambda _result: self.controller.stopping_changed.disconnect(stop))
         if first_run:
             dialog.rejected.connect(lambda: self._on_failed(
-                f"No search models yet: choose and download them (Models…), or use a bundle folder in "
-                f"Settings.", True))
+                "No search models yet: choose and download them (Models…), or use a bundle folder in "
+                "Settings.", True))
         dialog.show()
         return dialog
 
@@ -91,19 +91,17 @@ class WindowDialogs:
 
     def _on_reembedding(self, current: str, new: str) -> None:
         self.status.set_models(f"Models: {current}; re-embedding with {new}…")
-        self.status.showMessage(f"The library is being re-embedded with {new}; searches use {current} "
-                                "until it is done.", 10_000)
+        answer = f"searches use {current} until it is done" if current != new else "searches work when it is done"
+        self.status.showMessage(f"The library is being re-embedded with {new}; {answer}.", 10_000)
 
     def _on_needs_download(self, repos: list[str]) -> None:
         from fastslow_desktop.library.models_spec import has_embeddings
-        from fastslow_desktop.models.presets import entry
+        from fastslow_desktop.models.presets import entry, preset_infos
 
         config = self.controller.config
         if entry(config.models) is not None and not has_embeddings(config.library_dir):
             self.open_model_chooser(first_run=True)  # a new library: let the person pick its models
             return
-        from fastslow_desktop.models.presets import preset_infos
-
         row = next((r for r in preset_infos() if r.name == config.models), None)
         dialog = DownloadDialog(repos, self, size=row.download_bytes if row is not None else None)
         self._download_dialog = dialog
