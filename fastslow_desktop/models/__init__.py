@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from .errors import BundleError, DownloadCancelled, ModelError, ModelUnavailableError
 
 _LAZY = {
-    "DEFAULT_PRESET": "bundle", "DEMO_PRESET": "bundle", "Models": "bundle", "list_presets": "bundle", "load_bundle": "bundle",
-    "read_manifest": "bundle", "save_bundle": "bundle",
+    "DEFAULT_PRESET": "bundle", "DEMO_PRESET": "bundle", "Models": "bundle", "list_presets": "bundle",
+    "load_bundle": "bundle", "read_manifest": "bundle", "save_bundle": "bundle",
     "FastEncoder": "fast",
     "ImagePreprocess": "preprocess", "PreprocessConfig": "preprocess",
     "Ranked": "rerank", "RerankConfig": "rerank", "Reranker": "rerank",
