@@ -34,16 +34,34 @@ def _library_dir(args: argparse.Namespace) -> Path:
 
 
 def _models_loader(args: argparse.Namespace) -> Callable[[str | None], object]:
-    """`load(spec)` for this command line: the bundle on `--device`, or None after printing why (exit 2)."""
+    """`load(spec)` for this command line: the bundle on `--device`, or None after printing why (exit 2).
+    No spec: the models the library remembers for searching (its serving model's), else the default."""
     def load(spec: str | None):
-        from .models import DEFAULT_PRESET, ModelError, load_bundle
+        from .library import LibraryError
+        from .library.models_spec import choose_spec
+        from .models import ModelError, load_bundle
 
         try:
-            return load_bundle(spec or DEFAULT_PRESET, device=args.device or "auto")
-        except ModelError as exc:
-            print(f"fastslow: cannot use models {spec or DEFAULT_PRESET!r}: {exc}", file=sys.stderr)
+            spec = choose_spec(_library_dir(args), spec, for_search=True)
+            return load_bundle(spec, device=args.device or "auto")
+        except (ModelError, LibraryError) as exc:
+            what = repr(spec) if spec else "of this library"
+            print(f"fastslow: cannot use models {what}: {exc}", file=sys.stderr)
             return None
     return load
+
+
+def _fetch_preset_first(spec: str) -> int:
+    """A hub preset not on disk yet is downloaded (progress bar) before torch is imported, so an
+    unreachable hub is reported within seconds of starting; exit code 2 then."""
+    from .models.hub import is_cached
+    from .models.presets import entry, repos
+
+    if entry(spec) is None or all(is_cached(repo) for repo in repos(spec)):
+        return EXIT_OK
+    from .models_command import download_with_bar
+
+    return download_with_bar(spec)
 
 
 # -- index ---------------------------------------------------------------------------------
@@ -59,23 +77,51 @@ def _add_index_parser(sub) -> None:
                    help="try every failed file again, even unchanged ones whose content looked bad")
 
 
+def _say_which_models(folder: Path, spec: str, given: bool) -> None:
+    """A new library names the models it gets; a library moving to other models says it re-embeds."""
+    from .library.models_spec import has_embeddings, stored_spec
+
+    if not has_embeddings(folder):
+        if not given:
+            print(f"fastslow: a new library: indexing with the {spec!r} models (`fastslow models` lists the "
+                  "others; choose one with --models NAME)", file=sys.stderr)
+        return
+    previous = stored_spec(folder, for_search=True)
+    same = previous is None or previous == spec or (not given)
+    if not same and Path(spec).expanduser().exists() and Path(spec).expanduser().resolve() == Path(previous):
+        same = True  # the same bundle folder, named another way
+    if not same:
+        print(f"fastslow: this library was indexed with {previous!r}: every file is embedded again with "
+              f"{spec!r}; searches use the old models until this run completes", file=sys.stderr)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError, TqdmProgress
+    from .library.models_spec import choose_spec
 
     for path in args.paths:
         if not Path(path).is_dir():
             print(f"fastslow: {path} is not a folder", file=sys.stderr)
             return EXIT_USAGE
-    models = _models_loader(args)(args.models)
+    folder = _library_dir(args)
+    try:  # --models, else what the library was indexed with, else the default for a new library
+        spec = choose_spec(folder, args.models)
+    except LibraryError as exc:
+        print(f"fastslow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _say_which_models(folder, spec, given=bool(args.models))
+    code = _fetch_preset_first(spec)
+    if code != EXIT_OK:
+        return code
+    models = _models_loader(args)(spec)
     if models is None:
         return EXIT_USAGE
-    if models.needs_download():  # a hub preset not on disk yet: fetch it first, with a progress bar
+    if models.needs_download():  # a bundle whose parts live on the hub: fetch them, with a progress bar
         from .models_command import fetch_with_bar
 
         code = fetch_with_bar(models.name, models.download)
         if code != EXIT_OK:
             return code
-    folder = _library_dir(args)
     log_to_library(folder)
     bar = TqdmProgress(disable=args.json or None)
     try:

@@ -66,7 +66,8 @@ def fetch_with_bar(name: str, fetch) -> int:
     return EXIT_OK
 
 
-def _download(name: str) -> int:
+def download_with_bar(name: str) -> int:
+    """`fastslow models download NAME`, also run by `fastslow index` for a preset not on disk yet."""
     from .models.presets import download_preset
 
     return fetch_with_bar(name, lambda progress, cancel: download_preset(
@@ -80,7 +81,7 @@ def run_models(args: argparse.Namespace) -> int:
         if not args.name:
             print(f"fastslow models download: name a preset ({', '.join(names())})", file=sys.stderr)
             return EXIT_USAGE
-        return _download(args.name)
+        return download_with_bar(args.name)
     rows = preset_infos()
     if args.json:
         print(json.dumps([row.to_dict() for row in rows]))

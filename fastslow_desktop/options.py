@@ -20,7 +20,8 @@ def shared_options(suppress: bool) -> argparse.ArgumentParser:
     parent.add_argument("--library", metavar="DIR", default=default(None),
                         help="library folder (default: $FASTSLOW_LIBRARY or the platform's user-data folder)")
     parent.add_argument("--models", metavar="B", default=default(None),
-                        help="model bundle folder or preset (default: synthscenes; the demo's own otherwise)")
+                        help="model bundle folder or preset (default: the models the library was indexed with; "
+                             "balanced for a new library; synthscenes for `fastslow demo`)")
     parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default(None),
                         help="where the models run (default: auto)")
     parent.add_argument("-v", "--verbose", action="count", default=default(0),

@@ -6,26 +6,58 @@ from __future__ import annotations
 from tests.ui_helpers import open_window
 
 
-def test_hub_models_offline_offer_a_download_then_explain_how_to_work_offline(qtbot, ui_settings, tmp_path,
-                                                                               monkeypatch):
+def test_a_new_library_offline_offers_the_chooser_then_explains_how_to_work_offline(qtbot, ui_settings, tmp_path,
+                                                                                    monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached: the preset must download
     window = open_window(qtbot, ui_settings, tmp_path / "library", "clip-vit-b-32", wait_ready=False)
-    controller = window.controller
-    qtbot.waitUntil(lambda: window._download_dialog is not None and window._download_dialog.isVisible(),
+    qtbot.waitUntil(lambda: window._model_chooser is not None and window._model_chooser.isVisible(),
                     timeout=60_000)
-    dialog = window._download_dialog
-    assert "laion" in dialog.text.text().lower() or "/" in dialog.text.text()  # names what it will fetch
-    with qtbot.waitSignal(controller.failed, timeout=30_000) as failed:
-        dialog.download_button.click()
-    message, offline = failed.args
-    assert offline
-    qtbot.waitUntil(lambda: not dialog.isVisible())
+    chooser = window._model_chooser
+    assert chooser.chosen() == "clip-vit-b-32" and "GB" in chooser.use_button.text()  # names the size
+    chooser.use_button.click()
+    qtbot.waitUntil(lambda: not chooser.downloading, timeout=30_000)
+    assert "clip-vit-b-32" in chooser.detail.text() and "fastslow demo" in chooser.detail.text()
+    chooser.reject()
     assert not window.banner.isHidden()
     text = window.banner.label.text()
     assert "--models PATH" in text and "fastslow demo" in text
     assert window.status.models.text() == "Models unavailable"
     assert window.pages.currentWidget() is window.welcome  # still usable: folders can be added meanwhile
+
+
+def test_new_models_that_cannot_be_downloaded_leave_the_previous_ones_working(qtbot, ui_settings, tmp_path,
+                                                                             monkeypatch, tiny_bundle):
+    """Settings → preset clip-vit-b-32 offline: the banner names the model once, the app keeps tiny."""
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+    from tests.ui_helpers import write_photos
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(write_photos(tmp_path / "photos", 4))
+        library.index()
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    controller = window.controller
+    window.settings.models = "clip-vit-b-32"
+    window.apply_settings({"models"})
+    qtbot.waitUntil(lambda: window._download_dialog is not None and window._download_dialog.isVisible(),
+                    timeout=60_000)
+    dialog = window._download_dialog
+    assert "MB" in dialog.text.text() or "GB" in dialog.text.text()  # the consent names the download size
+    with qtbot.waitSignal(controller.kept_models, timeout=30_000) as kept:
+        dialog.download_button.click()
+    assert kept.args[1] == str(tiny_bundle)
+    qtbot.waitUntil(lambda: controller.is_ready, timeout=60_000)
+    assert controller.services.models.name == "tiny" and window.status.models.text().startswith("Models: tiny")
+    text = window.banner.label.text()
+    assert not window.banner.isHidden() and "clip-vit-b-32" in text and "keeps using" in text
+    assert text.count("fastslow demo") == 1 and "huggingface.co" not in text
+    assert window.settings.models == str(tiny_bundle)
+    with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:  # typing still searches
+        window.run_query("a red square")
+    assert len(stage1.args[0].results) == 4
 
 
 def test_a_missing_bundle_folder_is_reported_in_the_window(qtbot, ui_settings, tmp_path):

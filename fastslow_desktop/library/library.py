@@ -16,6 +16,7 @@ from ..catalog import AnnIndex, Catalog, LibraryError, RootInfo, SegmentInfo
 from ..paths import default_library_dir
 from ..media import frame_times, load_image, video_frames
 from .indexer import Indexer
+from .models_spec import remember_spec
 from .progress import IndexReport, Progress
 from .scan import request_retry, root_for, scan_problems
 
@@ -110,6 +111,9 @@ class Library:
         if self.models is None:
             raise LibraryError("No models loaded: open the library with models to index it.")
         scope = None if paths is None else [os.fspath(p) for p in paths]
+        spec = getattr(self.models, "spec", None)
+        if spec:  # later runs (and the app) load these models when none are named
+            remember_spec(self.catalog, spec, self.models.model_id)
         return Indexer(self.catalog, self.models).run(scope, progress, cancel, pause)
 
     # -- reads for search -----------------------------------------------------------------

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from .errors import BundleError, DownloadCancelled, ModelError, ModelUnavailableError
 
 _LAZY = {
-    "DEFAULT_PRESET": "bundle", "Models": "bundle", "list_presets": "bundle", "load_bundle": "bundle",
-    "read_manifest": "bundle", "save_bundle": "bundle",
+    "DEFAULT_PRESET": "bundle", "DEMO_PRESET": "bundle", "Models": "bundle", "list_presets": "bundle",
+    "load_bundle": "bundle", "read_manifest": "bundle", "save_bundle": "bundle",
     "FastEncoder": "fast",
     "ImagePreprocess": "preprocess", "PreprocessConfig": "preprocess",
     "Ranked": "rerank", "RerankConfig": "rerank", "Reranker": "rerank",
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .bundle import DEFAULT_PRESET, Models, list_presets, load_bundle, read_manifest, save_bundle
+    from .bundle import DEFAULT_PRESET, DEMO_PRESET, Models, list_presets, load_bundle, read_manifest, save_bundle
     from .fast import FastEncoder
     from .preprocess import ImagePreprocess, PreprocessConfig
     from .rerank import Ranked, RerankConfig, Reranker

@@ -42,7 +42,10 @@ T = TypeVar("T")
 FAST_FILE = "fast.safetensors"
 SLOW_FILE = "slow.safetensors"
 
-DEFAULT_PRESET = "synthscenes"
+# A new library for a person's own folders (the catalogue's default_for_new_library; issue 14). The
+# offline demo and the tests name `synthscenes` themselves (demo.DEMO_MODELS, fixtures).
+DEFAULT_PRESET = "balanced"
+DEMO_PRESET = "synthscenes"
 
 
 def _bundled_presets() -> dict[str, Path]:
@@ -89,10 +92,13 @@ def read_manifest(folder: Path, verify: bool = True) -> dict:
 class Models:
     """A bundle's models, loaded lazily, once, on first use (thread-safe)."""
 
-    def __init__(self, manifest: dict, folder: Path | None, device: str = "auto"):
+    def __init__(self, manifest: dict, folder: Path | None, device: str = "auto", spec: str | None = None):
         self.manifest = manifest
         self.folder = folder
         self.device = device
+        # What load_bundle was given (a preset name, or the bundle folder made absolute): a library
+        # remembers it so that later runs load the same models without --models.
+        self.spec = spec
         self.name: str = manifest.get("name", folder.name if folder else "models")
         try:
             self.rerank_config = RerankConfig.from_dict(manifest.get("rerank", {}))
@@ -281,10 +287,20 @@ def _build_slow(manifest: dict, folder: Path | None, device: str):
     raise BundleError(f"unknown slow model type {spec['type']!r} in the manifest")
 
 
+def spec_of(path_or_preset: str | Path) -> str:
+    """The spec a library remembers: a preset's name as is, a bundle folder as an absolute path."""
+    text = str(path_or_preset)
+    from .presets import entry
+
+    if entry(text) is not None or text in _bundled_presets():
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
 def load_bundle(path_or_preset: str | Path = DEFAULT_PRESET, device: str = "auto") -> Models:
     """Open a bundle folder or preset; weights load on first use of `.fast` / `.slow`."""
     manifest, folder = resolve(path_or_preset)
-    return Models(manifest, folder, device=device)
+    return Models(manifest, folder, device=device, spec=spec_of(path_or_preset))
 
 
 def save_bundle(

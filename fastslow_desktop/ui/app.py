@@ -50,9 +50,17 @@ def service_config(settings: AppSettings, library: str | None = None, models: st
         library_dir = default_library_dir()
     else:
         library_dir = Path(settings.library).expanduser()
-    return ServiceConfig(library_dir=library_dir, models=models or settings.models, device=device or settings.device,
+    return ServiceConfig(library_dir=library_dir, models=models or library_models(library_dir, settings.models),
+                         device=device or settings.device,
                          k=settings.k, beta=settings.beta, exclusions=settings.exclusions,
                          watching=settings.watching)
+
+
+def library_models(library_dir: Path, fallback: str) -> str:
+    """The models a library remembers (an existing library keeps its own), else `fallback` (Settings)."""
+    from fastslow_desktop.library.models_spec import stored_spec
+
+    return stored_spec(library_dir) or fallback
 
 
 def build_window(settings: AppSettings, config: ServiceConfig, engine_factory: EngineFactory | None = None,

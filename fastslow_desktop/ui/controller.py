@@ -32,8 +32,10 @@ class AppController(LibraryControl, QObject):
     ready = Signal()  # searchable
     warmed = Signal()  # the slow model is loaded too (re-ranking starts without a load)
     failed = Signal(str, bool)  # message, offline
+    kept_models = Signal(str, str)  # why the new models failed, the models kept instead
+    reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
     needs_download = Signal(list)  # hub repositories
-    download_progress = Signal(int, int)  # bytes done, total
+    download_progress = Signal(object)  # models.hub.DownloadProgress: bytes done, total, speed, ETA
     download_finished = Signal(bool, str)  # ok, message
     # search
     stage1 = Signal(object)  # StageResult
@@ -69,6 +71,8 @@ class AppController(LibraryControl, QObject):
         self._generation = 0
         self._refine_cancel: threading.Event | None = None
         self._pending_request: dict | None = None
+        self._last_request: dict | None = None
+        self._adopting = False  # re-embedded models are taking over: searches wait for the new engine
         self._until_library: list[Callable[[], None]] = []
         self._index_cancel = threading.Event()
         self._index_pause = threading.Event()
@@ -82,6 +86,7 @@ class AppController(LibraryControl, QObject):
         self._stop_thread: threading.Thread | None = None
         self._on_stopped: list[Callable[[], None]] = []
         self._restart_config: ServiceConfig | None = None
+        self._fallback: ServiceConfig | None = None  # the working models while new ones start
         self._stopped_library = None  # closed by the stop thread; a late start-up result must not close it again
         self._runners = (self._startup, self._fast, self._slow, self._tasks, self._indexer)
         self._stopped.connect(self._on_stop_finished)
@@ -127,11 +132,15 @@ class AppController(LibraryControl, QObject):
             self._needs = outcome
             self.needs_download.emit(outcome.repos)
         elif isinstance(outcome, StartupFailed):
-            self.failed.emit(outcome.message, outcome.offline)
+            self._fail(outcome.message, outcome.offline)
         else:
             self.services = outcome
             self.library = outcome.library
+            self._fallback = None
             self.ready.emit()
+            if outcome.reembedding is not None:  # new models for this library: re-embed it now
+                self.reembedding.emit(outcome.models.name, outcome.reembedding.name)
+                self.index(None)
             self._startup.submit(warm_slow, outcome, on_finished=self.warmed.emit)
             if self.config.watching:
                 self._tasks.submit(self._start_watching, outcome.library,
@@ -144,7 +153,7 @@ class AppController(LibraryControl, QObject):
         """Fetch the preset's weights (after the user agreed); then start-up goes on."""
         self._download_cancel = threading.Event()
         self._startup.submit(download_models, self._needs.models, self._download_cancel, with_progress=True,
-                             on_progress=lambda p: self.download_progress.emit(int(p[0]), int(p[1])),
+                             on_progress=self.download_progress.emit,
                              on_result=lambda _: self._on_downloaded(True, ""),
                              on_error=lambda msg: self._on_downloaded(False, msg))
 
@@ -157,10 +166,34 @@ class AppController(LibraryControl, QObject):
         if ok:
             self.start(skip_download_check=True)
         else:
-            self.failed.emit(message, True)
+            self._fail(message, True)
+
+    def _fail(self, message: str, offline: bool) -> None:
+        """New models could not be used: say why, and go back to the models that worked before."""
+        fallback, self._fallback = self._fallback, None
+        if fallback is None or self._closing:
+            self.failed.emit(message, offline)
+            return
+        self.kept_models.emit(message, fallback.models)
+        self.config, self.library = fallback, None
+        self.start()
+
+    def use_models(self, spec: str) -> None:
+        """Switch to other models (already on disk): the library re-embeds with them in the background
+        while its current embeddings keep answering."""
+        config = replace(self.config, models=spec)
+        if self.services is None and self.library is None and not self._stopping:
+            self._startup_cancel.set()  # a start-up that stopped at "needs download" or failed
+            self.config = config
+            self.start()
+        else:
+            self.restart(config)
 
     def restart(self, config: ServiceConfig) -> None:
-        """New models, device or library folder: stop the services in the background, then build them again."""
+        """New models, device or library folder: stop the services in the background, then build them again.
+        New models on the same library that cannot be used (offline) give way to the working ones."""
+        if self.is_ready and config.models != self.config.models and config.library_dir == self.config.library_dir:
+            self._fallback = self.config
         self._restart_config = config
         if self._stopping:
             return  # the stop under way starts the newest config when it is done
@@ -246,6 +279,7 @@ class AppController(LibraryControl, QObject):
 
     def _on_stop_finished(self) -> None:
         self._stopping = False
+        self._adopting = False  # a take-over job dropped by the stop must not hold searches back
         self._stop_thread = None
         self._index_running = False
         self._index_cancel = threading.Event()
@@ -261,7 +295,8 @@ class AppController(LibraryControl, QObject):
         if self._refine_cancel is not None:
             self._refine_cancel.set()
             self._refine_cancel = None
-        if not self.is_ready:
+        self._last_request = dict(request)  # run again when re-embedded models take over
+        if not self.is_ready or self._adopting:
             self._pending_request = request  # runs when the models are ready
             return
         generation = self._generation
@@ -280,7 +315,7 @@ class AppController(LibraryControl, QObject):
     def cancel_search(self) -> None:
         """The query was cleared: drop whatever is queued or refining."""
         self._generation += 1
-        self._pending_request = None
+        self._pending_request = self._last_request = None
         if self._refine_cancel is not None:
             self._refine_cancel.set()
             self._refine_cancel = None

@@ -112,6 +112,7 @@ class LibraryControl:
 
     def _on_index_result(self, report) -> None:
         if not self._closing:
+            self._adopt_reembedded()  # before index_finished: a refresh it triggers waits for the new engine
             self.index_finished.emit(report)
 
     def _on_index_error(self, message: str) -> None:
@@ -131,6 +132,38 @@ class LibraryControl:
         elif self._index_queue:
             paths, self._index_queue = sorted(self._index_queue), None
             self._start_index(paths)
+
+    def _adopt_reembedded(self) -> None:
+        """Once the library is re-embedded with the new models, searches use them (a new engine)."""
+        services = self.services
+        if services is None or services.reembedding is None or self._adopting:
+            return
+        new = services.reembedding
+        self._adopting = True  # searches wait until it is known which engine answers them
+
+        def build():  # the serving model is read off the GUI thread
+            if services.library.serving_model_id != new.model_id:
+                return None  # not complete yet (cancelled, or files still to embed)
+            return self.engine_factory(services.library, new)
+
+        self._tasks.submit(build, on_result=lambda engine: self._on_reembedded(services, engine),
+                           on_error=lambda message: (self._on_reembedded(services, None),
+                                                     self.library_error.emit(message)))
+
+    def _on_reembedded(self, services, engine) -> None:
+        self._adopting = False
+        adopted = engine is not None and not self._closing and self.services is services
+        if adopted:
+            old = services.engine
+            self.services = replace(services, models=services.reembedding, engine=engine, reembedding=None)
+            self.ready.emit()
+            close = getattr(old, "close", None)
+            if close is not None:
+                threading.Thread(target=close, name="fastslow-close-engine", daemon=True).start()
+        # The query on screen runs (again) on whichever engine answers now.
+        request, self._pending_request = self._pending_request or (self._last_request if adopted else None), None
+        if request is not None and not self._closing:
+            self.search(**request)
 
     def pause_indexing(self, paused: bool) -> None:
         if paused:

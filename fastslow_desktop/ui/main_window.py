@@ -35,10 +35,6 @@ from .workers.thumbnails import ThumbnailLoader
 logger = logging.getLogger(__name__)
 
 RESULTS_TOP = 500  # results shown per query (the grid stays smooth far beyond this)
-OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
-                "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
-                "<code>fastslow demo</code>, which works offline.")
-
 
 
 class MainWindow(WindowDialogs, QMainWindow):
@@ -58,6 +54,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         self._counts = (0, 0)
         self._query = ""
         self._download_dialog = None  # the consent dialog while it is open
+        self._model_chooser = None  # the model chooser while it is open (window_dialogs)
+        self._keep_banner = False  # the banner explains why other models were kept: ready leaves it
         self._auto_selecting = False
         self._user_picked = False  # the user chose a result: stage 2 must not move the selection
         self._stopped = False  # the services have stopped: the window may close
@@ -123,6 +121,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         c.index_started.connect(self.status.index_started)
         c.index_progress.connect(self.status.index_progress)
         c.index_finished.connect(self.status.index_finished)
+        c.index_finished.connect(self._refresh_results)
         c.stopping_changed.connect(self._on_stopping)
         c.index_error.connect(lambda msg: self.banner.show_message(f"Indexing stopped: {msg}", None))
         c.library_error.connect(lambda msg: self.banner.show_message(msg, None))
@@ -143,6 +142,9 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.banner.action_clicked.connect(self.open_settings)
         self.add_action.triggered.connect(self.choose_folders)
         self.settings_action.triggered.connect(self.open_settings)
+        self.models_action.triggered.connect(lambda: self.open_model_chooser())
+        c.reembedding.connect(self._on_reembedding)
+        c.kept_models.connect(self._on_kept_models)
         self.reindex_action.triggered.connect(lambda: c.index(None))
         self.retry_action.triggered.connect(c.retry_failed)
         self.preview.open_requested.connect(self._open)
@@ -157,7 +159,8 @@ class MainWindow(WindowDialogs, QMainWindow):
         if self.settings.window_state is not None:
             self.restoreState(self.settings.window_state)
         last = self.settings.last_query
-        if last:
+        # Only on the library it was typed in: the demo's query must not replace a new library's first run.
+        if last and self.settings.last_query_library == str(self.controller.config.library_dir):
             self.search_bar.field.setText(last)
             self._query = last
 
@@ -175,16 +178,6 @@ class MainWindow(WindowDialogs, QMainWindow):
 
     def _on_loading(self, message: str) -> None:
         self.status.set_models(message)
-
-    def _on_ready(self) -> None:
-        name = getattr(self.controller.services.models, "name", "models")
-        self.status.set_models(f"Models: {name}")
-        self.banner.hide()
-
-    def _on_failed(self, message: str, offline: bool) -> None:
-        self.status.set_models("Models unavailable")
-        text = message if not offline else f"{message}<br>{OFFLINE_HELP}"
-        self.banner.show_message(text, "Settings…")
 
     # -- search ---------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -224,8 +217,7 @@ class MainWindow(WindowDialogs, QMainWindow):
             self.pages.setCurrentWidget(self.results_view)
             self._select_row(0)
         else:
-            self.welcome.show_no_results(self._query)
-            self.pages.setCurrentWidget(self.welcome)
+            self._show_empty_page()  # no folders yet: the first run stays a first run
 
     def _on_stage2(self, stage) -> None:
         self.results_model.reorder(stage.results, stage=stage.stage, candidates=stage.candidates)
@@ -381,6 +373,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.last_query = self.search_bar.field.text().strip()
+        self.settings.last_query_library = str(self.controller.config.library_dir)
         self.settings.sync()
         # Gone from the screen at once; the workers may need seconds to stop (an import of torch
         # cannot be interrupted), and the user should not watch a frozen window meanwhile.

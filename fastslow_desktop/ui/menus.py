@@ -32,6 +32,7 @@ def build_menus(window: QMainWindow) -> None:
     file_menu = window.menuBar().addMenu("&File")
     window.add_action = QAction("&Add folder…", window)
     window.add_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+    window.models_action = QAction("&Models…", window)  # the preset catalogue: choose, download
     window.settings_action = QAction("&Settings…", window)
     window.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
     window.reindex_action = QAction("&Re-scan all folders", window)
@@ -39,7 +40,8 @@ def build_menus(window: QMainWindow) -> None:
     quit_action = QAction("&Quit", window)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)
     quit_action.triggered.connect(window.close)
-    for action in (window.add_action, window.reindex_action, window.retry_action, window.settings_action):
+    for action in (window.add_action, window.reindex_action, window.retry_action, window.models_action,
+                   window.settings_action):
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)

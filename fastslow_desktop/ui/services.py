@@ -21,7 +21,7 @@ class ServiceConfig:
     """
 
     library_dir: Path
-    models: str = "synthscenes"  # a preset name or a bundle folder
+    models: str = "balanced"  # a preset name or a bundle folder (settings.DEFAULT_MODELS)
     device: str = "auto"
     k: int | None = None  # None: the bundle's choice
     beta: float | None = None  # None: the bundle's choice
@@ -40,6 +40,9 @@ class Services:
     models: Models
     engine: SearchEngine
     presets: tuple[str, ...] = ()  # model presets this install knows
+    # The models the library is re-embedding with, when they differ from `models` (which answer
+    # searches from the library's current embeddings until the re-embedding is complete).
+    reembedding: Models | None = None
 
 
 # (library, models) -> engine; the default imports fastslow_desktop.search lazily (torch).

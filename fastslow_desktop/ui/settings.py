@@ -8,7 +8,9 @@ from PySide6.QtCore import QByteArray, QSettings
 
 ORGANIZATION = "FastSlow"
 APPLICATION = "FastSlow"
-DEFAULT_MODELS = "synthscenes"
+# A new library for a person's own folders (presets.json default_for_new_library); an existing library
+# keeps the models it remembers (library/models_spec.py), whatever this says.
+DEFAULT_MODELS = "balanced"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -52,7 +54,8 @@ class AppSettings:
     # -- models and search ----------------------------------------------------------------
     @property
     def models(self) -> str:
-        """A preset name (e.g. "synthscenes", "clip-vit-b-32") or a bundle folder."""
+        """The models last chosen (a preset name such as "balanced", or a bundle folder): used for a new
+        library; a library that remembers its own models opens with those."""
         return str(self._get("models/spec", DEFAULT_MODELS) or DEFAULT_MODELS)
 
     @models.setter
@@ -144,6 +147,15 @@ class AppSettings:
     @last_query.setter
     def last_query(self, value: str) -> None:
         self._set("window/last_query", value)
+
+    @property
+    def last_query_library(self) -> str:
+        """The library folder the last query was typed in (it is restored only there)."""
+        return str(self._get("window/last_query_library", "") or "")
+
+    @last_query_library.setter
+    def last_query_library(self, value: str) -> None:
+        self._set("window/last_query_library", value)
 
     @property
     def welcomed(self) -> bool:

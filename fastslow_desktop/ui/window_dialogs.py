@@ -1,4 +1,5 @@
-"""The main window's dialogs: model download consent, Settings (and applying them), folder removal and exclusions.
+"""The main window's dialogs and model state: the model chooser, download consent, which models answer
+(and falling back to them), Settings (and applying them), folder removal and exclusions.
 
 A mixin of MainWindow (same object); the window module keeps the wiring, this one the conversations.
 """
@@ -11,16 +12,98 @@ from PySide6.QtWidgets import QMessageBox
 
 from .dialogs.download import DownloadDialog
 from .dialogs.exclusions import ExclusionsDialog
+from .dialogs.models import ModelChooser, languages_text
 from .dialogs.settings import SettingsDialog
 from .services import ServiceConfig
+
+OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
+                "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
+                "<code>fastslow demo</code>, which works offline.")
 
 
 class WindowDialogs:
     """Needs MainWindow's controller, settings, status bar, sidebar, results model and search bar."""
 
-    # -- models download ------------------------------------------------------------------
+    # -- model chooser and download ---------------------------------------------------------
+    def open_model_chooser(self, first_run: bool = False) -> ModelChooser:
+        """The catalogue; a preset chosen there is downloaded in the dialog, then the app switches to it."""
+        from fastslow_desktop.models.presets import preset_infos
+
+        from .dialogs.settings import cuda_available
+
+        config = self.controller.config
+        dialog = ModelChooser(preset_infos(), current=None if first_run else config.models, parent=self,
+                              cuda=cuda_available(), preselect=config.models)
+        self._model_chooser = dialog
+        dialog.accepted.connect(lambda: self._use_models(dialog.chosen()))
+        # Closing the app stops a download under way (its worker would otherwise hold the quit).
+        stop = lambda stopping: stopping and dialog.downloading and dialog.reject()  # noqa: E731
+        self.controller.stopping_changed.connect(stop)
+        dialog.finished.connect(lambda _result: self.controller.stopping_changed.disconnect(stop))
+        if first_run:
+            dialog.rejected.connect(lambda: self._on_failed(
+                "No search models yet: choose and download them (Models…), or use a bundle folder in "
+                "Settings.", True))
+        dialog.show()
+        return dialog
+
+    def _use_models(self, name: str | None) -> None:
+        if not name or (name == self.controller.config.models and self.controller.is_ready):
+            return
+        self.settings.models = name
+        self.status.set_models(f"Switching to {name}…")
+        self.controller.use_models(name)
+
+    def _on_ready(self) -> None:
+        self._show_models(self.controller.services.models)
+        if not self._keep_banner:
+            self.banner.hide()
+        self._keep_banner = False
+
+    def _on_failed(self, message: str, offline: bool) -> None:
+        self.status.set_models("Models unavailable")
+        # the hub's own message already gives the way out; say it once
+        text = message if not offline or "fastslow demo" in message else f"{message}<br>{OFFLINE_HELP}"
+        self.banner.show_message(text, "Settings…")
+
+    def _refresh_results(self, report) -> None:
+        """An index run added, changed or removed media: the query on screen runs again."""
+        changed = report is not None and any(getattr(report, key, 0) for key in ("indexed", "moved", "removed"))
+        query = self.search_bar.field.text().strip()
+        if changed and query and query == self._query and self.controller.is_ready:
+            self.run_query(query, self.search_bar.kind_filter)
+
+    def _show_models(self, models) -> None:
+        """The status bar says which models answer and what they understand (tooltip: what they are for)."""
+        from fastslow_desktop.models.presets import entry
+
+        name = getattr(models, "name", "models")
+        spec = entry(getattr(models, "spec", None) or name) or {}
+        languages = languages_text(spec.get("languages", [])) if spec.get("languages") else ""
+        self.status.set_models(f"Models: {name}" + (f" ({languages})" if languages else ""))
+        self.status.models.setToolTip(spec.get("description", f"Model bundle {getattr(models, 'folder', '')}"))
+
+    def _on_kept_models(self, message: str, kept: str) -> None:
+        self._keep_banner = True
+        self.settings.models = kept  # Settings shows the models in use
+        self.status.set_models(f"Switching back to {kept}…")
+        self.banner.show_message(f"{message}<br>FastSlow keeps using {kept}.", "Settings…")
+
+    def _on_reembedding(self, current: str, new: str) -> None:
+        self.status.set_models(f"Models: {current}; re-embedding with {new}…")
+        answer = f"searches use {current} until it is done" if current != new else "searches work when it is done"
+        self.status.showMessage(f"The library is being re-embedded with {new}; {answer}.", 10_000)
+
     def _on_needs_download(self, repos: list[str]) -> None:
-        dialog = DownloadDialog(repos, self)
+        from fastslow_desktop.library.models_spec import has_embeddings
+        from fastslow_desktop.models.presets import entry, preset_infos
+
+        config = self.controller.config
+        if entry(config.models) is not None and not has_embeddings(config.library_dir):
+            self.open_model_chooser(first_run=True)  # a new library: let the person pick its models
+            return
+        row = next((r for r in preset_infos() if r.name == config.models), None)
+        dialog = DownloadDialog(repos, self, size=row.download_bytes if row is not None else None)
         self._download_dialog = dialog
         dialog.start_requested.connect(self.controller.download)
         dialog.cancel_requested.connect(self.controller.cancel_download)
@@ -50,7 +133,8 @@ class WindowDialogs:
 
     # -- settings -------------------------------------------------------------------------
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self.controller.presets(), self)
+        dialog = SettingsDialog(self.settings, self.controller.presets(), self,
+                                current_library=self.controller.config.library_dir)
         if dialog.exec():
             self.apply_settings(dialog.save())
 

@@ -1,4 +1,4 @@
-"""The model download dialog: progress in bytes, cancel; the controller runs the download in a worker."""
+"""The model download dialog: bytes, speed, time left, cancel; the controller runs the download in a worker."""
 
 from __future__ import annotations
 
@@ -6,19 +6,21 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..format import file_size
+from .models import progress_text
 
 
 class DownloadDialog(QDialog):
     start_requested = Signal()
     cancel_requested = Signal()
 
-    def __init__(self, repos: list[str], parent: QWidget | None = None):
+    def __init__(self, repos: list[str], parent: QWidget | None = None, size: int | None = None):
         super().__init__(parent)
         self.setWindowTitle("Download the search models")
         self.setModal(False)
+        amount = f"{file_size(size)} from " if size else ""
         self.text = QLabel(
-            "FastSlow needs to download its search models once (" + ", ".join(repos) + "). After that it "
-            "works offline. Nothing about your photos is sent anywhere.", self)
+            f"FastSlow needs to download its search models once ({amount}" + ", ".join(repos) + "). After "
+            "that it works offline. Nothing about your photos is sent anywhere.", self)
         self.text.setWordWrap(True)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 0)
@@ -51,11 +53,12 @@ class DownloadDialog(QDialog):
         else:
             self.reject()
 
-    def set_progress(self, done: int, total: int) -> None:
-        if total > 0:
+    def set_progress(self, p) -> None:
+        """`p`: models.hub.DownloadProgress."""
+        if p.total > 0:
             self.bar.setRange(0, 1000)
-            self.bar.setValue(int(1000 * done / total))
-            self.detail.setText(f"{file_size(done)} of {file_size(total)}")
+            self.bar.setValue(int(1000 * p.done / p.total))
+        self.detail.setText(progress_text(p.done, p.total, p.speed_bps, p.eta_s))
 
     def finish(self, ok: bool, message: str) -> None:
         self._running = False

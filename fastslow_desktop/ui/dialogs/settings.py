@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
 
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
@@ -11,7 +14,19 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 from ..settings import AppSettings
 from .exclusions import PatternsEdit
 
-KNOWN_PRESETS = ("synthscenes", "clip-vit-b-32")
+def known_presets() -> list[str]:
+    """The catalogue's presets (models/presets.json), legacy ones last."""
+    from fastslow_desktop.models import presets
+
+    rows = [(bool((presets.entry(n) or {}).get("legacy")), n) for n in presets.names()]
+    return [name for _legacy, name in sorted(rows, key=lambda r: r[0])]
+
+
+def preset_description(name: str) -> str:
+    from fastslow_desktop.models import presets
+
+    spec = presets.entry(name)
+    return spec.get("description", "") if spec else ""
 DEVICE_LABELS = (("Automatic (GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"))
 
 
@@ -48,11 +63,12 @@ class SettingsDialog(QDialog):
     """Reads from and writes to AppSettings; `changes()` says what the app has to redo."""
 
     def __init__(self, settings: AppSettings, presets: list[str] | None = None, parent: QWidget | None = None,
-                 cuda: bool | None = None):
+                 cuda: bool | None = None, current_library: Path | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.settings = settings
-        presets = list(dict.fromkeys([*KNOWN_PRESETS, *(presets or [])]))
+        self.current_library = current_library
+        presets = list(dict.fromkeys([*known_presets(), *(presets or [])]))
         note = QLabel("Changing the models, device or library folder reloads them in the background.", self)
         note.setObjectName("hint")
         note.setWordWrap(True)
@@ -65,6 +81,7 @@ class SettingsDialog(QDialog):
         for widget in (*boxes, note, buttons):
             layout.addWidget(widget)
         self.use_preset.toggled.connect(self._sync_enabled)
+        self.preset.currentTextChanged.connect(lambda name: self.preset_about.setText(preset_description(name)))
         self.load()
         self.resize(560, 0)
 
@@ -76,6 +93,11 @@ class SettingsDialog(QDialog):
         group.addButton(self.use_bundle)
         self.preset = QComboBox(self)
         self.preset.addItems(presets)
+        for i, name in enumerate(presets):
+            self.preset.setItemData(i, preset_description(name), Qt.ItemDataRole.ToolTipRole)
+        self.preset_about = QLabel(self)  # what the chosen preset is for (languages, hardware)
+        self.preset_about.setObjectName("hint")
+        self.preset_about.setWordWrap(True)
         self.bundle = QLineEdit(self)
         self.bundle.setPlaceholderText("a folder containing manifest.json")
         self.device = QComboBox(self)
@@ -88,6 +110,7 @@ class SettingsDialog(QDialog):
         box = QGroupBox("Models", self)
         form = QFormLayout(box)
         form.addRow(self.use_preset, self.preset)
+        form.addRow("", self.preset_about)
         form.addRow(self.use_bundle, _folder_row(self.bundle, self, "Choose a model bundle folder"))
         form.addRow("Device", self.device)
         return box
@@ -110,14 +133,21 @@ class SettingsDialog(QDialog):
         return box
 
     def _library_box(self) -> QGroupBox:
+        from fastslow_desktop.paths import default_library_dir
+
         self.library = QLineEdit(self)
-        self.library.setPlaceholderText("default location")
+        self.library.setPlaceholderText(f"default: {default_library_dir()}")
+        self.library_now = QLabel(f"Open now: {self.current_library}" if self.current_library else "", self)
+        self.library_now.setObjectName("hint")
+        self.library_now.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.exclusions = PatternsEdit([], self)
         self.exclusions.setMaximumHeight(90)
         self.watching = QCheckBox("Watch folders and index changes automatically", self)
         box = QGroupBox("Library", self)
         form = QFormLayout(box)
         form.addRow("Library folder", _folder_row(self.library, self, "Choose the library folder"))
+        if self.current_library:
+            form.addRow("", self.library_now)
         form.addRow("Skip in new folders", self.exclusions)
         form.addRow("", self.watching)
         return box
@@ -135,6 +165,7 @@ class SettingsDialog(QDialog):
         else:
             self.use_bundle.setChecked(True)
             self.bundle.setText(models)
+        self.preset_about.setText(preset_description(self.preset.currentText()))
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
         self.k.setValue(s.k or 0)
         self.beta.setValue(s.beta if s.beta is not None else self.beta.minimum())

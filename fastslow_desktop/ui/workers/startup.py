@@ -75,15 +75,38 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
     if cancel.is_set():
         library.close()
         return StartupCancelled()
+    search_models, moving = serving_models(library, models, config.device)
     try:
-        fast = models.fast
+        fast = search_models.fast
         fast.encode_texts(["warm up"])  # first call builds kernels; the user's first query should not pay it
-        engine = engine_factory(library, models)
+        engine = engine_factory(library, search_models)
     except ModelError as exc:
         library.close()
         return StartupFailed(str(exc), offline=isinstance(exc, ModelUnavailableError))
     logger.info("fast model ready in %.1f s", time.perf_counter() - t0)
-    return Services(library, models, engine, presets=tuple(list_presets()))
+    return Services(library, search_models, engine, presets=tuple(list_presets()),
+                    reembedding=models if moving else None)
+
+
+def serving_models(library, models, device: str) -> tuple[object, bool]:
+    """(the models whose embeddings answer this library's searches, whether the library is moving to
+    `models` from others). While it moves, the others answer (loaded from the spec the library
+    remembers for them, when they are on disk); otherwise searches wait for the re-embedding."""
+    from fastslow_desktop.library.models_spec import inferred_spec, spec_key
+    from fastslow_desktop.models import ModelError, load_bundle
+
+    serving = library.catalog.serving_model_id()
+    if serving is None or serving == models.model_id:
+        return models, False
+    spec = library.catalog.store.get_meta(spec_key(serving)) or inferred_spec(serving)
+    try:
+        old = load_bundle(spec, device=device) if spec else None
+        if old is not None and not old.needs_download() and old.model_id == serving:
+            return old, True
+    except ModelError as exc:
+        logger.warning("the library's current models %s cannot be loaded (%s)", spec, exc)
+    logger.warning("searches wait until the library is re-embedded with %s", models.name)
+    return models, True
 
 
 def warm_slow(services: Services) -> None:
