@@ -11,7 +11,7 @@ import fastslow_desktop.models as models_module
 from fastslow_desktop.cli import main as cli_main
 from tests.test_search_engine import build_small_library
 
-RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end"}
+RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end", "match", "match_probability"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _json_lines(out: str) -> list[dict]:
 
 
 def _check_contract(obj: dict, query: str) -> None:
-    assert set(obj) == {"query", "results", "timing"} and obj["query"] == query
+    assert set(obj) == {"query", "results", "timing", "any_match"} and obj["query"] == query
     assert set(obj["timing"]) == {"fast_ms", "slow_ms"} and obj["timing"]["fast_ms"] > 0
     for r in obj["results"]:
         assert set(r) == RESULT_KEYS and r["kind"] in ("image", "video") and Path(r["path"]).is_file()
