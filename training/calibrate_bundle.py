@@ -199,18 +199,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300, help="queries per set (present, removed, absent)")
     parser.add_argument("--data", type=Path, help="folder for the validation gallery (default: a temporary one)")
     parser.add_argument("--dump", type=Path, help="also write every query's scores to this JSON file")
+    parser.add_argument("--scores", type=Path, help="refit from a --dump file of the same bundle instead of scoring")
     parser.add_argument("--dry-run", action="store_true", help="report the fit, leave the manifest alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     models = load_bundle(args.bundle, device="cpu")
-    with tempfile.TemporaryDirectory(prefix="fastslow-val-") as tmp:
-        items = validation_items(args.images, args.data or Path(tmp) / "val")
-        scored = collect(items, models, args.queries, seed=0, k=models.rerank_config.k)
+    if args.scores:  # a --dump of an earlier run: refit without scoring again
+        scored = [Scored.from_dict(d) for d in json.loads(args.scores.read_text())]
+        n_images = args.images
+    else:
+        with tempfile.TemporaryDirectory(prefix="fastslow-val-") as tmp:
+            items = validation_items(args.images, args.data or Path(tmp) / "val")
+            scored = collect(items, models, args.queries, seed=0, k=models.rerank_config.k)
+        n_images = len(items)
     if args.dump:
         args.dump.write_text(json.dumps([q.to_dict() for q in scored]))
     cal, table = choose(scored)
     present, none = goal_rates(scored, probabilities(scored, cal), cal.t_yes)
-    fitted = {"data": f"synthscenes val (seed {TrainConfig().seeds['val']}, {len(items)} images, training renderer)",
+    fitted = {"data": f"synthscenes val (seed {TrainConfig().seeds['val']}, {n_images} images, training renderer)",
               "queries": {k: sum(q.kind == k for q in scored) for k in ("present", "removed", "absent")},
               "k": models.rerank_config.k, "candidates": table,
               "val_top_relevant_is_yes": round(present, 4), "val_nothing_relevant_no_yes": round(none, 4),
