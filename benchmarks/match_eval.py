@@ -41,7 +41,7 @@ BINS = 10
 
 def judged(models, scored: Sequence[Scored]) -> list[list[tuple[str, float]]]:
     """The product's judgement of each query's re-ranked candidates (prior cached per query)."""
-    return [models.matcher.judge(q.slow, [(1.0, q.text)], q.n_tokens) for q in scored]
+    return [models.matcher.judge(q.slow, [(1.0, q.text)], q.n_tokens, q.worst) for q in scored]
 
 
 def summarise(scored: Sequence[Scored], verdicts: Sequence[list[tuple[str, float]]]) -> dict:

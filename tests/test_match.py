@@ -14,6 +14,7 @@ import pytest
 
 from fastslow_desktop.cli import main as cli_main
 from fastslow_desktop.library import Library
+from fastslow_desktop.media import load_image
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.models.match import LABELS, MatchCalibration, MatchJudge, match_features
 from fastslow_desktop.search import SearchEngine, SearchRequest
@@ -24,6 +25,12 @@ QUERY = "a red circle to the left of a blue square"
 # p ≈ 1 for the result whose PMI is above every other one, ≈ 0 below: exactly one "yes" per query.
 TOP_ONLY = MatchCalibration(prior="blank", features=("margin",), coef=(1e4,), intercept=0.0, t_yes=0.5, t_maybe=0.2)
 NOTHING = MatchCalibration(prior="zeros", features=("pmi",), coef=(0.0,), intercept=-30.0, t_yes=0.9, t_maybe=0.5)
+
+
+def _image(colour: tuple[int, int, int]):
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64), colour)
 
 
 def _calibrated(tiny_bundle: Path, folder: Path, cal: MatchCalibration | None) -> Path:
@@ -86,6 +93,37 @@ def test_margin_feature_compares_with_the_best_other_result():
     f = match_features([5.0, 9.0, 1.0], n_tokens=4)
     assert f["margin"].tolist() == [-4.0, 4.0, -8.0] and f["pmi_per_token"].tolist() == [1.25, 2.25, 0.25]
     assert match_features([3.0], 4)["margin"].tolist() == [0.0]
+
+
+def test_worst_token_is_the_lowest_caption_position(tiny_bundle):
+    import torch
+
+    slow = load_bundle(tiny_bundle).slow
+    tokens = slow.visual_tokens([_image((200, 30, 30)), _image((30, 30, 200))])
+    worst = slow.worst_token(QUERY, [tokens[:1], tokens[1:]])
+    ids = slow.tokenizer([QUERY]).expand(2, -1)
+    with torch.no_grad():
+        per = slow.model.token_logprobs(ids, tokens, "fwd") + slow.model.token_logprobs(ids, tokens, "bwd")
+    real = ids[0] != 0
+    assert np.allclose(worst, per[:, real].min(1).values.numpy(), atol=1e-4)
+    # the lowest of the 12 positions times 12 is at most their sum h(x, y)
+    assert (worst < 0).all() and (worst * real.sum().item() <= slow.score_tokens(QUERY, tokens) + 1e-3).all()
+
+
+def test_engine_feeds_worst_token_features_to_the_judge(tiny_bundle, indexed_library, tmp_path):
+    cal = MatchCalibration(prior="blank", features=("worst_token_margin",), coef=(1e4,), intercept=0.0, t_yes=0.5)
+    models = load_bundle(_calibrated(tiny_bundle, tmp_path / "b", cal))
+    with Library.open(indexed_library, models) as library:
+        engine = SearchEngine(library, models)
+        result = engine.search(SearchRequest(text=QUERY, top=10, k=6, kind="image"))
+        engine.close()
+    judged = [r for r in result.results if r.slow_score is not None]
+    images = [load_image(r.path) for r in judged]
+    tokens = models.slow.visual_tokens(images)
+    worst = models.slow.worst_token(QUERY, [tokens[i:i + 1] for i in range(len(judged))])
+    # The one "yes" is the result whose worst word the image explains best.
+    assert [r.match for r in judged].count("yes") == 1
+    assert judged[int(np.argmax(worst))].match == "yes"
 
 
 def test_prior_is_computed_once_per_query_text(tiny_bundle, indexed_library, tmp_path):

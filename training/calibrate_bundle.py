@@ -38,7 +38,9 @@ from .params import TrainConfig
 
 logger = logging.getLogger("training.calibrate_bundle")
 
-FEATURE_SETS = (("pmi",), ("pmi", "margin"), ("pmi_per_token",), ("pmi_per_token", "margin"))
+FEATURE_SETS = (("pmi",), ("pmi", "margin"), ("pmi_per_token",), ("pmi_per_token", "margin"),
+                ("worst_token", "worst_token_margin"), ("pmi", "worst_token"),
+                ("pmi", "margin", "worst_token", "worst_token_margin"))
 MAYBE_COVERAGE = 0.97  # t_maybe: this share of relevant top results is at least "maybe" (on validation)
 
 
@@ -51,20 +53,21 @@ class Scored:
     n_tokens: int
     slow: np.ndarray  # (K,) h(x, y), in re-ranked order (best first)
     fast: np.ndarray  # (K,) cosine f(x)ᵀg(y), same order
+    worst: np.ndarray  # (K,) the worst caption position's log-probability (SlowScorerBase.worst_token)
     relevant: np.ndarray  # (K,) bool
     priors: dict[str, float]
 
     def features(self, prior: str) -> dict[str, np.ndarray]:
-        return match_features(self.slow - self.priors[prior], self.n_tokens)
+        return match_features(self.slow - self.priors[prior], self.n_tokens, self.worst)
 
     def to_dict(self) -> dict:
         return {"text": self.text, "kind": self.kind, "n_tokens": self.n_tokens, "slow": self.slow.tolist(),
-                "fast": self.fast.tolist(), "relevant": self.relevant.tolist(), "priors": self.priors}
+                "fast": self.fast.tolist(), "worst": self.worst.tolist(), "relevant": self.relevant.tolist(), "priors": self.priors}
 
     @classmethod
     def from_dict(cls, d: dict) -> Scored:
         return cls(d["text"], d["kind"], d["n_tokens"], np.array(d["slow"]), np.array(d["fast"]),
-                   np.array(d["relevant"], bool), d["priors"])
+                   np.array(d["worst"]), np.array(d["relevant"], bool), d["priors"])
 
 
 def score_queries(gallery: Gallery, models, texts: Sequence[str], relevant: Sequence[np.ndarray], kind: str,
@@ -83,7 +86,9 @@ def score_queries(gallery: Gallery, models, texts: Sequence[str], relevant: Sequ
             n_tokens = caption_tokens(slow.tokenizer, text)
             final = np.argsort(-combine(h, fast[head], cfg, n_tokens), kind="stable")
             priors = {p: float(slow.score_tokens(text, m)[0]) for p, m in memories.items()}
-            out.append(Scored(text, kind, n_tokens, h[final], fast[head][final], np.isin(head[final], rel), priors))
+            worst = slow.worst_token(text, [gallery.tokens[i:i + 1] for i in head]).astype(np.float64)
+            out.append(Scored(text, kind, n_tokens, h[final], fast[head][final], worst[final],
+                              np.isin(head[final], rel), priors))
     return out
 
 

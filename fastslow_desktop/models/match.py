@@ -23,7 +23,7 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 PRIORS = ("blank", "zeros")  # null image: a mid-grey picture's visual tokens, or all-zero tokens
-FEATURES = ("pmi", "pmi_per_token", "margin")
+FEATURES = ("pmi", "pmi_per_token", "margin", "worst_token", "worst_token_margin")
 LABELS = ("yes", "maybe", "no")
 PRIOR_CACHE_SIZE = 512
 
@@ -77,19 +77,25 @@ class MatchCalibration:
         return "yes" if p >= self.t_yes else "maybe" if p >= self.t_maybe else "no"
 
 
-def match_features(pmi: Sequence[float], n_tokens: float) -> dict[str, np.ndarray]:
-    """Every feature the calibration may use, for the judged results of one query.
+def _margin(values: np.ndarray) -> np.ndarray:
+    """How far each value is above the best *other* one (the rank-1 margin for the top); 0 if alone."""
+    if len(values) < 2:
+        return np.zeros_like(values)
+    order = np.argsort(-values, kind="stable")
+    best, second = values[order[0]], values[order[1]]
+    return values - np.where(np.arange(len(values)) == order[0], second, best)
 
-    margin: how far a result's PMI is above the best *other* judged result (the rank-1 margin for the
-    top result, negative below it); 0 when only one result was judged.
-    """
+
+def match_features(pmi: Sequence[float], n_tokens: float,
+                   worst: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+    """Every feature the calibration may use, for the judged results of one query: pmi, pmi_per_token,
+    margin (of pmi), and with `worst` (SlowScorerBase.worst_token) worst_token and its margin."""
     pmi = np.asarray(pmi, np.float64)
-    margin = np.zeros_like(pmi)
-    if len(pmi) > 1:
-        order = np.argsort(-pmi, kind="stable")
-        best, second = pmi[order[0]], pmi[order[1]]
-        margin = pmi - np.where(np.arange(len(pmi)) == order[0], second, best)
-    return {"pmi": pmi, "pmi_per_token": pmi / max(1.0, float(n_tokens)), "margin": margin}
+    out = {"pmi": pmi, "pmi_per_token": pmi / max(1.0, float(n_tokens)), "margin": _margin(pmi)}
+    if worst is not None:
+        worst = np.asarray(worst, np.float64)
+        out.update(worst_token=worst, worst_token_margin=_margin(worst))
+    return out
 
 
 def null_memory(slow, prior: str) -> torch.Tensor:
@@ -125,15 +131,23 @@ class MatchJudge:
                 self._priors.popitem(last=False)
             return value
 
-    def judge(self, slow_scores: Sequence[float], texts: Sequence[tuple[float, str]],
-              n_tokens: float) -> list[tuple[str, float]]:
-        """(label, probability) per slow score; `texts` are the (weight, text) pairs the scores mix."""
+    @property
+    def needs_worst_token(self) -> bool:
+        """The calibration uses the worst-token features: the caller must pass `worst`."""
+        return any(f.startswith("worst_token") for f in self.calibration.features)
+
+    def judge(self, slow_scores: Sequence[float], texts: Sequence[tuple[float, str]], n_tokens: float,
+              worst: Sequence[float] | None = None) -> list[tuple[str, float]]:
+        """(label, probability) per slow score; `texts` are the (weight, text) pairs the scores mix,
+        `worst` the matching worst-token log-probabilities (needed when `needs_worst_token`)."""
         if len(slow_scores) == 0:
             return []
+        if self.needs_worst_token and worst is None:
+            raise ValueError("this calibration needs the worst-token scores of the results")
         total = sum(w for w, _ in texts) or 1.0
         prior = sum(w * self.prior(text) for w, text in texts) / total
         pmi = np.asarray(slow_scores, np.float64) - prior
-        p = self.calibration.probability(match_features(pmi, n_tokens))
+        p = self.calibration.probability(match_features(pmi, n_tokens, worst))
         return [(self.calibration.label(float(v)), float(v)) for v in p]
 
 

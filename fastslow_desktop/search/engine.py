@@ -248,7 +248,8 @@ class SearchEngine:
             ordered = [_result(by_id[sid], final[sid], slow_scores[sid]) for sid in reranked]
             ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
             matcher = self.models.matcher
-            grouped = judge_results(list(best_per_media(ordered, lambda r: r.media_id)), matcher, stage1.rerank_texts)
+            grouped = judge_results(list(best_per_media(ordered, lambda r: r.media_id)), matcher, stage1.rerank_texts,
+                                    lambda r: slow.tokens([items[r.segment_id]])[0].flatten(0, 1).unsqueeze(0))
             if request.only_matches:
                 grouped = [r for r in grouped if r.match == "yes"]
             results = self._narrow_moments(grouped[: max(1, int(request.top))], items, stage1.rerank_texts, slow)
