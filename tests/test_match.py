@@ -19,6 +19,7 @@ from fastslow_desktop.models import load_bundle
 from fastslow_desktop.models.match import LABELS, MatchCalibration, MatchJudge, match_features
 from fastslow_desktop.search import SearchEngine, SearchRequest
 from fastslow_desktop.search.cli import NO_MATCH
+from tests.test_hub import hub_cache  # noqa: F401  (fixture: a tiny CoCa in an offline hub cache)
 from training.calibrate_bundle import fit_logistic, write_manifest
 
 QUERY = "a red circle to the left of a blue square"
@@ -198,3 +199,20 @@ def test_fit_logistic_recovers_known_coefficients():
     y = (rng.random(20000) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5)))).astype(float)
     coef, intercept = fit_logistic(x, y)
     assert np.allclose(coef, [2.0, -1.0], atol=0.15) and abs(intercept - 0.5) < 0.15
+
+
+def test_a_coca_slow_model_gets_the_same_judgement(hub_cache):
+    from fastslow_desktop.models.bundle import Models
+    from tests.test_hub import _hub_manifest
+
+    cal = MatchCalibration(prior="blank", features=("pmi", "worst_token"), coef=(1.0, 0.5), intercept=0.0)
+    models = Models({**_hub_manifest(), "match": cal.to_dict()}, None, device="cpu")
+    slow, judge = models.slow, models.matcher
+    tokens = slow.visual_tokens([_image((200, 30, 30)), _image((30, 30, 200))])
+    h = slow.score_tokens("a photo of a dog", tokens)
+    worst = slow.worst_token("a photo of a dog", [tokens[:1], tokens[1:]])
+    n = int((slow.tokenizer(["a photo of a dog"]) != 0).sum()) - 1  # positions a forward decoder predicts
+    assert worst.shape == (2,) and (worst < 0).all() and (worst * n <= h + 1e-3).all()
+    verdicts = judge.judge(h, [(1.0, "a photo of a dog")], n, worst)
+    expected = 1 / (1 + np.exp(-((h - judge.prior("a photo of a dog")) + 0.5 * worst)))
+    assert np.allclose([p for _, p in verdicts], expected, atol=1e-5) and judge.prior_forwards == 1

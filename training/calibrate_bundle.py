@@ -5,8 +5,9 @@
 Uses only the training renderer's validation split (seed `TrainConfig.seeds["val"]`), never a test set:
 queries with a relevant image ("present"), the same queries with their relevant images removed
 ("removed") and captions of scenes no gallery image shows ("absent"). For each query the fast model's
-top K (the bundle's re-rank depth) are scored by the slow model, and the caption's prior h(null, y) is
-read once per query for every null image in `fastslow_desktop.models.match.PRIORS`. Each (prior,
+top K (the bundle's re-rank depth) are scored by the slow model (h and the worst caption position),
+and the caption's prior h(null, y) is read once per query for every null image in
+`fastslow_desktop.models.match.PRIORS`. Each (prior,
 feature set) gets a logistic fit judged by 2-fold cross-validation over queries; the best is refitted
 on all queries, the thresholds are chosen (see `thresholds`), and the manifest's "match" is rewritten.
 """
