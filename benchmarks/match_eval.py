@@ -70,7 +70,8 @@ def summarise(scored: Sequence[Scored], verdicts: Sequence[list[tuple[str, float
         "queries": {"present": len(present), "absent": len(absent)},
         "present_top_relevant": round(len(top_rel) / max(1, len(present)), 4),
         "top_yes_when_relevant": round(float(np.mean([v[0][0] == "yes" for _, v in top_rel])), 4) if top_rel else None,
-        "absent_no_yes": round(float(np.mean([all(l != "yes" for l, _ in v) for _, v in absent])), 4) if absent else None,
+        "absent_no_yes": (round(float(np.mean([all(l != "yes" for l, _ in v) for _, v in absent])), 4)
+                          if absent else None),
         "present_top_yes_but_not_relevant": sum(v[0][0] == "yes" for q, v in present if not q.relevant[0]),
         "top_result_table": top_table, "all_judged_table": all_table, "reliability": bins, "ece": round(ece, 4),
     }
@@ -110,7 +111,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {r['present_top_relevant']:.1%} | {r['top_yes_when_relevant']:.1%} | "
                      f"{r['absent_no_yes']:.1%} | {r['present_top_yes_but_not_relevant']} | {r['ece']:.3f} |")
     for name, r in report["sets"].items():
-        lines += ["", f"## {name}: the top result's judgement (queries)", "", "| | yes | maybe | no |", "|---|---|---|---|"]
+        lines += ["", f"## {name}: the top result's judgement (queries)", "", "| | yes | maybe | no |",
+                  "|---|---|---|---|"]
         lines += [f"| {row} | {c['yes']} | {c['maybe']} | {c['no']} |" for row, c in r["top_result_table"].items()]
         lines += ["", f"## {name}: every judged result (query × candidate)", "", "| | yes | maybe | no |",
                   "|---|---|---|---|"]

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from fastslow_desktop.cli import main as cli_main
 from fastslow_desktop.library import Library
@@ -19,8 +18,10 @@ from fastslow_desktop.models import load_bundle
 from fastslow_desktop.models.match import LABELS, MatchCalibration, MatchJudge, match_features
 from fastslow_desktop.search import SearchEngine, SearchRequest
 from fastslow_desktop.search.cli import NO_MATCH
-from tests.test_hub import hub_cache  # noqa: F401  (fixture: a tiny CoCa in an offline hub cache)
+from tests import test_hub
 from training.calibrate_bundle import fit_logistic, write_manifest
+
+hub_cache = test_hub.hub_cache  # the fixture: a tiny CoCa in an offline hub cache
 
 QUERY = "a red circle to the left of a blue square"
 # p ≈ 1 for the result whose PMI is above every other one, ≈ 0 below: exactly one "yes" per query.
@@ -85,7 +86,8 @@ def test_judge_scores_pmi_against_the_null_image_prior(tiny_bundle):
     prior = judge.prior(QUERY)
     verdicts = judge.judge([prior, prior + 2.0, prior - 3.0], [(1.0, QUERY)], n_tokens=8)
     # p = σ(h − log p(y)): 0.5 exactly at the prior.
-    assert [round(p, 4) for _, p in verdicts] == [0.5, round(1 / (1 + np.exp(-2.0)), 4), round(1 / (1 + np.exp(3.0)), 4)]
+    sigmoid = [1 / (1 + np.exp(-d)) for d in (0.0, 2.0, -3.0)]
+    assert np.allclose([p for _, p in verdicts], sigmoid, atol=1e-6)
     assert [label for label, _ in verdicts] == ["yes", "yes", "no"]
     assert judge.prior_forwards == 1
 
@@ -203,10 +205,8 @@ def test_fit_logistic_recovers_known_coefficients():
 
 def test_a_coca_slow_model_gets_the_same_judgement(hub_cache):
     from fastslow_desktop.models.bundle import Models
-    from tests.test_hub import _hub_manifest
-
     cal = MatchCalibration(prior="blank", features=("pmi", "worst_token"), coef=(1.0, 0.5), intercept=0.0)
-    models = Models({**_hub_manifest(), "match": cal.to_dict()}, None, device="cpu")
+    models = Models({**test_hub._hub_manifest(), "match": cal.to_dict()}, None, device="cpu")
     slow, judge = models.slow, models.matcher
     tokens = slow.visual_tokens([_image((200, 30, 30)), _image((30, 30, 200))])
     h = slow.score_tokens("a photo of a dog", tokens)

@@ -172,7 +172,8 @@ def choose(scored: Sequence[Scored]) -> tuple[MatchCalibration, list[dict]]:
         for train, held in (folds, folds[::-1]):
             coef, b = fit_logistic(*_design(train, prior, features))
             losses.append(log_loss(held, _calibration(prior, features, coef, b)))
-        table.append({"prior": prior, "features": list(features), "cv_log_loss": round(float(np.mean(losses)), 5)})
+        table.append({"prior": prior, "features": list(features),
+                      "cv_log_loss": round(float(np.mean(losses)), 5)})
         logger.info("prior %-6s features %-28s cv log loss %.4f", prior, features, np.mean(losses))
     best = min(table, key=lambda r: r["cv_log_loss"])
     coef, b = fit_logistic(*_design(scored, best["prior"], best["features"]))

@@ -85,7 +85,8 @@ def format_table(query: str, result: StageResult) -> str:
     if result.any_match is False:
         lines.append(NO_MATCH)
     if result.results:
-        lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'match':<10}  {'kind':<5}  {'moment':<13}  path")
+        lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'match':<10}  {'kind':<5}  "
+                     f"{'moment':<13}  path")
     for rank, r in enumerate(result.results, 1):
         moment = f"{r.t_start:.1f}-{r.t_end:.1f}s" if r.t_start is not None and r.t_end is not None else ""
         match = "-" if r.match is None else f"{r.match} {r.match_probability:.2f}"
