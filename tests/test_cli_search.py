@@ -12,7 +12,7 @@ from fastslow_desktop.cli import main as cli_main
 from tests.test_search_engine import build_small_library
 
 RESULT_KEYS = {"path", "kind", "score", "fast_score", "slow_score", "t_start", "t_end", "captured_at",
-               "captured_source"}
+               "captured_source", "match", "match_probability"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def _json_lines(out: str) -> list[dict]:
 
 
 def _check_contract(obj: dict, query: str) -> None:
-    assert set(obj) == {"query", "results", "timing"} and obj["query"] == query
+    assert set(obj) == {"query", "results", "timing", "any_match"} and obj["query"] == query
     assert set(obj["timing"]) == {"fast_ms", "slow_ms"} and obj["timing"]["fast_ms"] > 0
     for r in obj["results"]:
         assert set(r) == RESULT_KEYS and r["kind"] in ("image", "video") and Path(r["path"]).is_file()

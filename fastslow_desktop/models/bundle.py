@@ -27,6 +27,7 @@ from .bundle_check import FORMAT, FORMAT_VERSION, MANIFEST, check_manifest, insi
 from .checksums import sha256_file, verify_files
 from .errors import BundleError, ModelError
 from .fast import FastEncoder, build_clip
+from .match import MatchCalibration, MatchJudge, calibration_of
 from .preprocess import ImagePreprocess, PreprocessConfig
 from .rerank import RerankConfig, Reranker
 from .slow import SlowCaptioner, SlowConfig
@@ -106,6 +107,9 @@ class Models:
             raise BundleError(f"The re-ranking settings of the bundle {self.name!r} are invalid ({exc}). "
                               "Re-export or re-download the bundle.") from exc
         self.embedding_dim = int(manifest.get("embedding_dim", 0))
+        # None: the bundle has no (valid) calibration, and results get no match judgement.
+        self.match_calibration: MatchCalibration | None = calibration_of(manifest)
+        self._matcher: MatchJudge | None = None
         self._lock = threading.RLock()
         self._fast: FastEncoder | None = None
         self._slow = None
@@ -140,6 +144,16 @@ class Models:
             if self._reranker is None:
                 self._reranker = Reranker(self.slow, self.rerank_config)
             return self._reranker
+
+    @property
+    def matcher(self) -> MatchJudge | None:
+        """Judges re-ranked results ("yes" / "maybe" / "no"); None without a calibration."""
+        if self.match_calibration is None:
+            return None
+        with self._lock:
+            if self._matcher is None:
+                self._matcher = MatchJudge(self.slow, self.match_calibration)
+            return self._matcher
 
     def needs_download(self) -> list[str]:
         """Hub repositories this preset still has to fetch (empty for bundles on disk)."""

@@ -74,6 +74,26 @@ class SlowScorerBase:
                 out.append(self._score(ids.expand(len(memory), -1), memory).float().cpu())
         return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, np.float32)
 
+    def _token_scores(self, ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:  # (B, L) log p per position
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def worst_token(self, text: str, memories: Sequence[torch.Tensor]) -> np.ndarray:
+        """Per memory (1, T_i, D): the lowest log-probability of any caption position given the image
+        (both directions added), i.e. the word the image explains worst — one wrong colour or shape
+        shows here while the sum h(x, y) hides it. (n,) float32"""
+        ids = self.tokenizer([text]).to(self.device)
+        real = ids[0] != PAD_ID
+        if not self.bidirectional:
+            real[0] = False  # the start token is never predicted by a forward decoder
+
+        def lowest(_text: str, memory: torch.Tensor) -> np.ndarray:
+            with inference_autocast(self.device):
+                per_token = self._token_scores(ids.expand(len(memory), -1), memory.to(self.device)).float()
+            return per_token[:, real].min(1).values.cpu().numpy()
+
+        return score_by_length(lowest, text, memories)
+
     def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
         """h(x, y) for each image. (n,) float32"""
         if not images:
@@ -102,6 +122,10 @@ class CaptionerScorer(SlowScorerBase):
     def _score(self, ids, memory):
         return self.model.score_tokens(ids, memory)
 
+    def _token_scores(self, ids, memory):
+        out = self.model.token_logprobs(ids, memory, "fwd")
+        return out + self.model.token_logprobs(ids, memory, "bwd") if self.bidirectional else out
+
 
 class CocaScorer(SlowScorerBase):
     """A pretrained open_clip CoCa read as a forward caption likelihood: Σ log p(yˡ | y<ˡ, x)."""
@@ -116,9 +140,13 @@ class CocaScorer(SlowScorerBase):
         return image_embs
 
     def _score(self, ids, memory):
+        return self._token_scores(ids, memory).sum(1)
+
+    def _token_scores(self, ids, memory):
         _, token_embs = self.model._encode_text(ids)
         logits = self.model.text_decoder(memory, token_embs[:, :-1])  # (B, L-1, V)
         targets = ids[:, 1:]
         logp = torch.log_softmax(logits.float(), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
         # where(), not a product: padded rows can be NaN (fully masked attention) and NaN*0 is NaN.
-        return torch.where(targets != PAD_ID, logp, torch.zeros_like(logp)).sum(1)
+        logp = torch.where(targets != PAD_ID, logp, torch.zeros_like(logp))
+        return torch.cat([torch.zeros_like(logp[:, :1]), logp], 1)  # (B, L): position 0 is never predicted

@@ -19,6 +19,7 @@ from .types import SearchError, SearchRequest, StageResult
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE = 0, 2
+NO_MATCH = "No photo shows exactly that — closest results below."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="order of the results: relevance (default), or date captured, newest first")
     parser.add_argument("--queries", metavar="FILE",
                         help="one query per line ('-' for stdin); prints one JSON object per line, in order")
+    parser.add_argument("--only-matches", action="store_true",
+                        help='only results the slow model judges to show the query (match "yes"); needs re-ranking')
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
@@ -111,12 +114,16 @@ def format_table(query: str, result: StageResult) -> str:
     """A readable listing of one query's results."""
     slow = f", slow {result.slow_ms:.0f} ms" if result.slow_ms is not None else ", not re-ranked"
     lines = [f"{query}  ({len(result.results)} results; fast {result.fast_ms:.0f} ms{slow})"]
+    if result.any_match is False:
+        lines.append(NO_MATCH)
     if result.results:
-        lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'kind':<5}  {'moment':<13}  path")
+        lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'match':<10}  {'kind':<5}  "
+                     f"{'moment':<13}  path")
     for rank, r in enumerate(result.results, 1):
         moment = f"{r.t_start:.1f}-{r.t_end:.1f}s" if r.t_start is not None and r.t_end is not None else ""
+        match = "-" if r.match is None else f"{r.match} {r.match_probability:.2f}"
         lines.append(f"{rank:>3}  {_fmt(r.score):>8}  {_fmt(r.fast_score):>7}  {_fmt(r.slow_score, 2):>8}  "
-                     f"{r.kind:<5}  {moment:<13}  {r.path}")
+                     f"{match:<10}  {r.kind:<5}  {moment:<13}  {r.path}")
     return "\n".join(lines)
 
 
@@ -136,9 +143,14 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
     filters = filter_options(args)
     if isinstance(filters, str):
         return _fail(filters)
+    if args.only_matches and args.no_rerank:
+        return _fail("--only-matches needs re-ranking: the slow model judges what matches (drop --no-rerank)")
     models = load_models(args.models)
     if models is None:  # load_models has said why
         return EXIT_USAGE
+    if args.only_matches and models.match_calibration is None:
+        return _fail(f"the model bundle {models.name!r} has no match calibration, so --only-matches cannot "
+                     "judge results (see docs/DESIGN.md, 'Match judgement')")
     try:
         with Library.open(folder, models) as library:
             engine = SearchEngine(library, models)
@@ -147,8 +159,12 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
                 engine.warm_up(slow=not args.no_rerank)
                 for query in queries:
                     request = SearchRequest(text=query, top=args.top, k=args.k, rerank=not args.no_rerank,
-                                            image=args.image, **filters)
+                                            image=args.image, only_matches=args.only_matches, **filters)
                     result = engine.search(request)
+                    if args.only_matches and result.stage != 2:  # nothing was re-ranked, so nothing judged
+                        print(f"fastslow: {query or args.image!r} was not re-ranked (no text to judge it by), "
+                              "so no result is a judged match", file=sys.stderr)
+                        result.results = []
                     shown = query or args.image or ""
                     if args.json or args.queries:  # a queries file is a batch: JSON lines, as README says
                         print(json.dumps(result.to_json(query=shown)), flush=True)

@@ -18,6 +18,7 @@ from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
 from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
+from .matching import judge_results
 from .moments import frames_for, narrow, needs_narrowing
 from .query import ParsedQuery, request_terms
 from .slowcache import CachedSlowScorer, Cancelled, SegmentPixels, TokenCache
@@ -247,12 +248,17 @@ class SearchEngine:
             reranked = sorted(final, key=lambda sid: -final[sid])
             ordered = [_result(by_id[sid], final[sid], slow_scores[sid]) for sid in reranked]
             ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
-            results = list(best_per_media(ordered, lambda r: r.media_id))[: max(1, int(request.top))]
-            results = self._narrow_moments(results, items, stage1.rerank_texts, slow)
+            matcher = self.models.matcher
+            grouped = judge_results(list(best_per_media(ordered, lambda r: r.media_id)), matcher, stage1.rerank_texts,
+                                    lambda r: slow.tokens([items[r.segment_id]])[0].flatten(0, 1).unsqueeze(0))
+            if request.only_matches:
+                grouped = [r for r in grouped if r.match == "yes"]
+            results = self._narrow_moments(grouped[: max(1, int(request.top))], items, stage1.rerank_texts, slow)
         except Cancelled:
             return None
         results = sort_results(results, request)
-        return replace(stage1, results=results, stage=2, slow_ms=(time.perf_counter() - start) * 1000.0)
+        return replace(stage1, results=results, stage=2, slow_ms=(time.perf_counter() - start) * 1000.0,
+                       judged=matcher is not None)
 
     def _narrow_moments(self, results: list[SearchResult], items: dict[int, SegmentPixels],
                         texts: list[tuple[float, str]], slow: CachedSlowScorer) -> list[SearchResult]:

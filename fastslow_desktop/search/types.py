@@ -62,7 +62,9 @@ class SearchResult:
         return {"path": self.path, "kind": self.kind, "score": self.score, "fast_score": self.fast_score,
                 "slow_score": self.slow_score, "t_start": self.t_start, "t_end": self.t_end,
                 "captured_at": getattr(self.info, "captured_at", None),
-                "captured_source": getattr(self.info, "captured_source", None)}
+                "captured_source": getattr(self.info, "captured_source", None),
+                "match": self.match,
+                "match_probability": None if self.match_probability is None else round(self.match_probability, 4)}
 
 
 @dataclass
@@ -86,12 +88,25 @@ class StageResult:
     # Kept for stage 2: the whole fast shortlist (segments, best first) and the texts to re-rank with.
     candidates: list[Candidate] = field(default_factory=list, repr=False)
     rerank_texts: list[tuple[float, str]] = field(default_factory=list, repr=False)
+    judged: bool = False  # stage 2 ran the match judgement (the bundle has a calibration)
+
+    @property
+    def any_match(self) -> bool | None:
+        """Whether some result was judged a match ("yes"); None when no result was judged at all
+        (stage 1, re-ranking off, or a bundle without a match calibration). False is the UI's cue for
+        "No photo shows exactly that — closest results below"."""
+        judged = [r.match for r in self.results if r.match is not None]
+        if not judged:
+            # Filtered by only_matches down to nothing: the judgement ran, nothing was "yes".
+            return False if self.stage == 2 and self.request.only_matches and self.judged else None
+        return "yes" in judged
 
     def to_json(self, query: str | None = None) -> dict[str, Any]:
         """The object `fastslow search --json` prints for one query."""
         return {
             "query": query if query is not None else (self.request.text or self.request.image or ""),
             "results": [r.to_json() for r in self.results],
+            "any_match": self.any_match,
             "timing": {"fast_ms": round(self.fast_ms, 3),
                        "slow_ms": None if self.slow_ms is None else round(self.slow_ms, 3)},
         }
