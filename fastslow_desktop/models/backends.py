@@ -1,0 +1,196 @@
+"""Inference backends for the fast towers (torch fp32, CPU bf16 autocast, CUDA fp16, ONNX Runtime fp32).
+
+The choice is per machine: `--backend` / FASTSLOW_BACKEND override it; `auto` picks by what the hardware
+has (CUDA GPU -> fp16; a CPU with AMX-BF16 or AVX512-BF16 -> bf16; otherwise torch fp32). Picking by
+flags rather than by timing is deliberate: measuring ONNX would mean exporting both towers (seconds,
+hundreds of MB) on every first start, for a gain the benchmark puts within a few percent of torch
+fp32, while emulated bf16 (AVX2-only CPUs) is several times slower and native bf16 several times faster.
+Every backend other than torch fp32 is guarded on first use: its embeddings of a few probe inputs
+must have cosine >= 0.999 with torch fp32's, else it is not used and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "bf16", "fp16", "onnx")
+CHOICES = ("auto", *BACKENDS)
+ENV = "FASTSLOW_BACKEND"
+COSINE_GUARD = 0.999
+PROBE_TEXTS = ("a photo", "a red car parked on a street", "two dogs playing in the snow at sunset",
+               "a bowl of fruit on a wooden table")
+
+_override: str | None = None
+
+
+class BackendUnavailable(RuntimeError):
+    """This backend cannot run here (missing package, no GPU, export failed); the message says why."""
+
+
+def set_override(name: str | None) -> None:
+    """The command line's `--backend` (None: back to FASTSLOW_BACKEND or auto)."""
+    global _override
+    if name is not None and name not in CHOICES:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    _override = name
+
+
+def requested() -> str:
+    """`--backend` if given, else FASTSLOW_BACKEND, else auto; an unknown env value is logged and ignored."""
+    if _override is not None:
+        return _override
+    value = os.environ.get(ENV, "").strip().lower()
+    if not value:
+        return "auto"
+    if value not in CHOICES:
+        logger.warning("%s=%r is not one of %s; choosing automatically", ENV, value, ", ".join(CHOICES))
+        return "auto"
+    return value
+
+
+@lru_cache(maxsize=4)
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's ISA flags (Linux); empty where /proc/cpuinfo is not there (macOS, Windows)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def has_native_bf16(flags: frozenset[str] | set[str]) -> bool:
+    """AMX-BF16 or AVX512-BF16: bf16 matmuls in hardware (without them torch emulates bf16, slowly)."""
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags))
+
+
+def onnx_available() -> bool:
+    """ONNX Runtime and onnx (the optional `[onnx]` extra) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def auto_choice(device_type: str, flags: frozenset[str] | set[str]) -> str:
+    """The backend `auto` means on this hardware (by flags; see the module docstring for why)."""
+    if device_type == "cuda":
+        return "fp16"
+    if has_native_bf16(flags):
+        return "bf16"
+    return "torch"
+
+
+class TorchBackend:
+    """The torch module itself, optionally under autocast (bf16 on CPU, fp16 on CUDA)."""
+
+    def __init__(self, model, device, dtype=None, name: str = "torch"):
+        self.model, self.device, self.dtype, self.name = model, device, dtype, name
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def image(self, pixels):
+        """(n, 3, S, S) pixels -> (n, d) float32 CPU tensor, not normalised."""
+        import torch
+
+        with torch.no_grad(), self._autocast():
+            return self.model.encode_image(pixels.to(self.device, non_blocking=True)).float().cpu()
+
+    def text(self, ids):
+        """(n, L) token ids -> (n, d) float32 CPU tensor, not normalised."""
+        import torch
+
+        with torch.no_grad(), self._autocast():
+            return self.model.encode_text(ids.to(self.device)).float().cpu()
+
+
+def build_backend(name: str, encoder) -> TorchBackend:
+    """The backend `name` for `encoder`, unguarded; raises BackendUnavailable when it cannot run here."""
+    import torch
+
+    device = encoder.device
+    if name == "torch":
+        return TorchBackend(encoder.model, device)
+    if name == "bf16":
+        if device.type != "cpu":
+            raise BackendUnavailable("bf16 autocast is the CPU backend; the model runs on " + device.type)
+        return TorchBackend(encoder.model, device, torch.bfloat16, "bf16")
+    if name == "fp16":
+        if device.type != "cuda":
+            raise BackendUnavailable("fp16 needs a CUDA GPU")
+        return TorchBackend(encoder.model, device, torch.float16, "fp16")
+    if name == "onnx":
+        if device.type != "cpu":
+            raise BackendUnavailable("the ONNX backend runs on the CPU; the model runs on " + device.type)
+        if not onnx_available():
+            raise BackendUnavailable("onnxruntime is not installed (pip install 'fastslow-desktop[onnx]')")
+        from .onnx_backend import load_or_export
+
+        return load_or_export(encoder)
+    raise BackendUnavailable(f"unknown backend {name!r}")
+
+
+def probe_inputs(encoder, n_images: int = 4):
+    """Fixed pseudo-random pixels and a few captions: the guard's inputs (same on every run)."""
+    import torch
+
+    size = int(encoder.preprocess.config.image_size)
+    generator = torch.Generator().manual_seed(1234)
+    pixels = torch.randn(n_images, 3, size, size, generator=generator)
+    return pixels, encoder.tokenizer(list(PROBE_TEXTS))
+
+
+def guard_cosine(candidate, reference, encoder) -> float:
+    """The smallest cosine between `candidate`'s and `reference`'s embeddings of the probe inputs."""
+    import torch.nn.functional as F
+
+    pixels, ids = probe_inputs(encoder)
+    worst = 1.0
+    for a, b in ((candidate.image(pixels), reference.image(pixels)), (candidate.text(ids), reference.text(ids))):
+        cos = F.cosine_similarity(a.float(), b.float(), dim=-1)
+        worst = min(worst, float(cos.min()))
+    return worst
+
+
+def select_backend(encoder, name: str | None = None) -> TorchBackend:
+    """The backend the fast towers run on: requested or automatic, guarded, else torch fp32 (logged)."""
+    import torch
+
+    wanted = name or requested()
+    if wanted == "auto":
+        wanted = auto_choice(encoder.device.type, cpu_flags())
+    # torch fp32 is the reference; on CUDA the pre-backend default (fp16 autocast) stays `auto`'s pick
+    reference = TorchBackend(encoder.model, encoder.device)
+    if wanted == "torch":
+        logger.info("fast towers: torch fp32 on %s (%d threads)", encoder.device, torch.get_num_threads())
+        return reference
+    try:
+        candidate = build_backend(wanted, encoder)
+        cosine = guard_cosine(candidate, reference, encoder)
+    except BackendUnavailable as exc:
+        logger.warning("backend %s not used: %s; using torch fp32", wanted, exc)
+        return reference
+    except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back, logged
+        logger.warning("backend %s not used: it failed on the probe inputs (%s: %s); using torch fp32",
+                       wanted, type(exc).__name__, exc)
+        return reference
+    if not cosine >= COSINE_GUARD:  # `not >=` so that NaN fails too
+        logger.warning("backend %s not used: its embeddings differ from torch fp32's (cosine %.5f < %.3f); "
+                       "using torch fp32", wanted, cosine, COSINE_GUARD)
+        return reference
+    logger.info("fast towers: %s on %s (guard cosine %.5f, %d threads)", wanted, encoder.device, cosine,
+                torch.get_num_threads())
+    return candidate
