@@ -23,6 +23,7 @@ BACKENDS = ("torch", "bf16", "fp16", "onnx")
 CHOICES = ("auto", *BACKENDS)
 ENV = "FASTSLOW_BACKEND"
 COSINE_GUARD = 0.999
+PROBE_IMAGES = 4
 PROBE_TEXTS = ("a photo", "a red car parked on a street", "two dogs playing in the snow at sunset",
                "a bowl of fruit on a wooden table")
 
@@ -143,7 +144,7 @@ def build_backend(name: str, encoder) -> TorchBackend:
     raise BackendUnavailable(f"unknown backend {name!r}")
 
 
-def probe_inputs(encoder, n_images: int = 4):
+def probe_inputs(encoder, n_images: int = PROBE_IMAGES):
     """Fixed pseudo-random pixels and a few captions: the guard's inputs (same on every run)."""
     import torch
 

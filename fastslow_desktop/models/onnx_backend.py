@@ -73,6 +73,9 @@ def _export(encoder, folder: Path) -> None:
     pixels, ids = _example_inputs(encoder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    # nn.MultiheadAttention's eval fast path is one fused op that ONNX has no export for
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         for which, example in (("image", pixels), ("text", ids)):
             # the wrapper must be in eval mode: export restores the wrapper's mode afterwards, and a
@@ -90,6 +93,7 @@ def _export(encoder, folder: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         encoder.model.eval()
         shutil.rmtree(tmp, ignore_errors=True)
 
