@@ -138,9 +138,12 @@ def build_backend(name: str, encoder) -> TorchBackend:
             raise BackendUnavailable("the ONNX backend runs on the CPU; the model runs on " + device.type)
         if not onnx_available():
             raise BackendUnavailable("onnxruntime is not installed (pip install 'fastslow-desktop[onnx]')")
-        from .onnx_backend import load_or_export
+        from .onnx_backend import OnnxUnavailable, load_or_export
 
-        return load_or_export(encoder)
+        try:
+            return load_or_export(encoder)
+        except OnnxUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from exc
     raise BackendUnavailable(f"unknown backend {name!r}")
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ..paths import cache_dir
-from .backends import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +28,10 @@ EXPORT_VERSION = 1  # bump when the export itself changes: older caches are then
 OPSET = 17
 META = "meta.json"
 FILES = {"image": "image.onnx", "text": "text.onnx"}
+
+
+class OnnxUnavailable(RuntimeError):
+    """The export cannot be made or used here; the message says why (backends falls back to torch)."""
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -140,9 +143,9 @@ def _cache_problem(folder: Path) -> str | None:
     return None
 
 
-def _broken(folder: Path, why: str) -> BackendUnavailable:
+def _broken(folder: Path, why: str) -> OnnxUnavailable:
     shutil.rmtree(folder, ignore_errors=True)  # best effort: the next start exports afresh
-    return BackendUnavailable(f"the ONNX cache {folder} is broken ({why}); it was removed and is rebuilt "
+    return OnnxUnavailable(f"the ONNX cache {folder} is broken ({why}); it was removed and is rebuilt "
                               "on the next start")
 
 
@@ -154,7 +157,7 @@ def load_or_export(encoder) -> OnnxBackend:
         try:
             _export(encoder, folder)
         except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace, a full disk
-            raise BackendUnavailable(f"the ONNX export failed ({type(exc).__name__}: {exc})") from exc
+            raise OnnxUnavailable(f"the ONNX export failed ({type(exc).__name__}: {exc})") from exc
     problem = _cache_problem(folder)
     if problem is not None:
         raise _broken(folder, problem)
