@@ -199,3 +199,22 @@ def test_index_with_backend_onnx_end_to_end(tmp_path, tiny_bundle, monkeypatch, 
     assert rows == [backends.PROBE_IMAGES, 1, 5]
     assert main([*args, "search", "a red circle", "--no-rerank", "--json"]) == 0
     assert str(photos) in capsys.readouterr().out
+
+
+# -- the benchmark's guards -----------------------------------------------------------------------
+def test_benchmark_marks_a_backend_outside_its_guards_as_not_met():
+    from benchmarks.backends import recall_at_1, results_of
+
+    images = np.eye(3, dtype=np.float32)
+    assert recall_at_1(images, images[[2, 0]], [np.array([2]), np.array([1])]) == 50.0
+    fp32 = {"images_per_s": 10.0, "cosine_min": 1.0, "guard_accepts": True, "R@1": 80.0}
+    answer = {"label": "m", "n_images": 3, "n_texts": 2, "unavailable": {"fp16": "fp16 needs a CUDA GPU"},
+              "backends": {"torch": fp32,
+                           "onnx": {"images_per_s": 15.0, "cosine_min": 0.99995, "guard_accepts": True, "R@1": 80.4},
+                           "bf16": {"images_per_s": 30.0, "cosine_min": 0.9995, "guard_accepts": True, "R@1": 79.0}}}
+    rows = {r.name: r for r in results_of(answer)}
+    onnx, bf16 = rows["encoder_speedup_vs_torch_fp32[onnx]@m"], rows["encoder_speedup_vs_torch_fp32[bf16]@m"]
+    assert (onnx.ratio, onnx.met) == (1.5, True)
+    assert (bf16.ratio, bf16.met) == (3.0, False)  # R@1 1 point below fp32's
+    assert rows["synthscenes_test_R@1[bf16]"].met is False and rows["encoder_cosine_min[bf16]@m"].met is True
+    assert rows["encoder_speedup_vs_torch_fp32[fp16]@m"].value is None
