@@ -16,6 +16,7 @@ from fastslow_desktop.models import backends, load_bundle
 from fastslow_desktop.models.backends import TorchBackend, auto_choice, cpu_flags, requested, select_backend
 from fastslow_desktop.options import apply_backend_option
 from fastslow_desktop.paths import cache_dir
+from tests.helpers import make_tiny_bundle
 
 needs_onnx = pytest.mark.skipif(not backends.onnx_available(), reason="onnxruntime/onnx not installed")
 TEXTS = ["a red circle left of a blue square", "a photo", "green triangle"]
@@ -113,6 +114,24 @@ def test_requested_backend_is_the_one_used(encoder, monkeypatch):
     monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2"}))  # auto would be torch
     monkeypatch.setenv(backends.ENV, "bf16")
     assert encoder.use_backend(None) == "bf16" and encoder.backend.name == "bf16"
+
+
+def test_measure_remembers_the_fastest_guarded_backend_for_auto(encoder, monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2"}))  # by flags auto would be torch
+    monkeypatch.setattr(backends, "onnx_available", lambda: False)
+    speeds = {"torch": 10.0, "bf16": 25.0}
+    monkeypatch.setattr(backends, "_images_per_s", lambda backend, pixels: speeds[backend.name])
+    assert backends.remembered(encoder) is None
+    with caplog.at_level(logging.INFO, logger="fastslow_desktop.models.backends"):
+        assert encoder.use_backend("measure") == "bf16"
+    assert "remembering bf16" in caplog.text
+    saved = json.loads((cache_dir() / backends.CHOICE_FILE).read_text())
+    assert [entry["backend"] for entry in saved.values()] == ["bf16"]
+    assert backends.remembered(encoder) == "bf16" and encoder.use_backend("auto") == "bf16"
+    other = load_bundle(make_tiny_bundle(tmp_path / "other", seed=1), device="cpu").fast
+    assert backends.remembered(other) is None  # keyed by the weights: another model measures afresh
+    (cache_dir() / backends.CHOICE_FILE).write_text("{not json")
+    assert encoder.use_backend("auto") == "torch"  # an unreadable file: back to the flags
 
 
 # -- the guard ------------------------------------------------------------------------------------

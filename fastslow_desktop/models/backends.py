@@ -1,28 +1,34 @@
 """Inference backends for the fast towers (torch fp32, CPU bf16 autocast, CUDA fp16, ONNX Runtime fp32).
 
-The choice is per machine: `--backend` / FASTSLOW_BACKEND override it; `auto` picks by what the hardware
-has (CUDA GPU -> fp16; a CPU with AMX-BF16 or AVX512-BF16 -> bf16; otherwise torch fp32). Picking by
-flags rather than by timing is deliberate: measuring ONNX would mean exporting both towers (seconds,
-hundreds of MB) on every first start, for a gain the benchmark puts within a few percent of torch
-fp32, while emulated bf16 (AVX2-only CPUs) is several times slower and native bf16 several times faster.
+The choice is per machine: `--backend` / FASTSLOW_BACKEND override it. `auto` uses the choice a
+`--backend measure` run remembered for this machine and model (a small JSON file in the cache), else picks by what
+the hardware has (CUDA GPU -> fp16; a CPU with AMX-BF16 or AVX512-BF16 -> bf16; otherwise torch fp32).
+Measuring is not done silently on a first start: it exports both towers to ONNX (seconds to a minute,
+hundreds of MB) and times each backend, which a first query should not wait for; the flags alone get
+the large differences right (emulated bf16 on AVX2-only CPUs is ~8x slower, native bf16 ~3x faster).
 Every backend other than torch fp32 is guarded on first use: its embeddings of a few probe inputs
 must have cosine >= 0.999 with torch fp32's, else it is not used and the reason is logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "bf16", "fp16", "onnx")
-CHOICES = ("auto", *BACKENDS)
+CHOICES = ("auto", "measure", *BACKENDS)
 ENV = "FASTSLOW_BACKEND"
 COSINE_GUARD = 0.999
+CHOICE_FILE = "backend-choice.json"
+MEASURE_IMAGES = 16  # per timed pass: a few batches, seconds even for a ViT-B/32 on 2 cores
 PROBE_IMAGES = 4
 PROBE_TEXTS = ("a photo", "a red car parked on a street", "two dogs playing in the snow at sunset",
                "a bowl of fruit on a wooden table")
@@ -169,32 +175,115 @@ def guard_cosine(candidate, reference, encoder) -> float:
     return worst
 
 
+def guarded(name: str, encoder, reference: TorchBackend):
+    """Backend `name` if it can run here and passes the cosine guard against `reference`; else None (logged)."""
+    try:
+        candidate = build_backend(name, encoder)
+        cosine = guard_cosine(candidate, reference, encoder)
+    except BackendUnavailable as exc:
+        logger.warning("backend %s not used: %s; using torch fp32", name, exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back, logged
+        logger.warning("backend %s not used: it failed on the probe inputs (%s: %s); using torch fp32",
+                       name, type(exc).__name__, exc)
+        return None
+    if not cosine >= COSINE_GUARD:  # `not >=` so that NaN fails too
+        logger.warning("backend %s not used: its embeddings differ from torch fp32's (cosine %.5f < %.3f); "
+                       "using torch fp32", name, cosine, COSINE_GUARD)
+        return None
+    logger.debug("backend %s passes its guard (cosine %.5f)", name, cosine)
+    return candidate
+
+
+def _choice_file() -> Path:
+    from ..paths import cache_dir
+
+    return cache_dir() / CHOICE_FILE
+
+
+def _choice_key(encoder) -> str:
+    """This machine (CPU model, flags, cores, torch) and these weights: a measured choice is valid for both."""
+    import platform
+
+    import torch
+
+    from .onnx_backend import weights_digest
+
+    machine = f"{platform.processor()}|{sorted(cpu_flags())}|{os.cpu_count()}|{torch.__version__}|{encoder.device}"
+    return hashlib.blake2b(f"{machine}|{weights_digest(encoder.model)}".encode(), digest_size=12).hexdigest()
+
+
+def remembered(encoder) -> str | None:
+    """The backend `--backend measure` found fastest for this machine and model, if it ever ran."""
+    try:
+        choices = json.loads(_choice_file().read_text())
+    except (OSError, ValueError):
+        return None  # never measured, or an unreadable file: pick by flags
+    entry = choices.get(_choice_key(encoder)) if isinstance(choices, dict) else None
+    name = entry.get("backend") if isinstance(entry, dict) else None
+    return name if name in BACKENDS else None
+
+
+def _images_per_s(backend, pixels) -> float:
+    backend.image(pixels[:4])  # warm-up: first-call allocations
+    start = time.perf_counter()
+    backend.image(pixels)
+    return len(pixels) / (time.perf_counter() - start)
+
+
+def _remember(encoder, name: str, speeds: dict[str, float]) -> None:
+    file = _choice_file()
+    try:
+        choices = json.loads(file.read_text()) if file.is_file() else {}
+        choices = choices if isinstance(choices, dict) else {}
+    except (OSError, ValueError):
+        choices = {}
+    choices[_choice_key(encoder)] = {"backend": name, "images_per_s": {k: round(v, 2) for k, v in speeds.items()},
+                                     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(choices, indent=1))
+        tmp.replace(file)
+    except OSError as exc:  # a full or read-only cache: the choice holds for this run only
+        logger.warning("could not remember the backend choice in %s: %s", file, exc)
+
+
+def measure_and_remember(encoder, reference: TorchBackend):
+    """Time every backend that can run here and passes its guard; remember and return the fastest."""
+    import torch
+
+    candidates = {"torch": reference}
+    names = ("fp16",) if encoder.device.type == "cuda" else ("bf16", "onnx")
+    for name in names:
+        if name == "onnx" and not onnx_available():
+            continue
+        backend = guarded(name, encoder, reference)
+        if backend is not None:
+            candidates[name] = backend
+    size = int(encoder.preprocess.config.image_size)
+    pixels = torch.randn(MEASURE_IMAGES, 3, size, size, generator=torch.Generator().manual_seed(5))
+    speeds = {name: _images_per_s(backend, pixels) for name, backend in candidates.items()}
+    best = max(speeds, key=speeds.__getitem__)
+    logger.info("backend speeds here (images/s): %s; remembering %s",
+                ", ".join(f"{k} {v:.1f}" for k, v in speeds.items()), best)
+    _remember(encoder, best, speeds)
+    return candidates[best]
+
+
 def select_backend(encoder, name: str | None = None) -> TorchBackend:
     """The backend the fast towers run on: requested or automatic, guarded, else torch fp32 (logged)."""
     import torch
 
     wanted = name or requested()
-    if wanted == "auto":
-        wanted = auto_choice(encoder.device.type, cpu_flags())
     # torch fp32 is the reference; on CUDA the pre-backend default (fp16 autocast) stays `auto`'s pick
     reference = TorchBackend(encoder.model, encoder.device)
-    if wanted == "torch":
-        logger.info("fast towers: torch fp32 on %s (%d threads)", encoder.device, torch.get_num_threads())
-        return reference
-    try:
-        candidate = build_backend(wanted, encoder)
-        cosine = guard_cosine(candidate, reference, encoder)
-    except BackendUnavailable as exc:
-        logger.warning("backend %s not used: %s; using torch fp32", wanted, exc)
-        return reference
-    except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back, logged
-        logger.warning("backend %s not used: it failed on the probe inputs (%s: %s); using torch fp32",
-                       wanted, type(exc).__name__, exc)
-        return reference
-    if not cosine >= COSINE_GUARD:  # `not >=` so that NaN fails too
-        logger.warning("backend %s not used: its embeddings differ from torch fp32's (cosine %.5f < %.3f); "
-                       "using torch fp32", wanted, cosine, COSINE_GUARD)
-        return reference
-    logger.info("fast towers: %s on %s (guard cosine %.5f, %d threads)", wanted, encoder.device, cosine,
-                torch.get_num_threads())
-    return candidate
+    if wanted == "measure":
+        chosen = measure_and_remember(encoder, reference)
+    else:
+        if wanted == "auto":
+            wanted = remembered(encoder) or auto_choice(encoder.device.type, cpu_flags())
+        chosen = reference if wanted == "torch" else guarded(wanted, encoder, reference) or reference
+    logger.info("fast towers: %s on %s (%d threads)", "torch fp32" if chosen.name == "torch" else chosen.name,
+                encoder.device, torch.get_num_threads())
+    return chosen
