@@ -75,6 +75,19 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def has_native_bf16(flags: frozenset[str] | set[str]) -> bool:
     """AMX-BF16 or AVX512-BF16: bf16 matmuls in hardware (without them torch emulates bf16, slowly)."""
     return bool({"amx_bf16", "avx512_bf16"} & set(flags))
@@ -203,13 +216,11 @@ def _choice_file() -> Path:
 
 def _choice_key(encoder) -> str:
     """This machine (CPU model, flags, cores, torch) and these weights: a measured choice is valid for both."""
-    import platform
-
     import torch
 
     from .onnx_backend import weights_digest
 
-    machine = f"{platform.processor()}|{sorted(cpu_flags())}|{os.cpu_count()}|{torch.__version__}|{encoder.device}"
+    machine = f"{cpu_model()}|{sorted(cpu_flags())}|{os.cpu_count()}|{torch.__version__}|{encoder.device}"
     return hashlib.blake2b(f"{machine}|{weights_digest(encoder.model)}".encode(), digest_size=12).hexdigest()
 
 
