@@ -198,6 +198,28 @@ def test_a_broken_onnx_cache_falls_back_to_torch_then_is_rebuilt(encoder, caplog
 
 
 @needs_onnx
+def test_a_model_the_exporter_cannot_trace_runs_on_torch(encoder, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::something' is not supported")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    with caplog.at_level(logging.WARNING, logger="fastslow_desktop.models.backends"):
+        assert encoder.use_backend("onnx") == "torch"
+    assert "the ONNX export failed" in caplog.text and "aten::something" in caplog.text
+    assert not list((cache_dir() / "onnx").glob("*/*.onnx"))  # nothing half-written left behind
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_fp16_on_a_real_gpu_meets_the_guard(tiny_bundle):
+    encoder = load_bundle(tiny_bundle, device="cuda").fast
+    assert encoder.use_backend("torch") == "torch"
+    pixels = _pixels(encoder)
+    reference = encoder.encode_image_tensors(pixels)
+    assert encoder.use_backend("auto") == "fp16"
+    assert _min_cos(encoder.encode_image_tensors(pixels), reference) >= 0.999
+
+
+@needs_onnx
 def test_index_with_backend_onnx_end_to_end(tmp_path, tiny_bundle, monkeypatch, capsys):
     from fastslow_desktop.models import onnx_backend
 
