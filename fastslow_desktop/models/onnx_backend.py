@@ -127,7 +127,8 @@ class OnnxBackend:
 
     def text(self, ids: torch.Tensor) -> torch.Tensor:
         """(n, L) token ids -> (n, d) float32, not normalised."""
-        return self._run("text", ids.detach().cpu().numpy().astype(np.int64, copy=False))
+        wanted = np.int32 if self._sessions["text"].get_inputs()[0].type == "tensor(int32)" else np.int64
+        return self._run("text", ids.detach().cpu().numpy().astype(wanted, copy=False))
 
 
 def _cache_problem(folder: Path) -> str | None:
