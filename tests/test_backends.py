@@ -209,6 +209,17 @@ def test_a_model_the_exporter_cannot_trace_runs_on_torch(encoder, monkeypatch, c
     assert not list((cache_dir() / "onnx").glob("*/*.onnx"))  # nothing half-written left behind
 
 
+@needs_onnx
+def test_an_unwritable_cache_folder_leaves_the_model_on_torch(encoder, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FASTSLOW_CACHE", str(blocker))
+    with caplog.at_level(logging.WARNING, logger="fastslow_desktop.models.backends"):
+        assert encoder.use_backend("onnx") == "torch"
+    assert "the ONNX export failed" in caplog.text
+    assert encoder.encode_texts(["a photo"]).shape == (1, encoder.dim)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_fp16_on_a_real_gpu_meets_the_guard(tiny_bundle):
     encoder = load_bundle(tiny_bundle, device="cuda").fast
