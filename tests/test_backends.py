@@ -116,22 +116,22 @@ def test_requested_backend_is_the_one_used(encoder, monkeypatch):
     assert encoder.use_backend(None) == "bf16" and encoder.backend.name == "bf16"
 
 
-def test_measure_remembers_the_fastest_guarded_backend_for_auto(encoder, monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2"}))  # by flags auto would be torch
+def test_measure_remembers_the_fastest_guarded_backend_and_auto_prefers_it_to_the_flags(encoder, monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))  # flags say bf16
     monkeypatch.setattr(backends, "onnx_available", lambda: False)
-    speeds = {"torch": 10.0, "bf16": 25.0}
+    speeds = {"torch": 30.0, "bf16": 10.0}  # ... but this machine measures torch faster
     monkeypatch.setattr(backends, "_images_per_s", lambda backend, pixels: speeds[backend.name])
-    assert backends.remembered(encoder) is None
+    assert backends.remembered(encoder) is None and encoder.use_backend("auto") == "bf16"
     with caplog.at_level(logging.INFO, logger="fastslow_desktop.models.backends"):
-        assert encoder.use_backend("measure") == "bf16"
-    assert "remembering bf16" in caplog.text
+        assert encoder.use_backend("measure") == "torch"
+    assert "bf16 10.0" in caplog.text and "remembering torch" in caplog.text
     saved = json.loads((cache_dir() / backends.CHOICE_FILE).read_text())
-    assert [entry["backend"] for entry in saved.values()] == ["bf16"]
-    assert backends.remembered(encoder) == "bf16" and encoder.use_backend("auto") == "bf16"
+    assert [entry["backend"] for entry in saved.values()] == ["torch"]
+    assert backends.remembered(encoder) == "torch" and encoder.use_backend("auto") == "torch"
     other = load_bundle(make_tiny_bundle(tmp_path / "other", seed=1), device="cpu").fast
     assert backends.remembered(other) is None  # keyed by the weights: another model measures afresh
     (cache_dir() / backends.CHOICE_FILE).write_text("{not json")
-    assert encoder.use_backend("auto") == "torch"  # an unreadable file: back to the flags
+    assert encoder.use_backend("auto") == "bf16"  # an unreadable file: back to the flags
 
 
 # -- the guard ------------------------------------------------------------------------------------
@@ -270,3 +270,11 @@ def test_benchmark_marks_a_backend_outside_its_guards_as_not_met():
     assert (bf16.ratio, bf16.met) == (3.0, False)  # R@1 1 point below fp32's
     assert rows["synthscenes_test_R@1[bf16]"].met is False and rows["encoder_cosine_min[bf16]@m"].met is True
     assert rows["encoder_speedup_vs_torch_fp32[fp16]@m"].value is None
+
+
+def test_measure_does_not_time_emulated_bf16(encoder, monkeypatch):
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(backends, "onnx_available", lambda: False)
+    timed = []
+    monkeypatch.setattr(backends, "_images_per_s", lambda backend, pixels: timed.append(backend.name) or 1.0)
+    assert encoder.use_backend("measure") == "torch" and timed == ["torch"]
