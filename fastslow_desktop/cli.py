@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import explain, is_expected, unexpected
-from .options import close_library_log, library_log, log_to_library, shared_options
+from .options import apply_backend_option, close_library_log, library_log, log_to_library, shared_options
 
 logger = logging.getLogger("fastslow_desktop.cli")
 
@@ -310,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     close_library_log()  # an earlier call's library (tests run many commands in one process)
     configure_logging(args.verbose)
+    apply_backend_option(args)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if args.command is None:

@@ -7,8 +7,12 @@ import logging
 import logging.handlers
 from pathlib import Path
 
+from .models.backends import CHOICES as BACKEND_CHOICES
+from .models.backends import set_override as _set_backend_override
+
+
 def shared_options(suppress: bool) -> argparse.ArgumentParser:
-    """`--library`, `--models`, `--device`, `-v`: accepted before the command and after it.
+    """`--library`, `--models`, `--device`, `--backend`, `-v`: accepted before the command and after it.
 
     The copy on each subcommand has SUPPRESS defaults, so an option given only before the command is
     not overwritten by the subcommand's default (`fastslow --models B index P` indexes with B).
@@ -24,9 +28,19 @@ def shared_options(suppress: bool) -> argparse.ArgumentParser:
                              "balanced for a new library; synthscenes for `fastslow demo`)")
     parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default(None),
                         help="where the models run (default: auto)")
+    parent.add_argument("--backend", choices=BACKEND_CHOICES, default=default(None),
+                        help="what runs the fast model: torch (fp32), bf16 (CPU autocast), fp16 (CUDA), onnx "
+                             "(ONNX Runtime, the [onnx] extra), measure (time each here once and remember the "
+                             "fastest for auto); default: $FASTSLOW_BACKEND or auto (the remembered measurement, "
+                             "else by the hardware); a backend whose results differ from torch fp32's is not used")
     parent.add_argument("-v", "--verbose", action="count", default=default(0),
                         help="more log output (-vv for debug)")
     return parent
+
+
+def apply_backend_option(args: argparse.Namespace) -> None:
+    """Make `--backend` the process's choice; without it, FASTSLOW_BACKEND or auto (reset per call)."""
+    _set_backend_override(getattr(args, "backend", None))
 
 
 class _LibraryLogHandler(logging.handlers.RotatingFileHandler):

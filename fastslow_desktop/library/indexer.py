@@ -83,7 +83,11 @@ class Indexer:
     @property
     def fast(self):
         if self._fast is None:
-            self._fast = self.models.fast  # loads the weights on first need only
+            fast = self.models.fast  # loads the weights on first need only
+            # choosing (and guarding, or exporting) the backend here counts as loading, not as throughput
+            backend = getattr(fast, "backend", None)
+            logger.info("indexing with %s on backend %s", self.model_id, getattr(backend, "name", "torch"))
+            self._fast = fast
         return self._fast
 
     def _decode_side(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .backends import select_backend
 from .config import load_arch
-from .device import configure_threads, inference_autocast, resolve_device
+from .device import configure_threads, resolve_device
 from .preprocess import ImagePreprocess, PreprocessConfig
 from .tokenizer import TextTokenizer, TokenizerConfig
 
@@ -59,6 +61,7 @@ class FastEncoder:
         model_id: str,
         arch: dict | None = None,
         device: str | torch.device = "auto",
+        backend: str | None = None,
     ):
         configure_threads()
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -68,6 +71,24 @@ class FastEncoder:
         self.model_id = model_id
         self.arch = arch
         self.dim = _embedding_dim(model)
+        self.backend_request = backend  # None: --backend / FASTSLOW_BACKEND / auto, decided on first use
+        self._backend = None
+        self._backend_lock = threading.Lock()
+
+    @property
+    def backend(self):
+        """What the towers run on (`.name`: torch, bf16, fp16 or onnx); chosen and guarded on first use."""
+        with self._backend_lock:
+            if self._backend is None:
+                self._backend = select_backend(self, self.backend_request)
+            return self._backend
+
+    def use_backend(self, name: str | None) -> str:
+        """Choose again (`name` None: the setting or auto); returns the backend that passed its guard."""
+        with self._backend_lock:
+            self.backend_request = name
+            self._backend = select_backend(self, name)
+            return self._backend.name
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -98,15 +119,12 @@ class FastEncoder:
         return cls(model, _OpenClipTokenizerAdapter(tokenizer), pp, model_id, device=device)
 
     # -- encoding -------------------------------------------------------------------------
-    @torch.no_grad()
     def encode_image_tensors(self, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
         """(n, 3, S, S) preprocessed pixels -> (n, d) float32 unit rows."""
         out = []
+        backend = self.backend
         for start in range(0, len(pixels), batch_size):
-            chunk = pixels[start : start + batch_size].to(self.device, non_blocking=True)
-            with inference_autocast(self.device):
-                feats = self.model.encode_image(chunk)
-            out.append(F.normalize(feats.float(), dim=-1).cpu())
+            out.append(F.normalize(backend.image(pixels[start : start + batch_size]), dim=-1))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return torch.cat(out).numpy().astype(np.float32, copy=False)
@@ -117,15 +135,13 @@ class FastEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images]), batch_size)
 
-    @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """list of strings -> (n, d) float32, rows L2-normalised."""
         out = []
+        backend = self.backend
         for start in range(0, len(texts), batch_size):
-            ids = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
-            with inference_autocast(self.device):
-                feats = self.model.encode_text(ids)
-            out.append(F.normalize(feats.float(), dim=-1).cpu())
+            ids = self.tokenizer(list(texts[start : start + batch_size]))
+            out.append(F.normalize(backend.text(ids), dim=-1))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return torch.cat(out).numpy().astype(np.float32, copy=False)

@@ -1,0 +1,168 @@
+"""ONNX Runtime backend: each fast tower is exported once per set of weights into the per-user cache
+folder (never into the shipped, read-only resources) and run in fp32 on the CPU.
+
+The cache folder is keyed by a digest of the weights themselves (plus the input shapes and the torch
+version that exported it), so a changed bundle never meets a stale export. A cache that is missing is
+exported; one that is broken (a file missing, truncated or unreadable by ONNX Runtime) is removed and
+the caller falls back to torch for this run. Content that loads but computes something else is caught
+by the cosine guard in `backends.select_backend`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..paths import cache_dir
+
+logger = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the export itself changes: older caches are then never read
+OPSET = 17
+META = "meta.json"
+FILES = {"image": "image.onnx", "text": "text.onnx"}
+
+
+class OnnxUnavailable(RuntimeError):
+    """The export cannot be made or used here; the message says why (backends falls back to torch)."""
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """blake2b of every tensor of the state dict (names, shapes, dtypes, bytes): the export's key."""
+    digest = hashlib.blake2b(digest_size=20)
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.view(torch.uint8).numpy().data if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _example_inputs(encoder) -> tuple[torch.Tensor, torch.Tensor]:
+    size = int(encoder.preprocess.config.image_size)
+    return torch.zeros(2, 3, size, size), encoder.tokenizer(["a photo", "a red car"])
+
+
+def cache_folder(encoder) -> Path:
+    """Where this encoder's export lives: <cache>/onnx/<key>."""
+    pixels, ids = _example_inputs(encoder)
+    key = hashlib.blake2b(digest_size=12)
+    key.update(f"{weights_digest(encoder.model)}|{tuple(pixels.shape[1:])}|{tuple(ids.shape[1:])}|{ids.dtype}|"
+               f"{torch.__version__}|{EXPORT_VERSION}|{OPSET}".encode())
+    return cache_dir() / "onnx" / key.hexdigest()
+
+
+class _Tower(torch.nn.Module):
+    """One tower of the CLIP model as a module of its own (what torch.onnx.export traces)."""
+
+    def __init__(self, model: torch.nn.Module, which: str):
+        super().__init__()
+        self.model, self.which = model, which
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(x) if self.which == "image" else self.model.encode_text(x)
+
+
+def _export(encoder, folder: Path) -> None:
+    """Export both towers into a temporary sibling folder, then move it into place (never half-written)."""
+    import warnings
+
+    pixels, ids = _example_inputs(encoder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    # nn.MultiheadAttention's eval fast path is one fused op that ONNX has no export for
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        for which, example in (("image", pixels), ("text", ids)):
+            # the wrapper must be in eval mode: export restores the wrapper's mode afterwards, and a
+            # fresh module's default (training) would otherwise switch the live model to training
+            tower = _Tower(encoder.model, which).eval()
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(tower, (example,), str(tmp / FILES[which]), input_names=["input"],
+                                  output_names=["embedding"], opset_version=OPSET, dynamo=False,
+                                  dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+        meta = {"export_version": EXPORT_VERSION, "torch": torch.__version__,
+                "sizes": {name: (tmp / name).stat().st_size for name in FILES.values()}}
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        encoder.model.eval()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OnnxBackend:
+    """Both towers as ONNX Runtime sessions with torch's thread count (same threads, fair comparison)."""
+
+    name = "onnx"
+
+    def __init__(self, folder: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        self.folder = folder
+        self._sessions = {which: ort.InferenceSession(str(folder / file), options,
+                                                      providers=["CPUExecutionProvider"])
+                          for which, file in FILES.items()}
+
+    def _run(self, which: str, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._sessions[which].run(None, {"input": array})[0]).float()
+
+    def image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(n, 3, S, S) pixels -> (n, d) float32, not normalised."""
+        return self._run("image", pixels.detach().cpu().numpy().astype(np.float32, copy=False))
+
+    def text(self, ids: torch.Tensor) -> torch.Tensor:
+        """(n, L) token ids -> (n, d) float32, not normalised."""
+        wanted = np.int32 if self._sessions["text"].get_inputs()[0].type == "tensor(int32)" else np.int64
+        return self._run("text", ids.detach().cpu().numpy().astype(wanted, copy=False))
+
+
+def _cache_problem(folder: Path) -> str | None:
+    """Why the export in `folder` cannot be used, or None when its files are all there, whole."""
+    try:
+        meta = json.loads((folder / META).read_text())
+        for name in FILES.values():
+            size = (folder / name).stat().st_size
+            if size != meta["sizes"][name]:
+                return f"{name} has {size} bytes, the export wrote {meta['sizes'][name]}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _broken(folder: Path, why: str) -> OnnxUnavailable:
+    shutil.rmtree(folder, ignore_errors=True)  # best effort: the next start exports afresh
+    return OnnxUnavailable(f"the ONNX cache {folder} is broken ({why}); it was removed and is rebuilt "
+                              "on the next start")
+
+
+def load_or_export(encoder) -> OnnxBackend:
+    """The ONNX backend for `encoder`: exported on first use, then loaded from the cache."""
+    folder = cache_folder(encoder)
+    if not folder.exists():
+        logger.info("exporting the fast towers to ONNX in %s (once per model)", folder)
+        try:
+            _export(encoder, folder)
+        except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace, a full disk
+            raise OnnxUnavailable(f"the ONNX export failed ({type(exc).__name__}: {exc})") from exc
+    problem = _cache_problem(folder)
+    if problem is not None:
+        raise _broken(folder, problem)
+    try:
+        return OnnxBackend(folder)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
+        raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc
