@@ -63,7 +63,7 @@ def _r1(run: Evaluation, split: str, model: str, seed: int, spec: FastSpec) -> f
     gallery = run.galleries[split]
     if label not in gallery.encoders:
         gallery.add_fast(label, FastEncoder(spec.model, run.tokenizer, ImagePreprocess(spec.preprocess), label,
-                                            device=run.device))
+                                            device=run.device, backend="torch"))  # fp32 figures, as results.py
     return evaluate.evaluate_fast(gallery, label, run.queries[split])["R@1"]
 
 
