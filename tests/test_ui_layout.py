@@ -2,7 +2,7 @@
 visible without scrolling, and screenshots of the match divider and of a query nothing matches.
 
 Offscreen (the platform the suite runs on) lays widgets out exactly as a desktop does; set
-FASTSLOW_SCREENSHOTS=DIR to keep the screenshots (docs/screenshots/ holds the README's).
+FASTSLOW_SCREENSHOTS=DIR to keep the screenshots (the README's come from docs/screenshots/render_results.py).
 """
 
 from __future__ import annotations
