@@ -1,6 +1,7 @@
 """Speed of each hub preset's architecture on this machine, with random weights (no download needed).
 
-Per preset: the fast image tower's throughput on preprocessed images (batch 32, fp32: decoding is not
+Per preset (hub presets by architecture; a shipped bundle preset with its own weights): the fast image
+tower's throughput on preprocessed images (batch 32, fp32: decoding is not
 included, see `benchmarks.indexing` for that), one query's text encoding, and the slow model's
 re-rank of K = 20 candidates from pixels (visual tokens + one caption's likelihood), cold: nothing
 cached. The weights are random, so the figures are timings only; accuracy comes from the published
@@ -86,6 +87,27 @@ def rerank_ms(name: str) -> float:
         return round((time.perf_counter() - start) * 1000, 1)
 
 
+def bundle_figures(name: str) -> dict:
+    """The same figures for a shipped bundle preset (its own towers, loaded as the app loads them)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fastslow_desktop.models import load_bundle
+
+    models = load_bundle(name, device="cpu")
+    fast = models.fast
+    size = int(fast.preprocess.config.image_size)
+    pixels = torch.randn(BATCH, 3, size, size)
+    image_s = _best_of(lambda: fast.encode_image_tensors(pixels), repeats=3)
+    text_s = _best_of(lambda: fast.encode_texts(["a red circle to the left of a blue square"]), repeats=10)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)) for _ in range(RERANK_K)]
+    rerank_s = _best_of(lambda: models.slow.score("a red circle to the left of a blue square", images), repeats=3)
+    return {"images_per_s": round(BATCH / image_s, 2), "text_ms": round(text_s * 1000, 1), "image_size": size,
+            "batch": BATCH, "rerank_ms_k20": round(rerank_s * 1000, 1)}
+
+
 def measure(names: list[str], budget_s: float) -> dict:
     import torch
 
@@ -93,6 +115,10 @@ def measure(names: list[str], budget_s: float) -> dict:
     out, slow_done = {}, {}
     for name in names:
         spec = catalogue["presets"][name]
+        if "bundle" in spec:
+            out[name] = bundle_figures(name)
+            print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
+            continue
         if "fast" not in spec or not spec["fast"].get("model"):
             continue
         figures = fast_figures(spec["fast"]["model"], budget_s)
@@ -130,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     catalogue = json.loads(CATALOGUE.read_text())["presets"]
     names = args.presets.split(",") if args.presets else [
-        n for n, s in catalogue.items() if "fast" in s and not s.get("legacy")]
+        n for n, s in catalogue.items() if ("fast" in s or "bundle" in s) and not s.get("legacy")]
     machine = machine_info()
     result = {"machine": machine, **measure(names, args.budget)}
     if args.write:
