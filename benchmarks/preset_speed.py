@@ -133,17 +133,23 @@ def measure(names: list[str], budget_s: float) -> dict:
 
 
 def write_catalogue(measured: dict, machine: dict) -> None:
-    """Store the figures in each preset's `speed`, naming the machine and the date."""
-    catalogue = json.loads(CATALOGUE.read_text())
+    """Store the figures in each preset's `speed`, naming the machine and the date. The catalogue is
+    formatted by hand, so only each preset's one-line `"speed": {...}` is rewritten."""
+    import re
+
     flags = " ".join(machine.get("cpu_flags") or []) or "none of avx2/avx512/amx"
     where = (f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores')} cores; {flags}), "
              f"{measured['threads']} torch threads, fp32, random weights; "
              f"{datetime.date.today().isoformat()} (benchmarks/preset_speed.py)")
+    text = CATALOGUE.read_text()
     for name, figures in measured["presets"].items():
-        catalogue["presets"][name]["speed"] = {
-            "images_per_s": figures["images_per_s"], "text_ms": figures["text_ms"],
-            "rerank_ms_k20": figures.get("rerank_ms_k20"), "note": where}
-    CATALOGUE.write_text(json.dumps(catalogue, indent=2, ensure_ascii=False) + "\n")
+        speed = json.dumps({"images_per_s": figures["images_per_s"], "text_ms": figures["text_ms"],
+                            "rerank_ms_k20": figures.get("rerank_ms_k20"), "note": where}, ensure_ascii=False)
+        start = text.index(f'\n    "{name}": {{', text.index('"presets"'))  # a preset key, not a "fast" part
+        line = re.compile(r'"speed": \{[^\n]*\}').search(text, start)
+        text = text[:line.start()] + f'"speed": {speed}' + text[line.end():]
+    json.loads(text)  # still valid
+    CATALOGUE.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
