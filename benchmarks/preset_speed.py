@@ -75,10 +75,14 @@ def rerank_ms(name: str) -> float:
     size = _image_size(model)
     ids = open_clip.get_tokenizer(name)(["a dog running on a beach at sunset"])
 
+    from fastslow_desktop.models.slow_scorer import CocaScorer
+
+    scorer = CocaScorer.__new__(CocaScorer)  # the product's scoring path, without its preprocessing
+    scorer.model = model
+
     def once(k: int) -> None:
         _, tokens = model._encode_image(torch.randn(k, 3, size, size))
-        _, token_embs = model._encode_text(ids.expand(k, -1))
-        model.text_decoder(tokens, token_embs[:, :-1]).log_softmax(-1)
+        scorer._score(ids.expand(k, -1), tokens)
 
     with torch.inference_mode():
         once(2)  # warm-up on two candidates: a large CoCa takes seconds per K = 20 pass

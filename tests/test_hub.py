@@ -108,3 +108,33 @@ def test_hub_preset_fails_within_five_seconds_when_the_hub_is_unreachable(tmp_pa
     with pytest.raises(ModelUnavailableError, match="unreachable"):
         load_bundle("clip-vit-b-32").fast
     assert time.monotonic() - start < 5
+
+
+def test_coca_decodes_only_the_caption_not_its_padding():
+    """The CoCa scorer cuts the tokenizer's padding before decoding; every position's score is unchanged."""
+    import open_clip
+
+    from fastslow_desktop.models.slow_scorer import CocaScorer
+    from fastslow_desktop.models.tokenizer import PAD_ID
+
+    torch.manual_seed(0)
+    coca = open_clip.coca_model.CoCa(**{k: v for k, v in TINY_COCA.items() if k != "custom_text"}).eval()
+    torch.nn.init.normal_(coca.text_decoder.text_projection, std=coca.text_decoder.width ** -0.5)
+    scorer = CocaScorer.__new__(CocaScorer)
+    scorer.model = coca
+    ids = open_clip.get_tokenizer("coca_ViT-B-32")(["a red dog on the beach"]).expand(3, -1)
+    with torch.no_grad():
+        _, memory = coca._encode_image(torch.randn(3, 3, 32, 32))
+        _, token_embs = coca._encode_text(ids)  # the whole padded caption, as before the cut
+        logp = torch.log_softmax(coca.text_decoder(memory, token_embs[:, :-1]).float(), -1)
+        targets = ids[:, 1:]
+        expected = logp.gather(2, targets.unsqueeze(-1)).squeeze(-1)
+        expected = torch.where(targets != PAD_ID, expected, torch.zeros_like(expected))
+        lengths = []
+        decoder = coca.text_decoder.forward
+        coca.text_decoder.forward = lambda image_embs, text_embs: (lengths.append(text_embs.shape[1]),
+                                                                   decoder(image_embs, text_embs))[1]
+        got = scorer._token_scores(ids, memory)
+    assert got.shape == ids.shape
+    torch.testing.assert_close(got[:, 1:], expected, atol=1e-5, rtol=0)
+    assert lengths == [int((ids[0] != PAD_ID).sum()) - 1]  # the caption's tokens, not 76

@@ -143,10 +143,16 @@ class CocaScorer(SlowScorerBase):
         return self._token_scores(ids, memory).sum(1)
 
     def _token_scores(self, ids, memory):
+        # Only the caption's own positions are decoded: open_clip pads every caption to 76 tokens, and
+        # the padding's logits (76 × 49 408 per candidate) cost several times the caption itself. The
+        # decoder is causal, so cutting trailing padding leaves every real position's score as it was.
+        full = ids.shape[1]
+        ids = ids[:, : max(2, int((ids != PAD_ID).sum(1).max()))]
         _, token_embs = self.model._encode_text(ids)
         logits = self.model.text_decoder(memory, token_embs[:, :-1])  # (B, L-1, V)
         targets = ids[:, 1:]
         logp = torch.log_softmax(logits.float(), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1)
         # where(), not a product: padded rows can be NaN (fully masked attention) and NaN*0 is NaN.
         logp = torch.where(targets != PAD_ID, logp, torch.zeros_like(logp))
-        return torch.cat([torch.zeros_like(logp[:, :1]), logp], 1)  # (B, L): position 0 is never predicted
+        out = torch.cat([torch.zeros_like(logp[:, :1]), logp], 1)  # position 0 is never predicted
+        return torch.nn.functional.pad(out, (0, full - out.shape[1]))  # (B, L) as the caller's ids
