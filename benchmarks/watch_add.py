@@ -120,9 +120,22 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
             latencies.append((time.perf_counter() - start) * 1000.0)
             stop.wait(0.005)
 
-    searchable, written, waited, indexing = [], [], [], []
+    searchable, written, waited, indexing, copied_at = [], [], [], [], []
+    stalls: list[tuple[float, float]] = []  # (seconds since start, length) of this process's pauses
+
+    def probe() -> None:  # a thread that only sleeps: if it wakes late, the whole process was held
+        last = time.perf_counter()
+        while not stop.is_set():
+            stop.wait(0.01)
+            now = time.perf_counter()
+            if now - last > 0.5:
+                stalls.append((round(now - begun, 3), round(now - last - 0.01, 3)))
+            last = now
+
+    begun = time.perf_counter()
     thread = threading.Thread(target=queries, daemon=True)
     thread.start()
+    threading.Thread(target=probe, daemon=True).start()
     try:
         for i in range(-1, adds):  # add -1 warms up (loads the model's weights): not counted
             dest = root / f"add_{i + 1:05d}.jpg"
@@ -141,6 +154,7 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
             seconds = time.perf_counter() - copied
             finished.wait(60)  # the run's last writes (its HNSW save, if any) count too
             if i >= 0:
+                copied_at.append(round(copied - begun, 3))
                 searchable.append(seconds)
                 written.append(_written() - before)
                 # Where the time went: the watcher's wait before the run, and the run itself.
@@ -154,7 +168,7 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
         thread.join()
         library.close()
     return {"adds": adds, "searchable_s": searchable, "written_bytes": written, "query_ms": latencies,
-            "watcher_wait_s": waited, "index_run_s": indexing,
+            "watcher_wait_s": waited, "index_run_s": indexing, "copied_at_s": copied_at, "stalls": stalls,
             "code": str(Path(sys.modules["fastslow_desktop"].__file__).parent)}
 
 
