@@ -123,9 +123,16 @@ def worker(folder: Path, bundle: Path, photos: list[Path], adds: int) -> dict:
     searchable, written, waited, indexing, copied_at = [], [], [], [], []
     stalls: list[tuple[float, float]] = []  # (seconds since start, length) of this process's pauses
 
+    dump = os.environ.get("FASTSLOW_BENCH_STALL_DUMP")  # a file: every thread's stack when a stall passes 2 s
+    dump_file = open(dump, "w") if dump else None  # noqa: SIM115 - kept open for faulthandler's C thread
+
     def probe() -> None:  # a thread that only sleeps: if it wakes late, the whole process was held
+        import faulthandler
+
         last = time.perf_counter()
         while not stop.is_set():
+            if dump_file is not None:  # re-armed every 10 ms; fires from C even while the GIL is held
+                faulthandler.dump_traceback_later(2.0, file=dump_file)
             stop.wait(0.01)
             now = time.perf_counter()
             if now - last > 0.5:

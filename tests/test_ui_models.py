@@ -9,13 +9,15 @@ from PySide6.QtWidgets import QDialog
 from tests.hubserver import test_hub  # noqa: F401  (fixture)
 from tests.ui_helpers import open_window, write_photos
 
-from fastslow_desktop.ui.dialogs.models import ModelChooser, progress_text
+from fastslow_desktop.ui.dialogs.models import ModelChooser, progress_text, size_text
 
 DOWNLOAD_MS = 120_000  # generous: a loaded 2-core machine
 
 
 def test_progress_text_names_bytes_speed_and_time_left():
-    assert progress_text(5 * 1024**2, 10 * 1024**2, 1024**2, 5) == "5.0 MB of 10.0 MB · 1.0 MB/s · about 5 s left"
+    assert progress_text(5_000_000, 10_000_000, 1_000_000, 5) == "5.0 MB of 10.0 MB · 1.0 MB/s · about 5 s left"
+    # decimal units, as `fastslow models` and the README give sizes (balanced: 1 619 MB)
+    assert size_text(1_619_395_592) == "1.6 GB" and size_text(0) == "shipped"
     assert progress_text(0, 0, 0.0, None) == "0 bytes"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..format import file_size
-from .models import progress_text
+from .models import decimal_size, progress_text
 
 
 class DownloadDialog(QDialog):
@@ -17,7 +16,7 @@ class DownloadDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Download the search models")
         self.setModal(False)
-        amount = f"{file_size(size)} from " if size else ""
+        amount = f"{decimal_size(size)} from " if size else ""
         self.text = QLabel(
             f"FastSlow needs to download its search models once ({amount}" + ", ".join(repos) + "). After "
             "that it works offline. Nothing about your photos is sent anywhere.", self)

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QProgressBar,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..format import eta, file_size
+from ..format import eta
 from ..workers.download import CANCELLED, download_preset_job
 from ..workers.job import JobRunner
 
@@ -21,8 +21,16 @@ COLUMNS = ("Preset", "Download", "Languages", "Speed", "On this computer", "What
 LANGUAGE_NAMES = {"en": "English", "multi": "many languages"}
 
 
+def decimal_size(n: float) -> str:
+    """Bytes in decimal units, as `fastslow models` and the README give download sizes."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def size_text(n: int) -> str:
-    return "shipped" if n == 0 else file_size(n)
+    return "shipped" if n == 0 else decimal_size(n)
 
 
 def speed_text(speed: dict) -> str:
@@ -39,9 +47,9 @@ def languages_text(languages: list[str]) -> str:
 
 def progress_text(done: int, total: int, speed_bps: float, eta_s: float | None) -> str:
     """'12.0 MB of 605.0 MB · 4.1 MB/s · about 2 min left'."""
-    parts = [f"{file_size(done)} of {file_size(total)}" if total else file_size(done)]
+    parts = [f"{decimal_size(done)} of {decimal_size(total)}" if total else decimal_size(done)]
     if speed_bps > 0:
-        parts.append(f"{file_size(int(speed_bps))}/s")
+        parts.append(f"{decimal_size(speed_bps)}/s")
     if eta_s is not None:
         parts.append(eta(eta_s))
     return " · ".join(parts)
