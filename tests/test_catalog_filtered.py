@@ -92,3 +92,35 @@ def test_a_kind_filter_reads_its_ids_once_per_change(tiny_bundle, tmp_path, monk
         assert len(library.query(query, 10, kind="image")[0]) == 3  # the new photo is in the kind's ids
         assert len(reads) == 2
         assert len(library.query(query, 10, kind="video")[0]) == 0
+
+
+class _StuckOnce:
+    """An hnswlib index whose first search gathers too few results (as hnswlib then raises)."""
+
+    def __init__(self, index):
+        self._index, self.efs, self.failed = index, [], False
+
+    def set_ef(self, ef):
+        self.efs.append(ef)
+        self._index.set_ef(ef)
+
+    def knn_query(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("Cannot return the results in a contiguous 2D array. Probably ef or M is too small")
+        return self._index.knn_query(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)
+
+
+def test_a_search_that_gathers_too_few_results_is_widened_not_made_exact(big_index, monkeypatch):
+    """The exact fallback of a big index copies every vector out of hnswlib holding the GIL (13 s at
+    100 000 × 512, the whole process stood still): a wider HNSW search answers instead."""
+    index, ids, vectors = big_index
+    stuck = _StuckOnce(index._index)
+    monkeypatch.setattr(index, "_index", stuck)
+    monkeypatch.setattr(index, "_exact_matrix", lambda: pytest.fail("fell back to the exact matrix"))
+    got, _ = index.query(vectors[7], 10)
+    assert got[0] == ids[7] and len(got) == 10
+    assert stuck.efs[1] == 4 * stuck.efs[0]  # the second try searched four times wider

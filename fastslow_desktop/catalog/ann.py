@@ -36,6 +36,7 @@ EF_CONSTRUCTION = 100
 EF_SEARCH = 128  # benchmarks: recall@10 0.943 at ef 64 → 0.970 at 128 (100k clustered vectors)
 EF_SEARCH_LARGE = 256  # above LARGE_LIBRARY: 0.843 → 0.893 at 1M; still well under a millisecond
 LARGE_LIBRARY = 200_000
+KNN_TRIES = 3  # HNSW searches, each 4× wider, before a query falls back to exact search
 GROW = 1.5  # capacity grows ahead by this factor so resizes stay rare
 MIN_CAPACITY = 1024
 COMPACT_RATIO = 0.25  # deleted labels above this share of the live ones: rebuild the graph without them
@@ -321,13 +322,25 @@ class AnnIndex:
 
     def _knn(self, query: np.ndarray, k: int, ef: int, allowed: set[int] | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
-        with self._query_lock:
-            self._index.set_ef(ef)
-            if allowed is None:
-                labels, dists = self._index.knn_query(query, k=k, num_threads=1)
-            else:
-                labels, dists = self._index.knn_query(query, k=k, num_threads=1, filter=lambda label: label in allowed)
-        return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
+        # hnswlib raises when its search gathers fewer than k results (it happens now and then on
+        # high-dimensional data): a wider search finds them in milliseconds, while the exact fallback
+        # of a big index copies every vector out of hnswlib holding the GIL (13 s at 100 000 × 512,
+        # during which the whole app stood still).
+        for attempt in range(KNN_TRIES):
+            try:
+                with self._query_lock:
+                    self._index.set_ef(ef)
+                    if allowed is None:
+                        labels, dists = self._index.knn_query(query, k=k, num_threads=1)
+                    else:
+                        labels, dists = self._index.knn_query(query, k=k, num_threads=1,
+                                                              filter=lambda label: label in allowed)
+                return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
+            except RuntimeError:
+                if attempt == KNN_TRIES - 1:
+                    raise
+                ef *= 4
+        raise AssertionError("unreachable")
 
     def query(self, vector: np.ndarray, k: int, filter_ids: Iterable[int] | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
