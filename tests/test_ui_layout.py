@@ -122,19 +122,13 @@ def test_photo_and_video_previews_fit_with_their_actions_in_view(qtbot, ui_setti
         window.run_query(QUERY)
     qtbot.waitUntil(lambda: window.search_bar.refining.isHidden())
     model, preview = window.results_model, window.preview
-    photo_row = next(r for r in range(model.rowCount()) if model.result(r).kind == "image")
-    window.results_view.setCurrentIndex(model.index(photo_row, 0))
-    qtbot.wait(20)
-    assert preview.result.kind == "image"
-    _actions_visible(preview)
-    _assert_fits(window)
-
-    video_row = next(r for r in range(model.rowCount()) if model.result(r).kind == "video")
-    window.results_view.setCurrentIndex(model.index(video_row, 0))
-    qtbot.wait(20)
-    assert preview.result.kind == "video"
-    _actions_visible(preview)
-    _assert_fits(window)
+    for kind in ("image", "video"):
+        row = next(r for r in range(model.rowCount()) if model.result(r).kind == kind)
+        window.results_view.setCurrentIndex(model.index(row, 0))
+        qtbot.wait(20)
+        assert preview.result.kind == kind
+        _actions_visible(preview)
+        _assert_fits(window)
 
     # The screenshots for the README: a query with a divider, and one nothing matches, as a new query's
     # stage 2 arrives (the best match selected, the grid at the top).

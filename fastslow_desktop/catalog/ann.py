@@ -326,21 +326,22 @@ class AnnIndex:
         # high-dimensional data): a wider search finds them in milliseconds, while the exact fallback
         # of a big index copies every vector out of hnswlib holding the GIL (13 s at 100 000 × 512,
         # during which the whole app stood still).
-        for attempt in range(KNN_TRIES):
+        for _ in range(KNN_TRIES - 1):
             try:
-                with self._query_lock:
-                    self._index.set_ef(ef)
-                    if allowed is None:
-                        labels, dists = self._index.knn_query(query, k=k, num_threads=1)
-                    else:
-                        labels, dists = self._index.knn_query(query, k=k, num_threads=1,
-                                                              filter=lambda label: label in allowed)
-                return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
+                return self._knn_once(query, k, ef, allowed)
             except RuntimeError:
-                if attempt == KNN_TRIES - 1:
-                    raise
                 ef *= 4
-        raise AssertionError("unreachable")
+        return self._knn_once(query, k, ef, allowed)
+
+    def _knn_once(self, query: np.ndarray, k: int, ef: int, allowed: set[int] | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        with self._query_lock:
+            self._index.set_ef(ef)
+            if allowed is None:
+                labels, dists = self._index.knn_query(query, k=k, num_threads=1)
+            else:
+                labels, dists = self._index.knn_query(query, k=k, num_threads=1, filter=lambda label: label in allowed)
+        return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
 
     def query(self, vector: np.ndarray, k: int, filter_ids: Iterable[int] | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
