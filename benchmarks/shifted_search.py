@@ -26,14 +26,14 @@ from pathlib import Path
 from fastslow_desktop.synthscenes import canonical_caption, generate_shifted, read_captions, satisfies
 from fastslow_desktop.synthscenes.scenes import Scene
 
-from .common import REPO, child_env, machine_info
+from .common import REPO, THREADS, child_env, machine_info
 
 HERE = Path(__file__).parent
 GOAL = 0.93
 
 
-def _fastslow(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "fastslow_desktop", *args], cwd=REPO, env=child_env(),
+def _fastslow(*args: str, threads: int) -> str:
+    done = subprocess.run([sys.executable, "-m", "fastslow_desktop", *args], cwd=REPO, env=child_env(threads),
                           capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"fastslow {' '.join(args)} failed: {done.stderr[-2000:]}")
@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=150)
     parser.add_argument("--seed", type=int, default=11, help="gallery and query seed (training uses 1-4)")
     parser.add_argument("--out", type=Path, default=HERE / "shifted_search-result.json")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads of the fastslow commands")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="fastslow-shifted-") as tmp:
@@ -71,17 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         (Path(tmp) / "queries.txt").write_text("\n".join(queries) + "\n")
         common = ["--library", str(library), "--models", args.bundle]
         start = time.perf_counter()
-        _fastslow(*common, "index", str(gallery / "images"))
+        _fastslow(*common, "index", str(gallery / "images"), threads=args.threads)
         index_s = time.perf_counter() - start
         runs = {}
         for name, extra in (("reranked", []), ("fast_only", ["--no-rerank"])):
             start = time.perf_counter()
-            out = _fastslow(*common, "search", "--queries", str(Path(tmp) / "queries.txt"), "--top", "1", *extra)
+            out = _fastslow(*common, "search", "--queries", str(Path(tmp) / "queries.txt"), "--top", "1", *extra,
+                            threads=args.threads)
             r1, rows = recall_at_1(out, scenes)
             runs[name] = {"R@1": round(r1, 4), "seconds": round(time.perf_counter() - start, 1), "rows": rows}
     result = {
         "benchmark": "shifted_search", "bundle": args.bundle, "images": len(scenes), "queries": len(queries),
-        "seed": args.seed, "index_s": round(index_s, 1),
+        "seed": args.seed, "threads": args.threads, "index_s": round(index_s, 1),
         **{f"{name}_R@1": run["R@1"] for name, run in runs.items()},
         "goal": f"reranked R@1 ≥ {GOAL}", "met": runs["reranked"]["R@1"] >= GOAL,
         "machine": machine_info(), "runs": runs,
