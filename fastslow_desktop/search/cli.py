@@ -155,8 +155,9 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
         with Library.open(folder, models) as library:
             engine = SearchEngine(library, models)
             try:
-                # Loaded before the first query so its timing is the query's, not the model load's.
-                engine.warm_up(slow=not args.no_rerank)
+                # Loaded before the first query so its timing is the query's, not the model load's. A text
+                # query with --no-rerank loads only the text encoder: no image tower, no slow model.
+                engine.warm_up(slow=not args.no_rerank, image=bool(args.image or args.queries))
                 for query in queries:
                     request = SearchRequest(text=query, top=args.top, k=args.k, rerank=not args.no_rerank,
                                             image=args.image, only_matches=args.only_matches, **filters)
