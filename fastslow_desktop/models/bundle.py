@@ -143,6 +143,11 @@ class Models:
             return self._text
 
     @property
+    def fast_loaded(self) -> bool:
+        """Whether the torch fast encoder has been built in this process."""
+        return self._fast is not None
+
+    @property
     def has_lean_text(self) -> bool:
         """Whether text queries run without torch (the lean text encoder is loaded)."""
         return self._text is not None and self._text is not self._fast

@@ -164,6 +164,13 @@ def _write_export(encoder: FastEncoder, tmp: Path) -> None:
         encoder.model.eval()
 
 
+def needs_export(models: Models) -> bool:
+    """Whether `export_text_tower` would export now: the lean path applies here and nothing is cached."""
+    from .backends import onnx_available
+
+    return enabled(models) and onnx_available() and not (cache_folder(models) / META).is_file()
+
+
 def export_text_tower(models: Models) -> Path | None:
     """Export the fast text tower of `models` for the lean path, unless it is cached already or cannot
     be used here; returns the cache folder, or None (logged). Loads the fast model (torch) if needed."""
