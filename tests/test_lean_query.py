@@ -158,3 +158,20 @@ def test_skipped_init_leaves_torch_init_working_afterwards():
             raise RuntimeError("a build that fails")
     torch.nn.init.normal_(tensor)
     assert float(tensor.abs().sum()) > 0  # restored even after the failure
+
+
+def test_a_failed_export_is_not_retried_by_every_search(indexed, capsys, monkeypatch):
+    from fastslow_desktop.models import text_onnx
+
+    attempts = []
+
+    def failing(encoder, tmp):
+        attempts.append(tmp)
+        raise RuntimeError("the exporter cannot trace this model")
+
+    monkeypatch.setattr(text_onnx, "_write_export", failing)
+    for _ in range(2):
+        assert cli_main(_search(indexed, QUERIES[0])) == 0
+        assert _results(capsys.readouterr().out)
+    assert len(attempts) == 1 and _export_folder() is None  # tried once; torch answered both times
+    assert list((Path(os.environ["FASTSLOW_CACHE"]) / "text-onnx").glob("*.failed"))

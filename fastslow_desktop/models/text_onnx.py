@@ -14,6 +14,7 @@ is broken (missing file, wrong checksum, unreadable by ONNX Runtime) is removed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -168,7 +169,15 @@ def needs_export(models: Models) -> bool:
     """Whether `export_text_tower` would export now: the lean path applies here and nothing is cached."""
     from .backends import onnx_available
 
-    return enabled(models) and onnx_available() and not (cache_folder(models) / META).is_file()
+    folder = cache_folder(models)
+    return (enabled(models) and onnx_available() and not (folder / META).is_file()
+            and not _failed_marker(folder).is_file())
+
+
+def _failed_marker(folder: Path) -> Path:
+    """Written when an export of these weights failed: every later search would otherwise pay for the
+    same failed attempt (tens of seconds). Delete it, or the whole cache folder, to try again."""
+    return folder.with_name(folder.name + ".failed")
 
 
 def export_text_tower(models: Models) -> Path | None:
@@ -206,6 +215,8 @@ def export_text_tower(models: Models) -> Path | None:
     except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace, a full disk
         logger.warning("the fast text tower was not exported for quick searches (%s: %s); text queries keep "
                        "using torch", type(exc).__name__, exc)
+        with contextlib.suppress(OSError):
+            _failed_marker(folder).write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
