@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +32,9 @@ from ..paths import cache_dir
 from .checksums import sha256_file, trusted_sha256s
 
 if TYPE_CHECKING:
-    from .bundle import Models
     from .fast import FastEncoder
+
+Models = Any  # bundle.Models, not imported: bundle imports this module when it loads the text encoder
 
 logger = logging.getLogger(__name__)
 

@@ -102,9 +102,7 @@ class SearchEngine:
                     self._fast_encoder = self.models.fast
         return self._fast_encoder
 
-    def _text_encoder(self):
-        # The lean ONNX text tower when exported (no torch, no image tower), else the fast encoder;
-        # `Models.text_encoder` has a lock of its own, which the slow model's build never holds.
+    def _text_encoder(self):  # lean ONNX text tower or fast encoder; its lock is not the slow build's
         return self.models.text_encoder
 
     def text_vector(self, text: str) -> np.ndarray:
