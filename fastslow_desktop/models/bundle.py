@@ -4,7 +4,8 @@ Loading checks the manifest's structure (bundle_check), every weight file's sha2
 until a file changes) and every tensor against the model it is loaded into (weights), and refuses
 with a message naming the file and what to do. Weights are never unpickled. Named presets
 are manifests too: `synthscenes` points at the bundle shipped in resources/, `clip-vit-b-32` at
-open_clip models on the hub.
+open_clip models on the hub. This module imports no torch: models are built by build.py on first use,
+and text queries may be answered by the lean ONNX text tower (text_onnx) without torch at all.
 """
 
 from __future__ import annotations
