@@ -139,6 +139,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
+    from .search.cli import prepare_quick_search
+
+    prepare_quick_search(models)  # the fast model is loaded: export its text tower for quick searches
     print(report.throughput_line(), file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json()))

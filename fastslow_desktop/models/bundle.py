@@ -4,7 +4,8 @@ Loading checks the manifest's structure (bundle_check), every weight file's sha2
 until a file changes) and every tensor against the model it is loaded into (weights), and refuses
 with a message naming the file and what to do. Weights are never unpickled. Named presets
 are manifests too: `synthscenes` points at the bundle shipped in resources/, `clip-vit-b-32` at
-open_clip models on the hub.
+open_clip models on the hub. This module imports no torch: models are built by build.py on first use,
+and text queries may be answered by the lean ONNX text tower (text_onnx) without torch at all.
 """
 
 from __future__ import annotations
@@ -13,33 +14,29 @@ import datetime as _dt
 import json
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
-
-import numpy as np
-import torch
-from PIL import Image
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING
 
 from ..paths import bundled_models_dir
 from .bundle_check import FORMAT, FORMAT_VERSION, MANIFEST, check_manifest, inside_bundle, parse_manifest
 from .checksums import sha256_file, verify_files
-from .errors import BundleError, ModelError
-from .fast import FastEncoder, build_clip
+from .errors import BundleError
 from .match import MatchCalibration, MatchJudge, calibration_of
-from .preprocess import ImagePreprocess, PreprocessConfig
 from .rerank import RerankConfig, Reranker
-from .slow import SlowCaptioner, SlowConfig
-from .slow_scorer import CaptionerScorer, CocaScorer
-from .tokenizer import TextTokenizer
-from .weights import check_against_model, load_checked, read_header
+
+if TYPE_CHECKING:  # torch is imported only when a model is built (build.py) or saved
+    import torch
+
+    from .fast import FastEncoder
+    from .preprocess import PreprocessConfig
+    from .slow import SlowCaptioner
+    from .text_onnx import LeanTextEncoder
+    from .tokenizer import TextTokenizer
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "Models", "list_presets", "load_bundle", "read_manifest",
            "save_bundle", "sha256_file"]
-T = TypeVar("T")
 FAST_FILE = "fast.safetensors"
 SLOW_FILE = "slow.safetensors"
 
@@ -114,6 +111,8 @@ class Models:
         self._fast: FastEncoder | None = None
         self._slow = None
         self._reranker: Reranker | None = None
+        self._text_lock = threading.Lock()  # not _lock: the slow model's build holds that one for seconds
+        self._text: LeanTextEncoder | FastEncoder | None = None
 
     @property
     def model_id(self) -> str:
@@ -127,15 +126,40 @@ class Models:
     def fast(self) -> FastEncoder:
         with self._lock:
             if self._fast is None:
-                self._fast = _build_fast(self.manifest, self.folder, self.device)
+                from .build import build_fast
+
+                self._fast = build_fast(self.manifest, self.folder, self.device)
                 self._fast.model_id = self.model_id
             return self._fast
+
+    @property
+    def text_encoder(self) -> LeanTextEncoder | FastEncoder:
+        """What embeds text queries: the lean ONNX text tower when one is exported for these weights
+        (no torch, no image tower; text_onnx), else the fast encoder."""
+        with self._text_lock:
+            if self._text is None:
+                from .text_onnx import load_lean
+
+                self._text = load_lean(self) or self.fast
+            return self._text
+
+    @property
+    def fast_loaded(self) -> bool:
+        """Whether the torch fast encoder has been built in this process."""
+        return self._fast is not None
+
+    @property
+    def has_lean_text(self) -> bool:
+        """Whether text queries run without torch (the lean text encoder is loaded)."""
+        return self._text is not None and self._text is not self._fast
 
     @property
     def slow(self):
         with self._lock:
             if self._slow is None:
-                self._slow = _build_slow(self.manifest, self.folder, self.device)
+                from .build import build_slow
+
+                self._slow = build_slow(self.manifest, self.folder, self.device)
             return self._slow
 
     @property
@@ -176,130 +200,6 @@ class Models:
         download(self.needs_download(), relay, cancel, what=self.name)
 
 
-def _tokenizer(manifest: dict) -> TextTokenizer:
-    return TextTokenizer.from_config(manifest["tokenizer"])
-
-
-def _checked_module(factory: Callable[[], torch.nn.Module], file: Path) -> torch.nn.Module:
-    """Build the model the manifest describes and load `file` into it, checking every tensor first.
-
-    The architecture is built once on the meta device (no memory) to learn the tensors it expects, so
-    a manifest that describes a huge model is refused by the shape check instead of allocated.
-    """
-    header = read_header(file)
-    with torch.device("meta"):
-        expected = factory().state_dict()
-    check_against_model(file, header, expected)
-    module = factory()
-    load_checked(module, file)
-    return module
-
-
-def _guarded(part: str, folder: Path | None, build: Callable[[], T]) -> T:
-    """Run the build of a bundle's model: a fault other than a ModelError means the manifest describes
-    a model this FastSlow cannot build or run, and becomes a sentence instead of a traceback."""
-    try:
-        return build()
-    except (ModelError, MemoryError, torch.OutOfMemoryError):
-        raise  # already a sentence, or a machine limit rather than a bundle defect
-    except Exception as exc:
-        raise BundleError(
-            f"The {part} model of the bundle {folder} cannot be built from its manifest "
-            f"({type(exc).__name__}: {exc}). Re-export or re-download the bundle; FastSlow will not load it."
-        ) from exc
-
-
-def _probe_image() -> Image.Image:
-    return Image.new("RGB", (32, 32), (128, 128, 128))
-
-
-def _check_fast(encoder: FastEncoder, manifest: dict, folder: Path | None, run: bool) -> None:
-    """The fast model must produce finite vectors of the manifest's embedding_dim (the index's width)."""
-    dim = manifest["embedding_dim"]
-    if encoder.dim != dim:
-        raise BundleError(f"The bundle {folder or manifest.get('name')} declares embedding_dim {dim}, but its "
-                          f"fast model produces {encoder.dim}-dimensional embeddings. Re-export the bundle.")
-    if run:
-        images, texts = encoder.encode_images([_probe_image()]), encoder.encode_texts(["a photo"])
-        if images.shape != (1, dim) or texts.shape != (1, dim):
-            raise BundleError(f"The fast model of the bundle {folder} produces embeddings of shape "
-                              f"{images.shape[1:]}, not ({dim},). Re-export the bundle.")
-        if not (np.isfinite(images).all() and np.isfinite(texts).all()):
-            raise BundleError(f"The fast model of the bundle {folder} produces NaN or infinite embeddings. "
-                              "Re-export or re-download the bundle; FastSlow will not load it.")
-
-
-def _check_slow(scorer: CaptionerScorer, folder: Path | None) -> None:
-    scores = scorer.score("a photo", [_probe_image()])
-    if scores.shape != (1,) or not np.isfinite(scores).all():
-        raise BundleError(f"The slow model of the bundle {folder} produces invalid scores ({scores!r}). "
-                          "Re-export or re-download the bundle; FastSlow will not load it.")
-
-
-def _hub_guard(spec: dict) -> tuple[str, str | None]:
-    """Fail fast and clearly when hub weights are not on disk and cannot be fetched.
-
-    Returns what open_clip should load: the verified local snapshot (sha256 checked), never the network.
-    """
-    from .hub import ensure_downloaded, hub_repo_for
-
-    repo = hub_repo_for(spec["model"], spec.get("pretrained"))
-    if not repo:
-        return spec["model"], spec.get("pretrained")
-    folder = ensure_downloaded(repo, what=f"{spec['model']} {spec.get('pretrained') or ''}".strip())
-    return f"local-dir:{folder}", None
-
-
-def _build_bundle_fast(manifest: dict, folder: Path, device: str) -> FastEncoder:
-    spec = manifest["fast"]
-    tokenizer = _tokenizer(manifest)
-    file = inside_bundle(folder, spec["weights"], folder / MANIFEST)
-    model = _checked_module(lambda: build_clip(spec["arch"], tokenizer.vocab_size, tokenizer.context_length),
-                            file)
-    preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
-    encoder = FastEncoder(model, tokenizer, preprocess, "bundle", arch=spec["arch"], device=device)
-    _check_fast(encoder, manifest, folder, run=True)
-    return encoder
-
-
-def _build_fast(manifest: dict, folder: Path | None, device: str) -> FastEncoder:
-    spec = manifest["fast"]
-    if spec["type"] == "open_clip":
-        return _guarded("fast", folder, lambda: _build_bundle_fast(manifest, folder, device))
-    if spec["type"] == "open_clip_pretrained":
-        encoder = FastEncoder.from_open_clip(*_hub_guard(spec), device=device)
-        _check_fast(encoder, manifest, folder, run=False)
-        return encoder
-    raise BundleError(f"unknown fast model type {spec['type']!r} in the manifest")
-
-
-def _build_bundle_slow(manifest: dict, folder: Path, device: str) -> CaptionerScorer:
-    spec = manifest["slow"]
-    tokenizer = _tokenizer(manifest)
-    cfg = SlowConfig.from_dict(spec["config"])
-    model = _checked_module(lambda: SlowCaptioner(cfg), inside_bundle(folder, spec["weights"], folder / MANIFEST))
-    preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
-    scorer = CaptionerScorer(model, tokenizer, preprocess, device=device)
-    _check_slow(scorer, folder)
-    return scorer
-
-
-def _build_slow(manifest: dict, folder: Path | None, device: str):
-    spec = manifest["slow"]
-    if spec["type"] == "fastslow_captioner":
-        return _guarded("slow", folder, lambda: _build_bundle_slow(manifest, folder, device))
-    if spec["type"] == "open_clip_coca":
-        import open_clip
-
-        from .fast import _OpenClipPreprocess, _OpenClipTokenizerAdapter
-
-        name, pretrained = _hub_guard(spec)
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, weights_only=True)
-        tokenizer = _OpenClipTokenizerAdapter(open_clip.get_tokenizer(name))
-        pp = _OpenClipPreprocess(preprocess, getattr(model.visual, "preprocess_cfg", {}))
-        return CocaScorer(model, tokenizer, pp, device=device)
-    raise BundleError(f"unknown slow model type {spec['type']!r} in the manifest")
-
 
 def spec_of(path_or_preset: str | Path) -> str:
     """The spec a library remembers: a preset's name as is, a bundle folder as an absolute path."""
@@ -331,6 +231,8 @@ def save_bundle(
     provenance: dict,
 ) -> Path:
     """Write a bundle folder; the manifest records every file's sha256."""
+    from safetensors.torch import save_file
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast_sd = {k: v.detach().cpu().contiguous() for k, v in fast_model.state_dict().items()}

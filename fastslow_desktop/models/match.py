@@ -16,9 +16,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported by the slow model that MatchJudge is given, never by the manifest reader
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,8 @@ def null_memory(slow, prior: str) -> torch.Tensor:
     """The visual tokens of the null image (1, N, D) that log p(y) is read from."""
     size = int(getattr(getattr(slow.preprocess, "config", None), "image_size", 64) or 64)
     blank = slow.visual_tokens([Image.new("RGB", (size, size), (128, 128, 128))])
+    import torch
+
     return torch.zeros_like(blank) if prior == "zeros" else blank
 
 

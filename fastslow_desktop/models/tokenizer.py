@@ -1,4 +1,5 @@
-"""Text tokenizer: open_clip's BPE (vocabulary shipped in the package), optionally compacted.
+"""Text tokenizer: CLIP's BPE (bpe.py, the vocabulary open_clip ships), optionally compacted; no torch
+until a tensor is asked for, so the lean query path (text_onnx) tokenizes without importing it.
 
 Small models trained on a narrow world (SynthScenes) would spend most of their weights on a
 49 408-row embedding table they never use, so a bundle may keep only the BPE ids seen in
@@ -7,12 +8,17 @@ training. Unknown pieces then map to UNK. Hub models use the full vocabulary unc
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
+
+from .bpe import shared_bpe
+
+if TYPE_CHECKING:
+    import torch
 
 PAD_ID = 0
 
@@ -39,21 +45,12 @@ class TokenizerConfig:
     extra: dict = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=4)
-def _shared_bpe(context_length: int):
-    """One open_clip BPE per context length: building it reads the 49 408-merge table (≈1 s), and a
-    bundle's fast and slow models share it. Its piece cache is a dict, safe to share across threads."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer(context_length=context_length)
-
-
 class TextTokenizer:
     """Turns strings into (n, context_length) id tensors: [SOT, pieces..., EOT, PAD...]."""
 
     def __init__(self, config: TokenizerConfig):
         self.config = config
-        self._bpe = _shared_bpe(config.context_length)
+        self._bpe = shared_bpe()  # one per process: the fast and slow models share it
         self.context_length = config.context_length
         if config.vocab is None:
             self._compact = None
@@ -73,9 +70,7 @@ class TextTokenizer:
     @classmethod
     def compact_for(cls, texts: Iterable[str], context_length: int = 16) -> TextTokenizer:
         """A tokenizer whose vocabulary is exactly the BPE pieces used by `texts`."""
-        from open_clip.tokenizer import SimpleTokenizer
-
-        bpe = SimpleTokenizer(context_length=context_length)
+        bpe = shared_bpe()
         seen: set[int] = set()
         for text in texts:
             seen.update(bpe.encode(normalize_query(text)))
@@ -87,14 +82,20 @@ class TextTokenizer:
             return pieces
         return [self._compact.get(p, self.unk_id) for p in pieces]
 
-    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+    def ids(self, texts: str | Sequence[str]) -> np.ndarray:
+        """(n, context_length) int64 ids, as a numpy array (no torch)."""
         if isinstance(texts, str):
             texts = [texts]
-        out = torch.full((len(texts), self.context_length), PAD_ID, dtype=torch.long)
+        out = np.full((len(texts), self.context_length), PAD_ID, dtype=np.int64)
         for row, text in enumerate(texts):
             ids = [self.sot_id, *self.encode_pieces(text)][: self.context_length - 1] + [self.eot_id]
-            out[row, : len(ids)] = torch.tensor(ids)
+            out[row, : len(ids)] = ids
         return out
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self.ids(texts))
 
     def to_config(self) -> dict:
         cfg = self.config

@@ -127,6 +127,17 @@ def format_table(query: str, result: StageResult) -> str:
     return "\n".join(lines)
 
 
+def prepare_quick_search(models) -> None:
+    """Export the fast text tower for the lean query path (text_onnx) if it is not yet: seconds, once
+    per model, so that later one-shot searches start without torch. Called where torch is loaded anyway."""
+    from ..models.text_onnx import export_text_tower, needs_export
+
+    if needs_export(models):
+        print("fastslow: preparing quick text searches for these models (once per model)", file=sys.stderr,
+              flush=True)
+        export_text_tower(models)
+
+
 def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[str | None], object]) -> int:
     """Run `fastslow search`; returns the exit code. The models load once for all queries."""
     from ..library import Library, LibraryError
@@ -155,8 +166,9 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
         with Library.open(folder, models) as library:
             engine = SearchEngine(library, models)
             try:
-                # Loaded before the first query so its timing is the query's, not the model load's.
-                engine.warm_up(slow=not args.no_rerank)
+                # Loaded before the first query so its timing is the query's, not the model load's. A text
+                # query with --no-rerank loads only the text encoder: no image tower, no slow model.
+                engine.warm_up(slow=not args.no_rerank, image=bool(args.image or args.queries))
                 for query in queries:
                     request = SearchRequest(text=query, top=args.top, k=args.k, rerank=not args.no_rerank,
                                             image=args.image, only_matches=args.only_matches, **filters)
@@ -174,4 +186,6 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
                 engine.close()
     except (SearchError, ModelError, LibraryError) as exc:
         return _fail(str(exc))
+    if models.fast_loaded and not models.has_lean_text:  # torch embedded the text: the next search need not
+        prepare_quick_search(models)
     return EXIT_OK

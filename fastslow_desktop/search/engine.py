@@ -83,9 +83,12 @@ class SearchEngine:
         self._decoders.shutdown(wait=False, cancel_futures=True)
         self.token_cache.clear()
 
-    def warm_up(self, slow: bool = True) -> None:
-        """Load the models now (e.g. on a background thread at start-up) so the first query is quick."""
-        self._encoder()
+    def warm_up(self, slow: bool = True, image: bool = True) -> None:
+        """Load the models now (e.g. on a background thread at start-up) so the first query is quick:
+        the text encoder always, the fast image tower with `image`, the slow model with `slow`."""
+        self._text_encoder()
+        if image:
+            self._encoder()
         if slow:
             _ = self.models.reranker
 
@@ -99,6 +102,9 @@ class SearchEngine:
                     self._fast_encoder = self.models.fast
         return self._fast_encoder
 
+    def _text_encoder(self):  # lean ONNX text tower or fast encoder; its lock is not the slow build's
+        return self.models.text_encoder
+
     def text_vector(self, text: str) -> np.ndarray:
         """g(y) for a text, cached per (normalised) string."""
         key = normalize_query(text)
@@ -107,7 +113,7 @@ class SearchEngine:
             if cached is not None:
                 self._text_cache.move_to_end(key)
                 return cached
-        vector = self._encoder().encode_texts([text])[0]
+        vector = self._text_encoder().encode_texts([text])[0]
         with self._cache_lock:
             self._text_cache[key] = vector
             while len(self._text_cache) > TEXT_CACHE_SIZE:

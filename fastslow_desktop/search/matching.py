@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..models.rerank import caption_tokens
 from .types import SearchResult
+
+if TYPE_CHECKING:  # torch arrives with the slow model; a fast-only query never imports it
+    import torch
 
 
 def judge_results(results: list[SearchResult], matcher, texts: list[tuple[float, str]],

@@ -15,11 +15,13 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
 
-from ..models.slow_scorer import score_by_length
+if TYPE_CHECKING:  # torch arrives with the slow model; a fast-only query never imports it
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class CachedSlowScorer:
             chunk = list(range(start, min(start + self._batch, len(groups))))
             tokens = self.tokens([groups[i][0] for i in chunk])
             memories = [t.flatten(0, 1).unsqueeze(0) for t in tokens]  # (1, n_frames*N, D)
+            from ..models.slow_scorer import score_by_length
+
             scores[chunk] = score_by_length(self._slow.score_tokens, text, memories)
         return scores
 

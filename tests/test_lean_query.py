@@ -1,0 +1,177 @@
+"""The lean one-shot query (issue 15): `fastslow search --no-rerank` embeds text without torch, builds no
+slow model and no image tower, and gives the same results as the torch path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fastslow_desktop.cli import main as cli_main
+from tests.test_search_engine import build_small_library
+
+REPO = Path(__file__).resolve().parent.parent
+QUERIES = ("a red circle", "two small yellow triangles", "a large green star to the left of a blue square")
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, tiny_bundle):
+    root = tmp_path_factory.mktemp("lean-query")
+    build_small_library(root, tiny_bundle, n_images=16, n_videos=1).close()
+    return {"library": root / "library", "bundle": tiny_bundle}
+
+
+def _search(indexed, query: str, *extra: str) -> list[str]:
+    return ["search", query, "--library", str(indexed["library"]), "--models", str(indexed["bundle"]),
+            "--no-rerank", "--json", "--top", "8", *extra]
+
+
+def _results(out: str) -> list[tuple[str, float]]:
+    [obj] = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [(r["path"], r["score"]) for r in obj["results"]]
+
+
+def _export_folder() -> Path | None:
+    folders = list((Path(os.environ["FASTSLOW_CACHE"]) / "text-onnx").glob("*/meta.json"))
+    return folders[0].parent if folders else None
+
+
+def test_clip_bpe_gives_open_clip_ids_without_torch():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from fastslow_desktop.models.bpe import ClipBpe
+
+    ours, theirs = ClipBpe(), SimpleTokenizer()
+    texts = ["a red circle to the left of a blue square", "Café &amp; crème brûlée!!", "  Two   DOGS\tplaying\n",
+             "héllo wörld 😀 日本語のテキスト", "<start_of_text> hi <END_OF_TEXT>", "it's they'll we've I'm",
+             "1234 3.14 $5", "", "x" * 200, "Ã©tÃ© mojibake", "&lt;b&gt;bold&lt;/b&gt;", "naïve coöperate"]
+    texts += [theirs.decode(list(range(i, i + 7))) for i in range(300, 49000, 997)]  # pieces from all over the table
+    assert [ours.encode(t) for t in texts] == [theirs.encode(t) for t in texts]
+    assert (ours.sot_token_id, ours.eot_token_id, ours.encoder) == (theirs.sot_token_id, theirs.eot_token_id,
+                                                                    theirs.encoder)
+
+
+def test_no_rerank_search_builds_no_slow_model_and_the_next_one_no_torch_encoder(indexed, capsys, monkeypatch):
+    from fastslow_desktop.models import build
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the slow model was built for a --no-rerank search")
+
+    monkeypatch.setattr(build, "build_slow", forbidden)
+    assert _export_folder() is None
+    assert cli_main(_search(indexed, QUERIES[0])) == 0  # nothing exported yet: torch embeds, then exports
+    first = _results(capsys.readouterr().out)
+    assert first and _export_folder() is not None
+
+    monkeypatch.setattr(build, "build_fast", lambda *a, **kw: (_ for _ in ()).throw(
+        AssertionError("the torch fast encoder was built although the lean text encoder is exported")))
+    assert cli_main(_search(indexed, QUERIES[0])) == 0
+    again = _results(capsys.readouterr().out)
+    assert [p for p, _ in again] == [p for p, _ in first]
+    assert [s for _, s in again] == pytest.approx([s for _, s in first], abs=1e-5)
+
+
+def test_lean_results_equal_the_torch_results(indexed, capsys, monkeypatch):
+    torch_runs = []
+    monkeypatch.setenv("FASTSLOW_TEXT_ONNX", "0")
+    for query in QUERIES:
+        assert cli_main(_search(indexed, query)) == 0
+        torch_runs.append(_results(capsys.readouterr().out))
+    assert _export_folder() is None  # disabled: nothing exported either
+    monkeypatch.delenv("FASTSLOW_TEXT_ONNX")
+    assert cli_main(_search(indexed, QUERIES[0])) == 0  # exports
+    capsys.readouterr()
+    for query, expected in zip(QUERIES, torch_runs):
+        assert cli_main(_search(indexed, query)) == 0
+        got = _results(capsys.readouterr().out)
+        assert [p for p, _ in got] == [p for p, _ in expected], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5), query
+
+
+def test_backend_torch_keeps_text_on_torch(indexed, capsys, monkeypatch):
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.fast import FastEncoder
+    from fastslow_desktop.models.text_onnx import LeanTextEncoder, export_text_tower
+
+    models = load_bundle(indexed["bundle"], device="cpu")
+    assert export_text_tower(models) is not None
+    assert isinstance(load_bundle(indexed["bundle"], device="cpu").text_encoder, LeanTextEncoder)
+    monkeypatch.setenv("FASTSLOW_BACKEND", "torch")
+    assert isinstance(load_bundle(indexed["bundle"], device="cpu").text_encoder, FastEncoder)
+
+
+def test_a_damaged_export_is_removed_and_torch_answers(indexed, capsys, caplog):
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.text_onnx import DATA, export_text_tower
+
+    folder = export_text_tower(load_bundle(indexed["bundle"], device="cpu"))
+    assert cli_main(_search(indexed, QUERIES[1])) == 0
+    expected = _results(capsys.readouterr().out)
+    data = folder / DATA
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # same size: only the checksum can tell
+    data.write_bytes(bytes(blob))
+    assert cli_main(_search(indexed, QUERIES[1])) == 0
+    captured = capsys.readouterr()
+    assert [p for p, _ in _results(captured.out)] == [p for p, _ in expected]
+    assert "unusable" in caplog.text and "sha256" in caplog.text
+    assert (folder / DATA).is_file()  # removed, then exported again by the torch search that followed
+    assert (folder / "meta.json").is_file() and bytes(blob) != (folder / DATA).read_bytes()
+
+
+def test_one_shot_search_imports_neither_torch_nor_open_clip(indexed, tmp_path):
+    """In a fresh process, as a person runs it: after the export, a --no-rerank text query leaves torch,
+    open_clip and transformers unimported (they cost seconds), and finishes well inside a safety limit."""
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.text_onnx import export_text_tower
+
+    assert export_text_tower(load_bundle(indexed["bundle"], device="cpu")) is not None
+    script = ("import sys, json\nfrom fastslow_desktop.cli import main\ncode = main(sys.argv[1:])\n"
+              "heavy = sorted(m for m in ('torch', 'open_clip', 'transformers', 'torchvision') if m in sys.modules)\n"
+              "print(json.dumps({'code': code, 'heavy': heavy}), file=sys.stderr)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", script, *_search(indexed, QUERIES[2])], env=env,
+                          capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - start
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}, proc.stderr
+    assert _results(proc.stdout)
+    assert wall < 60, f"a one-shot lean query took {wall:.1f} s"  # a safety limit only; benchmarks time it
+
+
+def test_skipped_init_leaves_torch_init_working_afterwards():
+    import torch
+
+    from fastslow_desktop.models.build import skipped_init
+
+    tensor = torch.zeros(64)
+    with pytest.raises(RuntimeError):
+        with skipped_init():
+            torch.nn.init.normal_(tensor)
+            assert bool((tensor == 0).all())  # nothing was written inside
+            raise RuntimeError("a build that fails")
+    torch.nn.init.normal_(tensor)
+    assert float(tensor.abs().sum()) > 0  # restored even after the failure
+
+
+def test_a_failed_export_is_not_retried_by_every_search(indexed, capsys, monkeypatch):
+    from fastslow_desktop.models import text_onnx
+
+    attempts = []
+
+    def failing(encoder, tmp):
+        attempts.append(tmp)
+        raise RuntimeError("the exporter cannot trace this model")
+
+    monkeypatch.setattr(text_onnx, "_write_export", failing)
+    for _ in range(2):
+        assert cli_main(_search(indexed, QUERIES[0])) == 0
+        assert _results(capsys.readouterr().out)
+    assert len(attempts) == 1 and _export_folder() is None  # tried once; torch answered both times
+    assert list((Path(os.environ["FASTSLOW_CACHE"]) / "text-onnx").glob("*.failed"))
