@@ -85,3 +85,18 @@ def test_two_seeds_report_mean_and_sd_shifted_rows_and_calibration_arrays(tmp_pa
     for text in absent["queries"]:
         assert not any(satisfies(item.scene, text) for item in val)
     assert report["calibration"]["queries"] == {"present": 8, "removed": 8, "absent": 8}
+
+
+def test_tune_distill_trains_each_grid_point_from_the_runs_branch_and_reports_validation(tmp_path):
+    from training import tune_distill
+
+    out = tmp_path / "run"
+    assert main([*TINY, "--out", str(out)]) == 0
+    assert tune_distill.main(["--run", str(out), "--alphas", "0.5", "2", "--log-level", "WARNING"]) == 0
+    result = json.loads((out / "tuning" / "tuning.json").read_text())
+    assert [p["alpha"] for p in result["points"]] == [0.5, 2.0]
+    for point in result["points"]:
+        name = f"alpha{point['alpha']:g}_T1_neg7"
+        assert json.loads((out / "tuning" / name / "stages" / "distill" / "done.json").read_text())["steps_run"] > 0
+        assert point["gain_over_fast"] == round(point["val_R@1"] - result["fast_val_R@1"], 2)
+    assert result["best"] in result["points"] and result["val_queries"] == 8

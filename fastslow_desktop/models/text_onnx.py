@@ -170,9 +170,10 @@ def needs_export(models: Models) -> bool:
     """Whether `export_text_tower` would export now: the lean path applies here and nothing is cached."""
     from .backends import onnx_available
 
+    if not (enabled(models) and onnx_available()):  # before cache_folder: hub presets name no weights file
+        return False
     folder = cache_folder(models)
-    return (enabled(models) and onnx_available() and not (folder / META).is_file()
-            and not _failed_marker(folder).is_file())
+    return not (folder / META).is_file() and not _failed_marker(folder).is_file()
 
 
 def _failed_marker(folder: Path) -> Path:
