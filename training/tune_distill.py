@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import data as datasets
 from . import evaluate
-from .distill import synthscenes_galleries
+from .distill import make_tokenizer, synthscenes_galleries
 from .loop import init_distributed
 from .params import TrainConfig
 from .results import Evaluation
@@ -52,8 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = datasets.render_synthscenes(cfg.train_images, cfg.seeds["train"], cfg.render_size,
                                         cfg.twins_per_batch, cfg.render_size_max)
     val = synthscenes_galleries(cfg, args.run, env)[0]
-    from .distill import make_tokenizer
-
     tokenizer = make_tokenizer(cfg, args.run, train, env)
     fast, _ = run_fast(cfg, args.run, train, tokenizer, env)  # finished stages: these only load
     slow, _ = run_slow(cfg, args.run, train, tokenizer, env)
