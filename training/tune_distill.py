@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from . import data as datasets
 from . import evaluate
-from .distill import make_tokenizer, synthscenes_galleries
+from .distill import load_splits, make_tokenizer
 from .loop import init_distributed
 from .params import TrainConfig
 from .results import Evaluation
@@ -49,9 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cfg.data.startswith("synthscenes") or ":" in cfg.data:
         raise SystemExit("tune_distill reads generated SynthScenes runs only")
     env = init_distributed()
-    train = datasets.render_synthscenes(cfg.train_images, cfg.seeds["train"], cfg.render_size,
-                                        cfg.twins_per_batch, cfg.render_size_max)
-    val = synthscenes_galleries(cfg, args.run, env)[0]
+    train, val, _, _ = load_splits(cfg, args.run, env)  # the run's own data: regenerated, or read back
     tokenizer = make_tokenizer(cfg, args.run, train, env)
     fast, _ = run_fast(cfg, args.run, train, tokenizer, env)  # finished stages: these only load
     slow, _ = run_slow(cfg, args.run, train, tokenizer, env)

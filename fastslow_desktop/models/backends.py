@@ -94,6 +94,18 @@ def has_native_bf16(flags: frozenset[str] | set[str]) -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & set(flags))
 
 
+def torch_threads() -> int:
+    """Intra-op threads for inference: FASTSLOW_TORCH_THREADS when set to a number, else every core.
+
+    Torch-free, so that the lean text path (text_onnx) gives ONNX Runtime the count torch would use.
+    """
+    try:
+        wanted = int(os.environ.get("FASTSLOW_TORCH_THREADS", "0"))
+    except ValueError:
+        wanted = 0
+    return max(1, wanted or os.cpu_count() or 1)
+
+
 def onnx_available() -> bool:
     """ONNX Runtime and onnx (the optional `[onnx]` extra) are installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))

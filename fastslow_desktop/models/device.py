@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 
 import torch
+
+from .backends import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +21,7 @@ def configure_threads() -> None:
     if _threads_configured:
         return
     _threads_configured = True
-    cores = os.cpu_count() or 1
-    wanted = int(os.environ.get("FASTSLOW_TORCH_THREADS", "0")) or cores
-    torch.set_num_threads(max(1, wanted))
+    torch.set_num_threads(torch_threads())
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set once parallel work started; harmless

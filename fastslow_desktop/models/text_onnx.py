@@ -67,15 +67,6 @@ def cache_folder(models: Models) -> Path:
     return cache_dir() / "text-onnx" / key
 
 
-def _threads() -> int:
-    """The thread count torch would use (device.configure_threads), without importing torch."""
-    try:
-        wanted = int(os.environ.get("FASTSLOW_TORCH_THREADS", "0"))
-    except ValueError:
-        wanted = 0
-    return max(1, wanted or os.cpu_count() or 1)
-
-
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows divided by their L2 norm (floored at 1e-12, as torch.nn.functional.normalize does)."""
     x = np.asarray(x, np.float32)
@@ -89,7 +80,9 @@ class LeanTextEncoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        from .backends import torch_threads
+
+        options.intra_op_num_threads = torch_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         self.folder, self.tokenizer, self.dim, self.model_id = folder, tokenizer, dim, model_id
