@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,13 @@ def _camera_photo(index: int, megapixels: float) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+def _write_camera_photo(job: tuple[Path, int, float]) -> None:
+    out, index, megapixels = job
+    tmp = out.with_suffix(".tmp")
+    _camera_photo(index, megapixels).save(tmp, "JPEG", quality=JPEG_QUALITY)
+    tmp.replace(out)
+
+
 def camera_photos(cache: Path, n: int, megapixels: tuple[float, ...]) -> Path:
     """A folder holding exactly `n` camera-sized JPEGs (sizes cycling over `megapixels`)."""
     key = f"camera-v{PHOTOS_VERSION}-{n}-" + "-".join(f"{m:g}" for m in megapixels)
@@ -49,14 +58,13 @@ def camera_photos(cache: Path, n: int, megapixels: tuple[float, ...]) -> Path:
     if done.is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        out = folder / f"IMG_{i:04d}.jpg"
-        if not out.is_file():
-            tmp = out.with_suffix(".tmp")
-            _camera_photo(i, megapixels[i % len(megapixels)]).save(tmp, "JPEG", quality=JPEG_QUALITY)
-            tmp.replace(out)
-        if (i + 1) % 10 == 0:
-            logger.info("generated %d/%d camera photos", i + 1, n)
+    todo = [(folder / f"IMG_{i:04d}.jpg", i, megapixels[i % len(megapixels)]) for i in range(n)]
+    todo = [job for job in todo if not job[0].is_file()]
+    # Each photo is independent: one process per core (seconds on a 16-core GPU machine, not a minute).
+    with ProcessPoolExecutor(max(1, min(len(todo), os.cpu_count() or 1))) as pool:
+        for done_count, _ in enumerate(pool.map(_write_camera_photo, todo), 1):
+            if done_count % 10 == 0:
+                logger.info("generated %d/%d camera photos", done_count, len(todo))
     sizes = [p.stat().st_size for p in folder.glob("*.jpg")]
     done.write_text(json.dumps({"n": n, "megapixels": list(megapixels), "mean_bytes": float(np.mean(sizes))}))
     return folder

@@ -84,14 +84,14 @@ def _rerank_rows(ctx: Context, folder: Path, texts: list[str], device: str) -> l
     return rows
 
 
-def _exhaustive_row(ctx: Context, folder: Path, texts: list[str]) -> Result:
+def _exhaustive_row(ctx: Context, folder: Path, texts: list[str], device: str = "cpu") -> Result:
     """The slow model on every photo (decoded on 2 threads, scored in the scorer's batches) against the
     product's fast + re-rank at K = 20, same queries, same decode size."""
     from fastslow_desktop.search import SearchEngine, SearchRequest
     from fastslow_desktop.search.engine import DECODE_WORKERS, _decode_side
 
-    models = bundle(ctx.models, device="cpu")
-    label = ctx.sizes.exhaustive_label
+    models = bundle(ctx.models, device=device)
+    label = ctx.sizes.exhaustive_label + ("" if device == "cpu" else f"[{device}]")
     with Library.open(folder, models) as library:
         engine = SearchEngine(library, models)
         try:
@@ -119,7 +119,7 @@ def _exhaustive_row(ctx: Context, folder: Path, texts: list[str]) -> Result:
     ex, st = median(exhaustive), median(staged)
     return Result(f"slow_exhaustive_vs_rerank_ratio@{label}", ex / st, "×", st, ex / st, goal=f"≥ {EXHAUSTIVE_GOAL:g}",
                   met=ex / st >= EXHAUSTIVE_GOAL,
-                  note=f"slow model on all {len(ids)} photos {ex:.0f} ms (decode on {DECODE_WORKERS} threads + "
+                  note=f"{device}: slow model on all {len(ids)} photos {ex:.0f} ms (decode on {DECODE_WORKERS} threads + "
                        f"batched scores) vs SearchEngine.search with K=20, caches emptied, {st:.0f} ms (baseline); "
                        f"median of {len(texts)} queries")
 

@@ -16,14 +16,16 @@ from pathlib import Path
 from .common import THREADS, peak_rss_mb
 
 
-def index_cli(photos: str, library: str, models: str) -> dict:
-    """`fastslow index PHOTOS --library L --models B --json`, in this process; its report and peak RSS."""
+def index_cli(photos: str, library: str, models: str, device: str | None = None) -> dict:
+    """`fastslow index PHOTOS --library L --models B [--device D] --json`, in this process; its report
+    and peak RSS."""
     from fastslow_desktop.cli import main
 
     out = io.StringIO()
     start = time.perf_counter()
+    argv = ["index", photos, "--library", library, "--models", models, "--json"]
     with contextlib.redirect_stdout(out):
-        code = main(["index", photos, "--library", library, "--models", models, "--json"])
+        code = main(argv + (["--device", device] if device else []))
     wall = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"fastslow index exited {code}")
@@ -31,14 +33,14 @@ def index_cli(photos: str, library: str, models: str) -> dict:
     return {"report": report, "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
 
 
-def index_random(photos: str, library: str, arch: str) -> dict:
+def index_random(photos: str, library: str, arch: str, device: str = "cpu") -> dict:
     """Library.index with a randomly initialised open_clip architecture (no bundle on disk to name)."""
     from fastslow_desktop.library import Library
 
     from .models import random_models
 
     start = time.perf_counter()
-    models = random_models(arch)
+    models = random_models(arch, device=device)
     load = time.perf_counter() - start
     with Library.open(library, models) as lib:
         lib.add_root(photos)
@@ -46,10 +48,10 @@ def index_random(photos: str, library: str, arch: str) -> dict:
     return {"report": report.to_json(), "model_build_s": load, "peak_rss_mb": peak_rss_mb()}
 
 
-def _encoder(models: str | None, arch: str | None):
+def _encoder(models: str | None, arch: str | None, device: str = "cpu"):
     from .models import bundle, random_encoder
 
-    return bundle(models).fast if models else random_encoder(arch)
+    return bundle(models, device=device).fast if models else random_encoder(arch, device=device)
 
 
 def _decode_side(encoder) -> int:
@@ -59,14 +61,18 @@ def _decode_side(encoder) -> int:
 
 
 def encoder_rate(photos: str, n_tensors: int, models: str | None = None, arch: str | None = None,
-                 threads: int = THREADS, batch_size: int = 64) -> dict:
-    """The encoder's own rate on pre-decoded, preprocessed tensors (the model ceiling), images/s."""
+                 threads: int = THREADS, batch_size: int = 64, device: str = "cpu",
+                 backend: str | None = None) -> dict:
+    """The encoder's own rate on pre-decoded, preprocessed tensors (the model ceiling), images/s;
+    `backend` forces one (torch, bf16, fp16, onnx) instead of the automatic, guarded choice."""
     import torch
 
     from fastslow_desktop.media import load_image
 
     torch.set_num_threads(threads)
-    encoder = _encoder(models, arch)
+    encoder = _encoder(models, arch, device)
+    if backend:
+        encoder.use_backend(backend)
     files = sorted(Path(photos).glob("*.jpg"))
     side = _decode_side(encoder)
     base = [encoder.preprocess(load_image(f, max_side=side)) for f in files[: min(len(files), n_tensors)]]
@@ -76,7 +82,8 @@ def encoder_rate(photos: str, n_tensors: int, models: str | None = None, arch: s
     encoder.encode_image_tensors(pixels, batch_size)
     seconds = time.perf_counter() - start
     return {"images_per_s": n_tensors / seconds, "seconds": seconds, "threads": threads, "n": n_tensors,
-            "batch_size": batch_size, "image_size": int(encoder.preprocess.config.image_size)}
+            "batch_size": batch_size, "image_size": int(encoder.preprocess.config.image_size),
+            "backend": encoder.backend.name}
 
 
 def naive_index(photos: str, db: str, models: str | None = None, arch: str | None = None,

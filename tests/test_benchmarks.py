@@ -73,3 +73,32 @@ def test_tiny_run_measures_the_local_figures_and_writes_the_table(tiny_run):
     assert 0 <= rows["ann_recall@10@100k"]["value"] <= 1
     table = tiny_run.with_suffix(".md").read_text()
     assert "| `index_vs_naive_ratio` |" in table and "cores" in table
+
+
+def test_gpu_runner_measures_each_group_on_the_device_against_this_machines_cpu(tmp_path, tiny_bundle):
+    """`benchmarks.gpu` (run by gpu_check.sh on a lent GPU) at toy sizes on the CPU: every group writes
+    its rows with a same-run CPU baseline; without --allow-cpu and no CUDA it says so and measures nothing."""
+    env = dict(os.environ, FASTSLOW_TORCH_THREADS="1", OMP_NUM_THREADS="1")
+    common = ["--models", str(tiny_bundle), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--tiny", "--allow-cpu",
+                           "--out", str(tmp_path / "gpu.json"), *common],
+                          cwd=REPO, env=env, capture_output=True, check=False, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu.json").read_text())
+    assert data["machine"]["device"] == "cpu" and data["machine"]["notes"] == []
+    rows = {r["name"]: r for r in data["results"]}
+    for name in ("encoder_images_per_s@fast-tiny[cpu,torch]", "index_images_per_s[cpu]",
+                 "index_images_per_s@fast-tiny[cpu]", "rerank_ms@K=20", "slow_exhaustive_vs_rerank_ratio@1k"):
+        assert rows[name]["value"] > 0, name
+    assert rows["index_images_per_s[cpu]"]["baseline"] > 0
+    assert rows["fp16_min_cosine_vs_fp32@fast-tiny[cpu]"]["value"] is None  # fp16 is CUDA's backend
+    assert (tmp_path / "gpu.md").is_file()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--tiny", "--out", str(tmp_path / "none.json"),
+                               *common], cwd=REPO, env=env, capture_output=True, check=False, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        [row] = json.loads((tmp_path / "none.json").read_text())["results"]
+        assert row["value"] is None and "no CUDA" in row["note"]

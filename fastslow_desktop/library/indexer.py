@@ -73,13 +73,24 @@ class Indexer:
         self.catalog = catalog
         self.models = models
         self.model_id = models.model_id
-        cores = os.cpu_count() or 2
-        # Half the cores decode; inference gets the torch threads set once at start-up.
-        self.workers = workers or max(1, min(4, cores // 2))
+        self._workers = workers
         self.batch_frames = batch_frames
         self._fast = None
 
     # -- workers (threads) ----------------------------------------------------------------
+    @property
+    def workers(self) -> int:
+        """Decode threads. On the CPU half the cores decode and inference gets the torch threads set
+        once at start-up; a model on a GPU needs no CPU core, so all but one decode (the one left
+        feeds the GPU and writes the catalog)."""
+        if self._workers:
+            return self._workers
+        cores = os.cpu_count() or 2
+        device = getattr(self._fast, "device", None) if self._fast is not None else None
+        if getattr(device, "type", "cpu") == "cuda":
+            return max(1, cores - 1)
+        return max(1, min(4, cores // 2))
+
     @property
     def fast(self):
         if self._fast is None:
@@ -272,7 +283,7 @@ class _Run:
         self.pending: set[Future] = set()
         self._jobs = iter(jobs)
         self.last_flush = self.embed_started = time.perf_counter()
-        self.inflight_limit = max(2 * indexer.workers, 2 * indexer.batch_frames)
+        self.inflight_limit = 2 * indexer.batch_frames  # raised once the model (and its device) is known
 
     def event(self, current: str | None, paused: bool = False) -> Progress:
         elapsed = time.perf_counter() - self.embed_started
@@ -300,6 +311,7 @@ class _Run:
         loading = time.perf_counter()
         side = self.indexer._decode_side()  # loads the model weights: only when there is work
         self.report.load_seconds = time.perf_counter() - loading
+        self.inflight_limit = max(2 * self.indexer.workers, 2 * self.indexer.batch_frames)
         self.last_flush = self.embed_started = time.perf_counter()
         with ThreadPoolExecutor(self.indexer.workers, thread_name_prefix="fastslow-decode") as pool:
             self.fill(pool, side)
