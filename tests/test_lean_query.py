@@ -175,3 +175,38 @@ def test_a_failed_export_is_not_retried_by_every_search(indexed, capsys, monkeyp
         assert _results(capsys.readouterr().out)
     assert len(attempts) == 1 and _export_folder() is None  # tried once; torch answered both times
     assert list((Path(os.environ["FASTSLOW_CACHE"]) / "text-onnx").glob("*.failed"))
+
+
+def test_app_startup_answers_its_first_query_with_the_lean_text_tower(indexed, monkeypatch):
+    """The desktop app's start-up job warms the lean text tower when one is exported, so the window is
+    searchable before torch's fast encoder exists; warm_slow exports the tower when it is missing."""
+    import threading
+
+    from fastslow_desktop.models import build, load_bundle
+    from fastslow_desktop.models.text_onnx import cache_folder, export_text_tower
+    from fastslow_desktop.search import SearchRequest
+    from fastslow_desktop.ui.services import ServiceConfig, Services, default_engine_factory
+    from fastslow_desktop.ui.workers.startup import load_services, warm_slow
+
+    models = load_bundle(indexed["bundle"], device="cpu")
+    assert export_text_tower(models) is not None
+    real_build_fast = build.build_fast
+    monkeypatch.setattr(build, "build_fast", lambda *a, **kw: (_ for _ in ()).throw(
+        AssertionError("start-up built the torch fast encoder although the lean text tower is exported")))
+    config = ServiceConfig(library_dir=indexed["library"], models=str(indexed["bundle"]), device="cpu")
+    outcome = load_services(config, default_engine_factory, threading.Event(), lambda step: None)
+    assert isinstance(outcome, Services), outcome
+    try:
+        assert outcome.models.has_lean_text and not outcome.models.fast_loaded
+        stage1 = outcome.engine.fast(SearchRequest(text=QUERIES[1], top=5, k=0))
+        assert stage1.results
+        # Without an export, warm_slow (after the app is searchable) makes one for the next start.
+        import shutil
+
+        shutil.rmtree(cache_folder(outcome.models))
+        monkeypatch.setattr(build, "build_fast", real_build_fast)
+        warm_slow(outcome)
+        assert (cache_folder(outcome.models) / "meta.json").is_file()
+    finally:
+        outcome.engine.close()
+        outcome.library.close()

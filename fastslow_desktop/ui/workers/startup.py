@@ -77,8 +77,10 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
         return StartupCancelled()
     search_models, moving = serving_models(library, models, config.device)
     try:
-        fast = search_models.fast
-        fast.encode_texts(["warm up"])  # first call builds kernels; the user's first query should not pay it
+        # What embeds the typed text: the lean ONNX text tower when one is exported for these weights
+        # (no torch: the app answers its first query before torch has loaded), else the fast encoder.
+        # The first call builds kernels; the user's first query should not pay for it.
+        search_models.text_encoder.encode_texts(["warm up"])
         engine = engine_factory(library, search_models)
     except ModelError as exc:
         library.close()
@@ -110,8 +112,17 @@ def serving_models(library, models, device: str) -> tuple[object, bool]:
 
 
 def warm_slow(services: Services) -> None:
-    """Load the slow model ahead of the first re-rank (runs after the app is already searchable)."""
+    """Load the slow model ahead of the first re-rank (runs after the app is already searchable), then
+    export the lean text tower if these weights have none yet, so that the next start needs no torch
+    for its first query."""
     try:
         services.models.slow
     except Exception as exc:  # the refine job reports it when it is actually needed
         logger.warning("slow model not ready: %s", exc)
+    try:
+        from fastslow_desktop.models.text_onnx import export_text_tower, needs_export
+
+        if needs_export(services.models):
+            export_text_tower(services.models)
+    except Exception as exc:  # noqa: BLE001 - an optional speed-up: torch keeps answering without it
+        logger.warning("quick text searches not prepared: %s", exc)
