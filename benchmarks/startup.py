@@ -91,6 +91,51 @@ def app_start_ms(library: Path, models: str, settings_home: Path) -> tuple[float
             _stop(xvfb)
 
 
+FIRST_RESULTS_LINE = "first results on screen"  # logged by MainWindow._on_stage1
+FIRST_RESULTS_GOAL_MS = 2000.0
+
+
+def app_first_results_ms(library: Path, models: str, text: str, settings_home: Path) -> tuple[float | None, str]:
+    """Launch `python -m fastslow_desktop --search TEXT -v` (a query typed at once); time until the
+    window logs that stage-1 results are on screen."""
+    import threading
+
+    xvfb, env, reason = _start_xvfb()
+    if reason:
+        return None, reason
+    env["XDG_CONFIG_HOME"] = str(settings_home)
+    cmd = [sys.executable, "-m", "fastslow_desktop", "--library", str(library), "--models", models,
+           "--search", text, "-v"]
+    seen = threading.Event()
+    tail: list[str] = []
+    try:
+        start = time.perf_counter()
+        app = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        shown: list[float] = []
+
+        def read() -> None:
+            for line in app.stderr:
+                if FIRST_RESULTS_LINE in line and not shown:
+                    shown.append((time.perf_counter() - start) * 1000)
+                    seen.set()
+                tail[:] = (tail + [line.strip()])[-5:]
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            seen.wait(WINDOW_TIMEOUT_S)
+        finally:
+            if app.poll() is None:
+                _stop(app)
+            reader.join(10)
+        if shown:
+            return shown[0], "python -m fastslow_desktop --search TEXT"
+        return None, f"no results within {WINDOW_TIMEOUT_S:.0f} s (exit {app.returncode}): {' / '.join(tail)}"
+    finally:
+        if xvfb is not None:
+            _stop(xvfb)
+
+
 def cli_first_query(library: Path, models: str, text: str) -> dict:
     """`fastslow search TEXT --json` in a fresh process: wall (import, load, query) and the query's stages."""
     cmd = [sys.executable, "-m", "fastslow_desktop", "search", text, "--library", str(library), "--models", models,
@@ -107,6 +152,7 @@ def cli_first_query(library: Path, models: str, text: str) -> dict:
 def run(ctx: Context) -> list[Result]:
     if not ctx.sizes.startup:
         return [skipped("app_start_to_window_ms", "ms", "not measured in the tiny test run"),
+                skipped("app_start_to_first_results_ms", "ms", "not measured in the tiny test run"),
                 skipped("first_query_after_start_ms", "ms", "not measured in the tiny test run"),
                 skipped("cli_query_s", "s", "not measured in the tiny test run")]
     models = bundle(ctx.models)
@@ -119,6 +165,25 @@ def run(ctx: Context) -> list[Result]:
         rows.append(Result("app_start_to_window_ms", shown, "ms",
                            note=f"{how} under Xvfb until `xwininfo -name {WINDOW_TITLE}` finds the window; "
                                 f"library of {ctx.sizes.rerank_images} photos"))
+    # As after the first `fastslow index`: the lean text tower is exported, so the app can answer
+    # before torch has loaded.
+    from fastslow_desktop.models.text_onnx import export_text_tower
+
+    lean = export_text_tower(models) is not None
+    best, how = None, ""
+    for attempt in range(3):  # best of 3 launches, each a fresh process (the page cache stays warm)
+        ms, how = app_first_results_ms(folder, ctx.models, captions[1 + attempt], ctx.scratch / "xdg-config")
+        if ms is not None:
+            best = ms if best is None else min(best, ms)
+    if best is None:
+        rows.append(skipped("app_start_to_first_results_ms", "ms", f"no results shown: {how}",
+                            goal=f"≤ {FIRST_RESULTS_GOAL_MS:g}"))
+    else:
+        rows.append(Result("app_start_to_first_results_ms", best, "ms", goal=f"≤ {FIRST_RESULTS_GOAL_MS:g}",
+                           met=best <= FIRST_RESULTS_GOAL_MS,
+                           note=f"launch of `{how}` under Xvfb until the window logs stage-1 results on screen, "
+                                f"best of 3; library of {ctx.sizes.rerank_images} photos; lean text tower "
+                                f"{'exported' if lean else 'not available (torch embeds the text)'}"))
     first = cli_first_query(folder, ctx.models, captions[0])
     stages = first["fast_ms"] + (first["slow_ms"] or 0.0)
     rows.append(Result("first_query_after_start_ms", stages, "ms",

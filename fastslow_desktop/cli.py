@@ -267,6 +267,8 @@ class _SubcommandParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastslow", description="Find photos and moments in videos by description.",
                                      parents=[shared_options(suppress=False)])
+    parser.add_argument("--search", dest="initial_search", metavar="TEXT",
+                        help="with no COMMAND: open the desktop app with this search typed")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     for add, _ in COMMANDS.values():
         add(sub)
@@ -318,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return cmd_gui(args)
+        if getattr(args, "initial_search", None):
+            print(f"fastslow: --search opens the desktop app; on the command line use "
+                  f"`fastslow search \"{args.initial_search}\"`", file=sys.stderr)
+            return EXIT_USAGE
         return COMMANDS[args.command][1](args)
     except KeyboardInterrupt:
         print("fastslow: interrupted; what was done so far is kept", file=sys.stderr)

@@ -45,6 +45,23 @@ def test_typed_query_shows_fast_results_then_the_reranked_order(qtbot, ui_settin
     assert model.index(0, 0).data(ResultRoles.SlowScore) is not None
 
 
+def test_search_option_opens_the_window_with_the_query_typed_and_its_results_shown(qtbot, ui_settings,
+                                                                                   indexed_library, tiny_bundle,
+                                                                                   caplog):
+    """`fastslow --search TEXT`: the text is in the field at once and runs as soon as the models are ready;
+    the window logs when the first results are on screen (benchmarks/startup.py times that line)."""
+    from fastslow_desktop.cli import build_parser
+    from fastslow_desktop.ui.app import parse_args
+
+    assert build_parser().parse_args(["--search", QUERY]).initial_search == QUERY
+    assert parse_args(["--search", QUERY]).initial_search == QUERY
+    caplog.set_level("INFO", logger="fastslow_desktop.ui.main_window")
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle, wait_ready=False, query=QUERY)
+    assert window.search_bar.field.text() == QUERY
+    qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=60_000)
+    assert [r for r in caplog.records if r.getMessage().startswith("first results on screen")]
+
+
 def test_newer_query_cancels_the_older_refinement(qtbot, ui_settings, indexed_library, tiny_bundle):
     window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
     controller = window.controller

@@ -30,7 +30,7 @@ def write_photos(folder: Path, n: int, size: int = 64, seed: int = 0) -> Path:
 
 
 def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wait_ready: bool = True,
-                **config):
+                query: str | None = None, **config):
     """The real main window on a library, started the way app.main starts it."""
     config.setdefault("watching", False)
     window = build_window(settings, ServiceConfig(library_dir=library, models=str(bundle), **config))
@@ -39,7 +39,7 @@ def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wa
     window.show()
     failures: list[str] = []
     window.controller.failed.connect(lambda message, _offline: failures.append(message))
-    window.start()
+    window.start(query)
     if wait_ready:
         qtbot.waitUntil(lambda: window.controller.is_ready or bool(failures), timeout=READY_MS)
         assert not failures, failures

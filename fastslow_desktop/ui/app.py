@@ -77,6 +77,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(prog="fastslow", description="FastSlow desktop app",
                                      parents=[shared_options(suppress=False)])
+    parser.add_argument("--search", dest="initial_search", metavar="TEXT",
+                        help="open with this search typed (it runs as soon as the models are ready)")
     args, _ = parser.parse_known_args(argv)  # Qt's own options (-style, -platform…) pass through
     return args
 
@@ -116,5 +118,5 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     window.closed.connect(app.quit)
     window.show()
     # Start loading after the first paint, so the window is on screen before any heavy import.
-    QTimer.singleShot(0, window.start)
+    QTimer.singleShot(0, lambda: window.start(getattr(args, "initial_search", None)))
     return app.exec()

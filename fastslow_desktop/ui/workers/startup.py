@@ -67,6 +67,7 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
             return NeedsDownload(models, repos)
     if cancel.is_set():
         return StartupCancelled()
+    _load_in_background(models)
     try:
         library = Library.open(config.library_dir, models)
     except (LibraryError, OSError) as exc:
@@ -88,6 +89,20 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
     logger.info("fast model ready in %.1f s", time.perf_counter() - t0)
     return Services(library, search_models, engine, presets=tuple(list_presets()),
                     reembedding=models if moving else None)
+
+
+def _load_in_background(models) -> None:
+    """Start loading what will embed the typed text (an ONNX Runtime session, or the torch fast model)
+    while the library opens: `Models.text_encoder` builds it once under a lock, so the start-up job's
+    own call below waits for this one instead of building it twice. A failure here is left to that
+    call, which reports it."""
+    def load() -> None:
+        try:
+            models.text_encoder
+        except Exception:  # noqa: BLE001 - reported by the start-up job's own call
+            logger.debug("text encoder: background load failed; the start-up job retries", exc_info=True)
+
+    threading.Thread(target=load, name="fastslow-text-encoder", daemon=True).start()
 
 
 def serving_models(library, models, device: str) -> tuple[object, bool]:
