@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -83,6 +84,12 @@ class Evaluation:
         self.calibration = calibration.collect(val_gallery, val_queries, self.shipped, cfg.seed + 5,
                                                depth=max(cfg.rerank_ks))
         calibration.write(self.out / calibration.FILE, self.calibration)
+        # Everything the bundle holds is fixed now: export it before the test rows (minutes of
+        # exhaustive slow scoring), so the time to a usable bundle does not include them.
+        mode = next(m for m in cfg.distill_modes if DISTILLED_NAMES[m] == self.shipped)
+        bundle = self.export(distilled[mode][0], chosen, train)
+        self.seconds_to_bundle = round(time.perf_counter() - self.t_start, 1)
+        logger.info("exported %s %.1f min after the start", bundle, self.seconds_to_bundle / 60)
 
         for i, (name, items) in enumerate(self.test_sets.items()):
             logger.info("evaluating on the %s split", name)
@@ -90,8 +97,7 @@ class Evaluation:
             self.queries[name] = evaluate.make_queries(items, cfg.eval_queries, cfg.seed + 2 + 10 * i)
             self.add_rows(self.test_rows(name, beta_per_k, chosen), name)
         self.gallery = self.galleries["test"]
-        mode = next(m for m in cfg.distill_modes if DISTILLED_NAMES[m] == self.shipped)
-        bundle = self.export(distilled[mode][0], chosen, train)
+        record_test_metrics(bundle, self.rows)
         self.summary = self.make_summary(train, bundle, chosen, val_r1, grid)
         self.write()
 
@@ -106,9 +112,8 @@ class Evaluation:
         return rows
 
     def export(self, spec, chosen: RerankConfig, train: list) -> Path:
+        """The bundle, exported before the test rows exist (record_test_metrics adds them after)."""
         cfg = self.cfg
-        metrics = {f"{prefix}{r['model']}" + (f"@{r['K']}" if r["K"] else ""): r["R@1"]
-                   for name, prefix in (("test", ""), ("shifted", "shifted:")) for r in self.rows.get(name, [])}
         return save_bundle(
             self.out / "bundle",
             name="synthscenes" if cfg.data.startswith("synthscenes") else cfg.preset,
@@ -116,7 +121,7 @@ class Evaluation:
             slow_model=self.slow, slow_preprocess=slow_preprocess(self.slow), tokenizer=self.tokenizer,
             rerank=chosen,
             provenance={"data": cfg.data, "preset": cfg.preset, "train_images": len(train),
-                        "fast_model": self.shipped, "metrics": metrics,
+                        "fast_model": self.shipped, "metrics": {},
                         "trained_by": "python -m training.distill"},
         )
 
@@ -129,6 +134,7 @@ class Evaluation:
             "data": f"{cfg.data}: {len(train)} train / {len(self.val)} val / {sizes} images, "
                     f"{n_queries} test queries",
             "machine": report.machine(),
+            "seconds_to_bundle": self.seconds_to_bundle,
             "seconds_core": round(time.perf_counter() - self.t_start, 1),
             "seconds_total": round(time.perf_counter() - self.t_start, 1),
             "stages": self.infos,
@@ -196,3 +202,17 @@ class Evaluation:
             plot_rerank(self.summary, self.out / "rerank_k.png")
         except ImportError:
             logger.warning("matplotlib is not installed: no K/beta plot (pip install '.[train]')")
+
+
+def record_test_metrics(bundle: Path, rows: dict[str, list[dict]]) -> None:
+    """Add the test sets' R@1 to the exported manifest's provenance (weights and checksums untouched)."""
+    from fastslow_desktop.models.bundle_check import MANIFEST
+
+    metrics = {f"{prefix}{r['model']}" + (f"@{r['K']}" if r["K"] else ""): r["R@1"]
+               for name, prefix in (("test", ""), ("shifted", "shifted:")) for r in rows.get(name, [])}
+    path = bundle / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("provenance", {})["metrics"] = metrics
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
