@@ -66,6 +66,39 @@ def test_a_small_filter_share_is_searched_exactly_over_its_own_vectors(big_index
     assert got.tolist() == _exact(ids, vectors, query, 20, allowed).tolist()
 
 
+def test_a_filter_subset_is_gathered_once_per_change_and_sorted_ids_are_not_re_sorted(big_index, monkeypatch):
+    index, ids, vectors = big_index
+    allowed = ids[ids % 10 == 3]  # a tenth of the library, as "videos only" in a photo library
+    gathered = []
+
+    class Counting:  # hnswlib's methods are read-only: count the gathers through a forwarding proxy
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def get_items(self, wanted):
+            gathered.append(len(wanted))
+            return self.real.get_items(wanted)
+
+    monkeypatch.setattr(index, "_index", Counting(index._index))
+    monkeypatch.setattr(np, "unique", lambda *a, **kw: pytest.fail("a sorted filter was sorted again"))
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        query = rng.standard_normal(DIM).astype(np.float32)
+        query /= np.linalg.norm(query)
+        got, _ = index.query(query, 10, allowed)
+        assert got.tolist() == _exact(ids, vectors, query, 10, allowed).tolist()
+    assert gathered == [len(allowed)]  # one gather for five keystrokes
+    index.remove([int(allowed[0])])  # a change: the next query gathers the subset again, without it
+    got, _ = index.query(vectors[int(allowed[0]) - 1], 10, allowed)
+    assert gathered == [len(allowed), len(allowed) - 1] and int(allowed[0]) not in got.tolist()
+    monkeypatch.undo()
+    index.add([int(allowed[0])], vectors[int(allowed[0]) - 1:int(allowed[0])])  # the fixture as it was
+    assert filtered.as_sorted_ids(np.array([5, 1, 5, 3])).tolist() == [1, 3, 5]
+
+
 def test_a_kind_filter_reads_its_ids_once_per_change(tiny_bundle, tmp_path, monkeypatch):
     from PIL import Image
 

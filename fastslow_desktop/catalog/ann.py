@@ -24,7 +24,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .filtered import EXACT_SUBSET, MIN_OVERFETCH_SHARE, as_sorted_ids, keep_allowed, overfetch_size
+from .filtered import EXACT_SUBSET, EXACT_SUBSET_SHARE, MIN_OVERFETCH_SHARE, as_sorted_ids, keep_allowed, overfetch_size
 from .locks import ReadWriteLock
 from .records import LibraryError
 
@@ -129,6 +129,8 @@ class AnnIndex:
         self._live: set[int] = set()
         self._deleted = 0  # labels marked deleted still in the graph
         self._matrix: tuple[np.ndarray, np.ndarray] | None = None  # (ids, vectors) for exact search
+        # (digest of an allowed id set, its ids, their vectors): a kind filter's subset, gathered once
+        self._subset: tuple[bytes, np.ndarray, np.ndarray] | None = None
         self.changes = 0  # since the last save
         self.version = 0  # counts every change: what is cached per id set (e.g. a kind's ids) keys on it
         self.dirty_since = time.monotonic()  # when the first of those changes came
@@ -177,7 +179,7 @@ class AnnIndex:
             return None
 
     def _open(self, wanted: set[int], fetch_vectors: FetchVectors, saved: dict | None) -> str:
-        self._matrix = None
+        self._matrix = self._subset = None
         index = self._load(len(wanted), saved)
         if index is None:
             self._rebuild(fetch_vectors)
@@ -210,7 +212,7 @@ class AnnIndex:
     def _rebuild(self, fetch_vectors: FetchVectors) -> None:
         ids, vectors = fetch_vectors(None)
         self._index = self._new_index(int(len(ids) * GROW))
-        self._live, self._deleted, self._matrix = set(), 0, None
+        self._live, self._deleted, self._matrix, self._subset = set(), 0, None, None
         if len(ids):
             self._add(ids, vectors)
         self._changed(max(1, len(ids)))
@@ -233,7 +235,7 @@ class AnnIndex:
             self._index.resize_index(int(needed * GROW))
         self._index.add_items(vectors, ids, num_threads=1)
         self._live.update(int(i) for i in ids)
-        self._matrix = None
+        self._matrix = self._subset = None
         self._changed(len(ids))
 
     def remove(self, ids: Iterable[int]) -> None:
@@ -247,7 +249,7 @@ class AnnIndex:
                     except RuntimeError:  # not in the index file (already deleted): nothing to do
                         pass
                     self._live.discard(sid)
-                    self._matrix = None
+                    self._matrix = self._subset = None
                     self._changed(1)
 
     def needs_compaction(self) -> bool:
@@ -265,7 +267,7 @@ class AnnIndex:
             fresh.add_items(vectors, ids, num_threads=1)
         with self._rw.writing():
             dropped, self._deleted = self._deleted, 0
-            self._index, self._matrix = fresh, None
+            self._index, self._matrix, self._subset = fresh, None, None
             self._changed(max(1, dropped))
         logger.info("HNSW index for %s compacted: %d deleted labels dropped", self.model_id, dropped)
 
@@ -301,6 +303,18 @@ class AnnIndex:
             matrix = self._matrix = (ids, vecs.reshape(len(ids), self.dim))
         return matrix
 
+    def _subset_matrix(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the live ids in `allowed`; the last set asked for is kept until the index
+        changes (every change resets it)."""
+        digest = hashlib.blake2b(allowed.tobytes(), digest_size=16).digest()
+        if self._subset is not None and self._subset[0] == digest:
+            return self._subset[1], self._subset[2]
+        ids = allowed[np.fromiter((i in self._live for i in allowed.tolist()), dtype=bool, count=len(allowed))]
+        vecs = np.asarray(self._index.get_items(ids), dtype=np.float32).reshape(len(ids), self.dim) \
+            if len(ids) else np.zeros((0, self.dim), np.float32)
+        self._subset = (digest, ids, vecs)
+        return ids, vecs
+
     def exact_query(self, vector: np.ndarray, k: int, filter_ids: Iterable[int] | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k segment ids and inner-product scores by brute force, best first."""
@@ -309,9 +323,9 @@ class AnnIndex:
             if allowed is not None and self._index is not None and len(allowed) <= EXACT_SUBSET \
                     and len(self._live) > EXACT_SUBSET:
                 # A small subset of a big index: its own vectors, not a matrix of the whole library.
-                ids = np.array([i for i in allowed.tolist() if i in self._live], dtype=np.int64)
-                vecs = np.asarray(self._index.get_items(ids), dtype=np.float32).reshape(len(ids), self.dim) \
-                    if len(ids) else np.zeros((0, self.dim), np.float32)
+                # The same filter comes back with every keystroke: its vectors are gathered once.
+                with self._query_lock:
+                    ids, vecs = self._subset_matrix(allowed)
                 return exact_top_k(ids, vecs, vector, k)
             with self._query_lock:
                 ids, vecs = self._exact_matrix()
@@ -353,7 +367,7 @@ class AnnIndex:
             live = total if allowed is None else min(total, len(allowed))
             share = live / max(total, 1)
             if live <= EXACT_BELOW or self._index is None or \
-                    (share < MIN_OVERFETCH_SHARE and live <= EXACT_SUBSET):
+                    (share < EXACT_SUBSET_SHARE and live <= EXACT_SUBSET):
                 return self.exact_query(vector, k, allowed)
             k = min(k, live)
             base = EF_SEARCH_LARGE if total > LARGE_LIBRARY else EF_SEARCH

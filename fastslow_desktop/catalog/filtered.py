@@ -16,13 +16,21 @@ import numpy as np
 
 OVERFETCH = 1.5  # candidates fetched per wanted result, over the filter's share of the index
 MIN_OVERFETCH_SHARE = 0.1  # below this share, over-fetching would need too many candidates
+EXACT_SUBSET_SHARE = 0.25  # below this share a subset of up to EXACT_SUBSET ids is searched exactly: over-fetching
+# would walk thousands of HNSW candidates (15 ms at a 10 % share of 100 000), the subset's cached
+# vectors take about a millisecond
 EXACT_SUBSET = 20_000  # an allowed set up to this size is searched exactly, over its own vectors
 
 
 def as_sorted_ids(ids: Iterable[int] | np.ndarray) -> np.ndarray:
     """Unique segment ids as a sorted int64 array (from a set, a list or an array)."""
     if isinstance(ids, np.ndarray):
-        return np.unique(ids.astype(np.int64, copy=False))
+        ids = ids.astype(np.int64, copy=False)
+        # Filters arrive sorted already (the catalog's kind ids, SQL-built id sets): a vectorised check
+        # costs 0.1 ms where np.unique of 90 000 ids cost 20 ms on every keystroke.
+        if ids.ndim == 1 and (len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1]))):
+            return ids
+        return np.unique(ids)
     return np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
 
 
