@@ -67,7 +67,7 @@ PRESETS: dict[str, TrainConfig] = {
         train_images=72000, val_images=600, test_images=1000, shifted_test_images=1000, batch_size=128,
         fast_steps=700, fast_extra_steps=300, slow_steps=1100, fast_lr=1e-3, slow_lr=1e-3,
         warmup=50, eval_queries=300, checkpoint_every=50, num_workers=0, decomposed_steps=300,
-        # 72 000 scenes (each seen about twice by the captioner, not six times) and 1 100 slow steps: chosen
+        # 72 000 scenes (each seen about twice by the captioner, not four times) and 1 100 slow steps: chosen
         # on the validation split in four side-by-side GPU runs (README, "What was tried"); re-rank R@1 at
         # K = 2 on validation, which only the slow model moves, rose from 85.0 (24 000 / 750) to 89.7
         # (72 000 / 750) and 95.7 (72 000 / 1 100).
