@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 ARCH = "ViT-B-32-256"
 RCLIP_MODEL_SUBDIR = "ViT-B-32-256-datacomp_s34b_b86k"  # where rclip looks (rclip/model_download.py)
-INDEX_GOAL = 1.5
+INDEX_GOAL = 3.0  # issue 15 (was 1.5)
+QUERY_GOAL = 1.5  # issue 15: one-shot `fastslow search --no-rerank` against `rclip`
 QUERY = "a red circle to the left of a blue square"
 
 
@@ -195,6 +196,7 @@ def run(ctx: Context) -> list[Result]:
                     f"vs rclip {rclip_rate:.2f} images/s (its index run's wall {rclip_index_wall:.1f} s minus a "
                     f"no-indexing query run {rclip_query:.1f} s)"),
         Result("cli_query_vs_rclip_ratio", rclip_query / ours_query, "×", rclip_query, rclip_query / ours_query,
+               goal=f"≥ {QUERY_GOAL:g}", met=rclip_query / ours_query >= QUERY_GOAL,
                note=f"one command-line query, wall (import, load, search), best of 3: `fastslow search "
                     f"--no-rerank` {ours_query:.2f} s vs `rclip --no-indexing` {rclip_query:.2f} s; ratio = rclip / "
                     f"FastSlow (> 1: FastSlow is faster)"),

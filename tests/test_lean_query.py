@@ -210,3 +210,33 @@ def test_app_startup_answers_its_first_query_with_the_lean_text_tower(indexed, m
     finally:
         outcome.engine.close()
         outcome.library.close()
+
+
+def test_a_one_shot_session_skips_weight_prepacking_and_embeds_the_same(indexed, capsys, monkeypatch):
+    """`fastslow search TEXT` (one query) starts ONNX Runtime without pre-packed weights; `--queries`
+    keeps them. Both give the same embeddings."""
+    import numpy as np
+
+    import fastslow_desktop.search.engine as engine_module
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.text_onnx import export_text_tower, load_lean
+
+    models = load_bundle(indexed["bundle"], device="cpu")
+    assert export_text_tower(models) is not None
+    packed = load_lean(models)
+    models.text_prepack = False
+    unpacked = load_lean(models)
+    assert packed is not None and unpacked is not None
+    assert np.allclose(packed.encode_texts(list(QUERIES)), unpacked.encode_texts(list(QUERIES)), atol=1e-5)
+
+    seen = []
+    original = engine_module.SearchEngine.__init__
+
+    def spy(self, library, models, *a, **kw):
+        seen.append(models.text_prepack)
+        original(self, library, models, *a, **kw)
+
+    monkeypatch.setattr(engine_module.SearchEngine, "__init__", spy)
+    assert cli_main(_search(indexed, QUERIES[0])) == 0
+    assert seen == [False]
+    assert _results(capsys.readouterr().out)

@@ -113,6 +113,9 @@ class Models:
         self._reranker: Reranker | None = None
         self._text_lock = threading.Lock()  # not _lock: the slow model's build holds that one for seconds
         self._text: LeanTextEncoder | FastEncoder | None = None
+        # False for a one-shot command: ONNX Runtime then skips pre-packing the text tower's weights,
+        # which halves its session start (0.31 -> 0.14 s for ViT-B-32-256) and costs ~10 % per query.
+        self.text_prepack = True
 
     @property
     def model_id(self) -> str:

@@ -76,10 +76,12 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 class LeanTextEncoder:
     """Texts -> (n, d) float32 unit rows, like FastEncoder.encode_texts, from the exported text tower."""
 
-    def __init__(self, folder: Path, tokenizer, dim: int, model_id: str):
+    def __init__(self, folder: Path, tokenizer, dim: int, model_id: str, prepack: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if not prepack:  # a one-shot query: a faster session start matters more than each run
+            options.add_session_config_entry("session.disable_prepacking", "1")
         from .backends import torch_threads
 
         options.intra_op_num_threads = torch_threads()
@@ -117,7 +119,8 @@ def load_lean(models: Models) -> LeanTextEncoder | None:
             _remove(folder, f"its files' sha256 or its dim {meta['dim']} differ from what was exported")
             return None
         tokenizer = TextTokenizer.from_config(models.manifest["tokenizer"])
-        return LeanTextEncoder(folder, tokenizer, int(meta["dim"]), models.model_id)
+        return LeanTextEncoder(folder, tokenizer, int(meta["dim"]), models.model_id,
+                               prepack=getattr(models, "text_prepack", True))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _remove(folder, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)

@@ -159,6 +159,7 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
     models = load_models(args.models)
     if models is None:  # load_models has said why
         return EXIT_USAGE
+    models.text_prepack = bool(args.queries)  # one query: start the text tower fast rather than run it fast
     if args.only_matches and models.match_calibration is None:
         return _fail(f"the model bundle {models.name!r} has no match calibration, so --only-matches cannot "
                      "judge results (see docs/DESIGN.md, 'Match judgement')")
