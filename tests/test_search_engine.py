@@ -284,3 +284,29 @@ def test_token_cache_evicts_least_recently_used_entries_beyond_its_byte_budget()
     assert "b" not in cache and all(k in cache for k in "acd")
     cache.put("huge", torch.zeros(1000))  # larger than the whole budget: not kept, nothing evicted
     assert "huge" not in cache and all(k in cache for k in "acd")
+
+
+def test_close_waits_for_a_decode_still_running_so_the_library_can_close_next(small, monkeypatch):
+    """The app's stop closes the engine and then the library: a decode worker still reading SQLite
+    when its connection closed crashed the process, so close() waits for the running decodes."""
+    engine = SearchEngine(small.library, small.library.models)
+    stage1 = engine.fast(SearchRequest("a red circle", top=10, k=5))
+    started, finished = threading.Event(), []
+    real = small.library.load_frames
+
+    def slow_load(*args, **kwargs):
+        started.set()
+        time.sleep(0.5)
+        out = real(*args, **kwargs)
+        finished.append(True)
+        return out
+
+    monkeypatch.setattr(small.library, "load_frames", slow_load)
+    cancel = threading.Event()
+    worker = threading.Thread(target=engine.refine, args=(stage1, cancel))
+    worker.start()
+    assert started.wait(30)
+    cancel.set()  # as the controller does before it stops the services
+    engine.close()
+    assert finished, "close() returned while a decode was still reading the library"
+    worker.join(30)

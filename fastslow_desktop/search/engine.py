@@ -80,7 +80,10 @@ class SearchEngine:
         with self._submit_lock:
             if self._current is not None:
                 self._current.cancel()
-        self._decoders.shutdown(wait=False, cancel_futures=True)
+        # Queued decodes are dropped; the few already running are waited for (each is one photo or a
+        # few video frames): the caller closes the library next, and a decode still reading SQLite from
+        # a worker thread while its connection closed crashed the process (a segfault in the suite).
+        self._decoders.shutdown(wait=True, cancel_futures=True)
         self.token_cache.clear()
 
     def warm_up(self, slow: bool = True, image: bool = True) -> None:
