@@ -80,9 +80,8 @@ class SearchEngine:
         with self._submit_lock:
             if self._current is not None:
                 self._current.cancel()
-        # Queued decodes are dropped; the few already running are waited for (each is one photo or a
-        # few video frames): the caller closes the library next, and a decode still reading SQLite from
-        # a worker thread while its connection closed crashed the process (a segfault in the suite).
+        # Running decodes (a photo or a few frames each) are waited for: the library closes next, and
+        # one still reading SQLite on a worker thread as its connection closed crashed the process.
         self._decoders.shutdown(wait=True, cancel_futures=True)
         self.token_cache.clear()
 
