@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .common import SIZES, THREADS, Context, Result, cache_dir, skipped
+from .indexing import _fresh
 
 logger = logging.getLogger("benchmarks.gpu")
 
@@ -28,12 +28,6 @@ GPU_SIZES = replace(SIZES["quick"], mode="gpu", photos=48, vit_photos=48, ceilin
 TINY_SIZES = replace(SIZES["tiny"], mode="gpu-tiny", ceiling_tensors=8, vit_ceiling_tensors=4)
 CPU_TENSORS = 128  # the CPU baseline of the encoder's rate: enough for a stable figure, seconds long
 KS = (10, 20, 50)
-
-
-def _fresh(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return path
 
 
 def _encoder_rows(ctx: Context, photos: Path, device: str) -> tuple[list[Result], float]:

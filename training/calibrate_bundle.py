@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fastslow_desktop.models import load_bundle
+from fastslow_desktop.models import bundle as bundles
 from fastslow_desktop.models.bundle_check import MANIFEST
 from fastslow_desktop.models.match import PRIORS, MatchCalibration, match_features, null_memory
 from fastslow_desktop.models.rerank import caption_tokens, combine
@@ -191,12 +192,9 @@ def validation_items(n_images: int, folder: Path) -> list:
 
 def write_manifest(bundle: Path, cal: MatchCalibration) -> None:
     """Rewrite the manifest with "match" set (weights and checksums untouched), atomically."""
-    path = bundle / MANIFEST
-    manifest = json.loads(path.read_text())
+    manifest = json.loads((bundle / MANIFEST).read_text())
     manifest["match"] = cal.to_dict()
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
+    bundles.write_manifest(bundle, manifest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

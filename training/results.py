@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from fastslow_desktop.models import save_bundle
+from fastslow_desktop.models.bundle import write_manifest
+from fastslow_desktop.models.bundle_check import MANIFEST
 from fastslow_desktop.models.fast import FastEncoder
 from fastslow_desktop.models.preprocess import ImagePreprocess
 from fastslow_desktop.models.rerank import RerankConfig
@@ -206,13 +208,8 @@ class Evaluation:
 
 def record_test_metrics(bundle: Path, rows: dict[str, list[dict]]) -> None:
     """Add the test sets' R@1 to the exported manifest's provenance (weights and checksums untouched)."""
-    from fastslow_desktop.models.bundle_check import MANIFEST
-
     metrics = {f"{prefix}{r['model']}" + (f"@{r['K']}" if r["K"] else ""): r["R@1"]
                for name, prefix in (("test", ""), ("shifted", "shifted:")) for r in rows.get(name, [])}
-    path = bundle / MANIFEST
-    manifest = json.loads(path.read_text())
+    manifest = json.loads((bundle / MANIFEST).read_text())  # as written: no defaults filled in
     manifest.setdefault("provenance", {})["metrics"] = metrics
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
+    write_manifest(bundle, manifest)

@@ -256,7 +256,12 @@ def save_bundle(
         "provenance": {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **provenance},
         "files": {FAST_FILE: sha256_file(out / FAST_FILE), SLOW_FILE: sha256_file(out / SLOW_FILE)},
     }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / MANIFEST)
+    write_manifest(out, manifest)
     return out
+
+
+def write_manifest(folder: str | Path, manifest: dict) -> None:
+    """Write a bundle's manifest.json atomically (a temporary file, then a rename)."""
+    tmp = Path(folder) / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(Path(folder) / MANIFEST)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..paths import cache_dir
+from .backends import onnx_available, requested, torch_threads
 from .checksums import sha256_file, trusted_sha256s
 
 if TYPE_CHECKING:
@@ -49,8 +50,6 @@ PROBE_TEXTS = ("a photo", "a red circle to the left of a blue square", "two dogs
 
 def enabled(models: Models) -> bool:
     """Whether text queries of `models` may run on the lean path at all (see the module docstring)."""
-    from .backends import requested
-
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     spec = models.manifest.get("fast", {})
@@ -82,8 +81,6 @@ class LeanTextEncoder:
         options = ort.SessionOptions()
         if not prepack:  # a one-shot query: a faster session start matters more than each run
             options.add_session_config_entry("session.disable_prepacking", "1")
-        from .backends import torch_threads
-
         options.intra_op_num_threads = torch_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
@@ -120,7 +117,7 @@ def load_lean(models: Models) -> LeanTextEncoder | None:
             return None
         tokenizer = TextTokenizer.from_config(models.manifest["tokenizer"])
         return LeanTextEncoder(folder, tokenizer, int(meta["dim"]), models.model_id,
-                               prepack=getattr(models, "text_prepack", True))
+                               prepack=models.text_prepack)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _remove(folder, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
@@ -164,8 +161,6 @@ def _write_export(encoder: FastEncoder, tmp: Path) -> None:
 
 def needs_export(models: Models) -> bool:
     """Whether `export_text_tower` would export now: the lean path applies here and nothing is cached."""
-    from .backends import onnx_available
-
     if not (enabled(models) and onnx_available()):  # before cache_folder: hub presets name no weights file
         return False
     folder = cache_folder(models)
@@ -181,8 +176,6 @@ def _failed_marker(folder: Path) -> Path:
 def export_text_tower(models: Models) -> Path | None:
     """Export the fast text tower of `models` for the lean path, unless it is cached already or cannot
     be used here; returns the cache folder, or None (logged). Loads the fast model (torch) if needed."""
-    from .backends import onnx_available
-
     if not enabled(models) or not onnx_available():
         return None
     folder = cache_folder(models)
