@@ -88,7 +88,7 @@ def _exhaustive_row(ctx: Context, folder: Path, texts: list[str], device: str = 
     """The slow model on every photo (decoded on 2 threads, scored in the scorer's batches) against the
     product's fast + re-rank at K = 20, same queries, same decode size."""
     from fastslow_desktop.search import SearchEngine, SearchRequest
-    from fastslow_desktop.search.engine import DECODE_WORKERS, _decode_side
+    from fastslow_desktop.search.decoding import DECODE_WORKERS, decode_side
 
     models = bundle(ctx.models, device=device)
     label = ctx.sizes.exhaustive_label + ("" if device == "cpu" else f"[{device}]")
@@ -97,7 +97,7 @@ def _exhaustive_row(ctx: Context, folder: Path, texts: list[str], device: str = 
         try:
             engine.warm_up(slow=True)
             ids = library.segment_ids().tolist()
-            side = _decode_side(models)
+            side = decode_side(models)
             slow = models.slow
             exhaustive, staged = [], []
             for text in texts:

@@ -7,7 +7,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +15,7 @@ from ..library import Library, LibraryError
 from ..media import DecodeError, load_image
 from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
+from .decoding import CandidateDecoder
 from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
 from .matching import judge_results
@@ -30,7 +30,6 @@ SHORTLIST_FACTOR = 3  # fast shortlist = this × max(top, K) segments: videos co
 MAX_SHORTLIST = 20_000
 SEGMENTS_PER_VIDEO = 3  # at most this many segments of one video among the K re-ranked
 TEXT_CACHE_SIZE = 512
-DECODE_WORKERS = 2
 
 
 class SearchHandle:
@@ -71,7 +70,7 @@ class SearchEngine:
         self._encoder_lock = threading.Lock()
         self._submit_lock = threading.Lock()
         self._current: SearchHandle | None = None
-        self._decoders = ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="fastslow-rerank-decode")
+        self._decoder = CandidateDecoder(library, models)
         self.token_cache = TokenCache()
 
     def close(self) -> None:
@@ -80,9 +79,7 @@ class SearchEngine:
         with self._submit_lock:
             if self._current is not None:
                 self._current.cancel()
-        # Running decodes (a photo or a few frames each) are waited for: the library closes next, and
-        # one still reading SQLite on a worker thread as its connection closed crashed the process.
-        self._decoders.shutdown(wait=True, cancel_futures=True)
+        self._decoder.close()  # waits for running decodes: the library closes next
         self.token_cache.clear()
 
     def warm_up(self, slow: bool = True, image: bool = True) -> None:
@@ -226,7 +223,7 @@ class SearchEngine:
         for item in items.values():
             item.tokens = self.token_cache.get(item.key)
         # Segments whose tokens are cached need no decoding at all.
-        frames = self._load_frames([c for c in picks if items[c.segment_id].tokens is None], cancel)
+        frames = self._decoder.load([c for c in picks if items[c.segment_id].tokens is None], cancel)
         if frames is None:
             return None
         for sid, decoded in frames.items():
@@ -284,33 +281,6 @@ class SearchEngine:
                     r = replace(r, t_start=t_start, t_end=t_end)
             out.append(r)
         return out
-
-    def _loader(self, candidate: Candidate) -> Callable[[], list]:
-        side = _decode_side(self.models)
-        info = candidate.info
-        n = frames_for(info.t_start, info.t_end) if info.kind == "video" else 1
-        return lambda: self.library.load_frames(candidate.segment_id, n=n, max_side=side)
-
-    def _load_frames(self, picks: list[Candidate], cancel: threading.Event | None) -> dict[int, list] | None:
-        """Decode the K candidates' pixels on worker threads; None if cancelled meanwhile."""
-        def load(candidate: Candidate) -> list:
-            if cancel is not None and cancel.is_set():
-                return []
-            try:
-                return self._loader(candidate)()
-            except (DecodeError, LibraryError, OSError) as exc:  # moved or unreadable: keeps its fast rank
-                logger.warning("re-rank skipped %s: %s", candidate.info.path, exc)
-                return []
-
-        futures = {self._decoders.submit(load, c): c.segment_id for c in picks}
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.05)
-            if cancel is not None and cancel.is_set():
-                for future in pending:
-                    future.cancel()
-                return None
-        return {futures[f]: f.result() for f in futures}
 
     # -- both stages ----------------------------------------------------------------------
     def search(self, request: SearchRequest) -> StageResult:
@@ -381,15 +351,6 @@ def _groups_per_batch(slow) -> int:
     # Small batches on CPU keep cancellation prompt; a GPU wants bigger ones.
     device = getattr(slow, "device", None)
     return 32 if getattr(device, "type", "cpu") == "cuda" else 8
-
-
-def _decode_side(models: Models) -> int | None:
-    # Decode at reduced scale (JPEG draft mode): the slow model sees a small square anyway.
-    try:
-        size = int(models.slow.preprocess.config.image_size)
-    except AttributeError:
-        return None
-    return max(128, 2 * size)
 
 
 def _result(candidate: Candidate, score: float, slow_score: float | None) -> SearchResult:
