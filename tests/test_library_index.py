@@ -126,6 +126,25 @@ def test_videos_get_timed_segments_with_thumbnails(hostile):
     assert len(frames) == 3 and all(f.mode == "RGB" for f in frames)
 
 
+def test_re_rank_pixels_come_from_the_thumbnail_when_it_holds_enough(hostile, monkeypatch):
+    from fastslow_desktop.library import library as library_module
+
+    library = hostile["library"]
+    seg = next(s for s in library.segments_info(library.segment_ids(kind="image").tolist()) if s.thumb)
+    opened = []
+    real = library_module.load_image
+    monkeypatch.setattr(library_module, "load_image", lambda path, **kw: opened.append(str(path)) or real(path, **kw))
+    shorter = min(Image.open(seg.thumb).size)
+    [small] = library.segment_frames(seg, n=1, max_side=shorter)
+    assert opened == [str(seg.thumb)] and min(small.size) >= shorter
+    opened.clear()
+    library.segment_frames(seg, n=1, max_side=shorter + 1)  # the thumbnail is too small: the photo itself
+    assert opened == [str(seg.thumb), seg.path]
+    opened.clear()
+    library.segment_frames(seg, n=1, max_side=None)  # full size asked for: never the thumbnail
+    assert opened == [seg.path]
+
+
 def test_hnsw_search_finds_each_photo_itself(hostile, monkeypatch):
     monkeypatch.setattr(ann_module, "EXACT_BELOW", 0)  # force the HNSW path, not the exact fallback
     library = hostile["library"]

@@ -93,6 +93,42 @@ def _tiny_slow(vocab: int = 20) -> SlowCaptioner:
     return SlowCaptioner(cfg).eval()
 
 
+def test_folding_batchnorm_leaves_the_visual_tokens_unchanged():
+    model = _tiny_slow()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # non-trivial statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+    pixels = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        before = model.visual_tokens(pixels)
+        model.fuse_batchnorm()
+        after = model.visual_tokens(pixels)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_one_decoder_pass_gives_the_score_and_the_worst_token(tiny_bundle):
+    slow = load_bundle(tiny_bundle).slow
+    tokens = slow.visual_tokens(_images(5, seed=3))
+    both = slow.score_and_worst("a red circle left of a blue square", tokens)
+    np.testing.assert_allclose(both[:, 0], slow.score_tokens("a red circle left of a blue square", tokens),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(both[:, 1], slow.worst_token("a red circle left of a blue square",
+                                                            [tokens[i:i + 1] for i in range(5)]), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["squash", "shortest", "longest"])
+def test_preprocessing_a_resized_image_gives_the_same_tensor(mode):
+    from fastslow_desktop.models.preprocess import ImagePreprocess, PreprocessConfig
+
+    preprocess = ImagePreprocess(PreprocessConfig(image_size=48, resize_mode=mode))
+    for image in _images(2, seed=4) + [Image.new("RGBA", (300, 90), (10, 200, 30, 255))]:
+        small = preprocess.resize(image)
+        assert small.mode == "RGB" and max(small.size) <= max(image.size)
+        torch.testing.assert_close(preprocess(small), preprocess(image))
+
+
 def test_reverse_sequences_reverses_only_the_real_tokens():
     ids = torch.tensor([[18, 3, 4, 5, 19, 0, 0, 0]])
     assert reverse_sequences(ids).tolist() == [[19, 5, 4, 3, 18, 0, 0, 0]]

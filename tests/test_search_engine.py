@@ -185,8 +185,8 @@ def test_stage_two_reuses_cached_visual_tokens_without_decoding_again(small, mon
     stage1 = small.fast(SearchRequest("an orange star above a purple circle", top=8, k=6))
     first = small.refine(stage1)
     decoded = []
-    real_load = small.library.load_frames
-    monkeypatch.setattr(small.library, "load_frames", lambda *a, **kw: decoded.append(a) or real_load(*a, **kw))
+    real_load = small.library.segment_frames
+    monkeypatch.setattr(small.library, "segment_frames", lambda *a, **kw: decoded.append(a) or real_load(*a, **kw))
     again = small.refine(stage1)
     assert decoded == []
     assert [(r.segment_id, r.slow_score, r.t_start) for r in again.results] == \
@@ -209,14 +209,14 @@ def test_a_cancelled_stage_two_returns_none(small):
 
 def test_stage_one_never_waits_for_a_blocked_stage_two_and_a_new_query_cancels_it(small, monkeypatch):
     gate, entered = threading.Event(), threading.Event()
-    real_load = small.library.load_frames
+    real_load = small.library.segment_frames
 
     def blocked_load(*args, **kwargs):
         entered.set()
         gate.wait(20)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(small.library, "load_frames", blocked_load)
+    monkeypatch.setattr(small.library, "segment_frames", blocked_load)
     small.token_cache.clear()  # so that stage 2 has to decode, and blocks there
     got: dict[str, list] = {"stage1": [], "stage2": []}
     old = small.submit(SearchRequest("a large green star", top=5, k=5), got["stage1"].append, got["stage2"].append)
@@ -292,7 +292,7 @@ def test_close_waits_for_a_decode_still_running_so_the_library_can_close_next(sm
     engine = SearchEngine(small.library, small.library.models)
     stage1 = engine.fast(SearchRequest("a red circle", top=10, k=5))
     started, finished = threading.Event(), []
-    real = small.library.load_frames
+    real = small.library.segment_frames
 
     def slow_load(*args, **kwargs):
         started.set()
@@ -301,7 +301,7 @@ def test_close_waits_for_a_decode_still_running_so_the_library_can_close_next(sm
         finished.append(True)
         return out
 
-    monkeypatch.setattr(small.library, "load_frames", slow_load)
+    monkeypatch.setattr(small.library, "segment_frames", slow_load)
     cancel = threading.Event()
     worker = threading.Thread(target=engine.refine, args=(stage1, cancel))
     worker.start()

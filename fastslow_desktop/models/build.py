@@ -155,7 +155,7 @@ def _build_bundle_slow(manifest: dict, folder: Path, device: str) -> CaptionerSc
     cfg = SlowConfig.from_dict(spec["config"])
     model = _checked_module(lambda: SlowCaptioner(cfg), inside_bundle(folder, spec["weights"], folder / MANIFEST))
     preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
-    scorer = CaptionerScorer(model, tokenizer, preprocess, device=device)
+    scorer = CaptionerScorer(model.fuse_batchnorm(), tokenizer, preprocess, device=device)
     _check_slow(scorer, folder)
     return scorer
 

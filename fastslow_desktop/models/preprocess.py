@@ -50,8 +50,20 @@ class ImagePreprocess:
             interpolation=config.interpolation,
         )
 
+        steps = list(self._transform.transforms)
+        first_tensor_step = next((i for i, t in enumerate(steps) if type(t).__name__.endswith("ToTensor")), len(steps))
+        self._geometry = steps[:first_tensor_step]
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self._transform(image)
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """Only the PIL steps (resize, crop, mode): no torch op, so decode threads can run it without
+        contending for torch's thread pool. Calling the preprocess on the result gives the same tensor
+        as on `image` (each step leaves an image of its output size unchanged)."""
+        for step in self._geometry:
+            image = step(image)
+        return image
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self(im) for im in images])  # (B, 3, S, S)

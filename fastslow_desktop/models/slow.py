@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .tokenizer import PAD_ID
 
@@ -187,6 +188,21 @@ class SlowCaptioner(nn.Module):
 
     def visual_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.visual(pixels)  # (B, N, D)
+
+    def fuse_batchnorm(self) -> SlowCaptioner:
+        """Fold each BatchNorm into the convolution before it, for inference only (eval mode; training
+        must not continue afterwards): the same tokens from a third fewer ops, 32 → 22 ms for 20
+        photos on a 2-core EPYC."""
+        self.eval()
+        for module in self.visual.modules():
+            if isinstance(module, ResidualBlock):
+                module.conv1, module.bn1 = fuse_conv_bn_eval(module.conv1, module.bn1), nn.Identity()
+                module.conv2, module.bn2 = fuse_conv_bn_eval(module.conv2, module.bn2), nn.Identity()
+            elif isinstance(module, nn.Sequential):  # the stem and the strided shortcuts: conv, BN[, …]
+                for i in range(len(module) - 1):
+                    if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                        module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+        return self
 
     @staticmethod
     def _token_logprobs(decoder: CaptionDecoder, ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:

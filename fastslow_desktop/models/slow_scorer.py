@@ -24,14 +24,18 @@ logger = logging.getLogger(__name__)
 def score_by_length(score_tokens: Callable[[str, torch.Tensor], np.ndarray], text: str,
                     memories: Sequence[torch.Tensor]) -> np.ndarray:
     """Score one text against memories of shape (1, T_i, D), in one batch per distinct T_i (rows of a
-    batch must have equal token counts); returns (n,) float32 in the order of `memories`."""
-    scores = np.zeros(len(memories), np.float32)
+    batch must have equal token counts); returns (n, …) float32 in the order of `memories`, where
+    `score_tokens` gives (rows, …)."""
+    scores: np.ndarray | None = None
     by_len: dict[int, list[int]] = {}
     for i, memory in enumerate(memories):
         by_len.setdefault(memory.shape[1], []).append(i)
     for idx in by_len.values():
-        scores[idx] = score_tokens(text, torch.cat([memories[i] for i in idx]))
-    return scores
+        out = score_tokens(text, torch.cat([memories[i] for i in idx]))
+        if scores is None:
+            scores = np.zeros((len(memories), *out.shape[1:]), np.float32)
+        scores[idx] = out
+    return scores if scores is not None else np.zeros(0, np.float32)
 
 
 class SlowScorerBase:
@@ -54,11 +58,14 @@ class SlowScorerBase:
         raise NotImplementedError
 
     @torch.no_grad()
-    def visual_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Encode images once; the result can be scored against any number of texts. (n, N, D)"""
+    def visual_tokens(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
+        """Encode images once; the result can be scored against any number of texts. (n, N, D)
+        An image may come already preprocessed, (3, S, S) from `self.preprocess` on a decode thread."""
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            pixels = self.preprocess.batch(images[start : start + self.batch_size]).to(self.device)
+            chunk = images[start : start + self.batch_size]
+            pixels = torch.stack([im if isinstance(im, torch.Tensor) else self.preprocess(im) for im in chunk])
+            pixels = pixels.to(self.device)
             with inference_autocast(self.device):
                 chunks.append(self._tokens(pixels))
         return torch.cat(chunks) if chunks else torch.zeros(0)
@@ -78,21 +85,27 @@ class SlowScorerBase:
         raise NotImplementedError
 
     @torch.no_grad()
-    def worst_token(self, text: str, memories: Sequence[torch.Tensor]) -> np.ndarray:
-        """Per memory (1, T_i, D): the lowest log-probability of any caption position given the image
-        (both directions added), i.e. the word the image explains worst — one wrong colour or shape
-        shows here while the sum h(x, y) hides it. (n,) float32"""
+    def score_and_worst(self, text: str, tokens: torch.Tensor) -> np.ndarray:
+        """From one decoder pass per batch, for each row of visual tokens (n, N, D): h(x, y) and the
+        worst caption position's log-probability (see `worst_token`). (n, 2) float32"""
         ids = self.tokenizer([text]).to(self.device)
         real = ids[0] != PAD_ID
         if not self.bidirectional:
             real[0] = False  # the start token is never predicted by a forward decoder
-
-        def lowest(_text: str, memory: torch.Tensor) -> np.ndarray:
+        out = []
+        for start in range(0, len(tokens), self.batch_size):
+            memory = tokens[start : start + self.batch_size].to(self.device)
             with inference_autocast(self.device):
-                per_token = self._token_scores(ids.expand(len(memory), -1), memory.to(self.device)).float()
-            return per_token[:, real].min(1).values.cpu().numpy()
+                per_token = self._token_scores(ids.expand(len(memory), -1), memory).float()
+            out.append(torch.stack([per_token.sum(1), per_token[:, real].min(1).values], 1).cpu())
+        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 2), np.float32)
 
-        return score_by_length(lowest, text, memories)
+    def worst_token(self, text: str, memories: Sequence[torch.Tensor]) -> np.ndarray:
+        """Per memory (1, T_i, D): the lowest log-probability of any caption position given the image
+        (both directions added), i.e. the word the image explains worst — one wrong colour or shape
+        shows here while the sum h(x, y) hides it. (n,) float32"""
+        both = score_by_length(self.score_and_worst, text, memories)
+        return both[:, 1] if len(both) else np.zeros(0, np.float32)
 
     def score(self, text: str, images: Sequence[Image.Image]) -> np.ndarray:
         """h(x, y) for each image. (n,) float32"""

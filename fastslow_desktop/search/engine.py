@@ -230,7 +230,7 @@ class SearchEngine:
             items[sid].frames = decoded
         readable = {sid for sid, item in items.items() if sid not in frames or frames[sid]}
         reranker = self.models.reranker
-        slow = CachedSlowScorer(reranker.slow, self.token_cache, cancel, _groups_per_batch(reranker.slow))
+        slow = CachedSlowScorer(reranker.slow, self.token_cache, cancel)
         keys = [c.segment_id for c in picks]
         fast_scores = [c.fast_score for c in picks]
         final: dict[int, float] = {}
@@ -255,7 +255,7 @@ class SearchEngine:
             ordered += [_result(c, c.fast_score, None) for c in stage1.candidates if c.segment_id not in final]
             matcher = self.models.matcher
             grouped = judge_results(list(best_per_media(ordered, lambda r: r.media_id)), matcher, stage1.rerank_texts,
-                                    lambda r: slow.tokens([items[r.segment_id]])[0].flatten(0, 1).unsqueeze(0))
+                                    lambda text, rs: slow.worst_tokens(text, [items[r.segment_id] for r in rs]))
             if request.only_matches:
                 grouped = [r for r in grouped if r.match == "yes"]
             results = self._narrow_moments(grouped[: max(1, int(request.top))], items, stage1.rerank_texts, slow)
@@ -345,12 +345,6 @@ def _pixels_key(candidate: Candidate) -> tuple:
 
 def _media_of(item: Candidate) -> int:
     return item.info.media_id
-
-
-def _groups_per_batch(slow) -> int:
-    # Small batches on CPU keep cancellation prompt; a GPU wants bigger ones.
-    device = getattr(slow, "device", None)
-    return 32 if getattr(device, "type", "cpu") == "cuda" else 8
 
 
 def _result(candidate: Candidate, score: float, slow_score: float | None) -> SearchResult:
