@@ -58,14 +58,11 @@ class SlowScorerBase:
         raise NotImplementedError
 
     @torch.no_grad()
-    def visual_tokens(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
-        """Encode images once; the result can be scored against any number of texts. (n, N, D)
-        An image may come already preprocessed, (3, S, S) from `self.preprocess` on a decode thread."""
+    def visual_tokens(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Encode images once; the result can be scored against any number of texts. (n, N, D)"""
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            pixels = torch.stack([im if isinstance(im, torch.Tensor) else self.preprocess(im) for im in chunk])
-            pixels = pixels.to(self.device)
+            pixels = self.preprocess.batch(images[start : start + self.batch_size]).to(self.device)
             with inference_autocast(self.device):
                 chunks.append(self._tokens(pixels))
         return torch.cat(chunks) if chunks else torch.zeros(0)

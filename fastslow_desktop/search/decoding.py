@@ -59,14 +59,14 @@ class CandidateDecoder:
         return {futures[f]: f.result() for f in futures}
 
     def close(self) -> None:
-        # Running decodes (a photo or a few frames each) are waited for: the library closes next, and
-        # one still reading SQLite on a worker thread as its connection closed crashed the process.
+        # Running decodes (a photo or a few frames each) are waited for: the library closes next (a
+        # decode still reading SQLite as its connection closed once crashed the process).
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def decode_side(models: Models) -> int | None:
-    """The longest side candidates are decoded at (JPEG draft mode): the slow model sees a small
-    square anyway. None (full size) when the bundle does not say its input size."""
+    """The shorter side candidates are decoded at, at least (JPEG draft mode, or a thumbnail): the
+    slow model sees a small square anyway. None (full size) when the bundle does not say its input size."""
     try:
         size = int(models.slow.preprocess.config.image_size)
     except AttributeError:

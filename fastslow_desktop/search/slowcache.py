@@ -38,7 +38,7 @@ class SegmentPixels:
 
     key: Hashable  # changes when the file changes: (segment id, mtime, size, frames)
     tokens: torch.Tensor | None = None  # (n_frames, N, D), held here so cache eviction cannot lose them
-    frames: list[Image.Image | torch.Tensor] | None = None  # decoded (maybe preprocessed), until encoded
+    frames: list[Image.Image] | None = None  # decoded pixels, for segments without tokens yet
 
 
 class TokenCache:
