@@ -129,6 +129,22 @@ def test_preprocessing_a_resized_image_gives_the_same_tensor(mode):
         torch.testing.assert_close(preprocess(small), preprocess(image))
 
 
+def test_dropped_models_are_freed_without_the_cycle_collector(tiny_bundle):
+    """The app exempts its start-up heap from the cyclic GC (ui/workers/startup.settle_heap): models it
+    lets go of on a switch must then be freed by reference counting alone, i.e. hold no cycles."""
+    import gc
+    import weakref
+
+    models = load_bundle(tiny_bundle)
+    refs = [weakref.ref(x) for x in (models, models.fast, models.slow, models.slow.model, models.reranker)]
+    gc.disable()
+    try:
+        del models
+        assert [r() is None for r in refs] == [True] * len(refs)
+    finally:
+        gc.enable()
+
+
 def test_reverse_sequences_reverses_only_the_real_tokens():
     ids = torch.tensor([[18, 3, 4, 5, 19, 0, 0, 0]])
     assert reverse_sequences(ids).tolist() == [[19, 5, 4, 3, 18, 0, 0, 0]]

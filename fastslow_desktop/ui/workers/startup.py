@@ -150,5 +150,6 @@ def settle_heap() -> None:
     """Exempt everything alive now (torch, the models, Qt's wrappers: about 400 000 objects) from
     Python's cyclic garbage collector. They live as long as the app, yet each full collection walked
     them all, holding the GIL for about 0.35 s (2-core EPYC): the window froze whenever one ran
-    during indexing. Objects made later are still collected."""
+    during indexing. Objects made later are still collected, and the models a switch lets go of are
+    freed by reference counting (tests/test_models.py checks they hold no cycles)."""
     gc.freeze()
