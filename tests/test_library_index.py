@@ -15,6 +15,7 @@ from PIL import Image
 
 from fastslow_desktop.cli import main as cli_main
 from fastslow_desktop.library import Library, Progress
+from fastslow_desktop.catalog import THUMB_SIZE
 from fastslow_desktop.catalog import ann as ann_module
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import generate
@@ -140,9 +141,10 @@ def test_re_rank_pixels_come_from_the_thumbnail_when_it_holds_enough(hostile, mo
     opened.clear()
     library.segment_frames(seg, n=1, max_side=shorter + 1)  # the thumbnail is too small: the photo itself
     assert opened == [str(seg.thumb), seg.path]
-    opened.clear()
-    library.segment_frames(seg, n=1, max_side=None)  # full size asked for: never the thumbnail
-    assert opened == [seg.path]
+    for side in (None, THUMB_SIZE + 1):  # full size, or more than any thumbnail has: never the thumbnail
+        opened.clear()
+        library.segment_frames(seg, n=1, max_side=side)
+        assert opened == [seg.path]
 
 
 def test_hnsw_search_finds_each_photo_itself(hostile, monkeypatch):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..catalog import AnnIndex, Catalog, LibraryError, RootInfo, SegmentInfo
+from ..catalog import THUMB_SIZE, AnnIndex, Catalog, LibraryError, RootInfo, SegmentInfo
 from ..paths import default_library_dir
 from ..media import DecodeError, frame_times, load_image, video_frames
 from .indexer import Indexer
@@ -253,7 +253,7 @@ def _from_thumbnail(seg: SegmentInfo, max_side: int | None) -> Image.Image | Non
     Made at index time from the same upright pixels, it decodes in well under a millisecond, where a
     12-megapixel camera JPEG takes tens even at reduced DCT scale: re-ranking K photos is bound by it.
     """
-    if max_side is None or seg.thumb is None:
+    if max_side is None or max_side > THUMB_SIZE or seg.thumb is None:  # too small for certain: not opened
         return None
     try:
         image = load_image(seg.thumb, max_side=max_side)
