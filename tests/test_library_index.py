@@ -127,24 +127,37 @@ def test_videos_get_timed_segments_with_thumbnails(hostile):
     assert len(frames) == 3 and all(f.mode == "RGB" for f in frames)
 
 
-def test_re_rank_pixels_come_from_the_thumbnail_when_it_holds_enough(hostile, monkeypatch):
+def test_re_rank_pixels_come_from_the_thumbnail_when_it_holds_enough(tmp_path, monkeypatch):
     from fastslow_desktop.library import library as library_module
 
-    library = hostile["library"]
-    seg = next(s for s in library.segments_info(library.segment_ids(kind="image").tolist()) if s.thumb)
-    opened = []
-    real = library_module.load_image
-    monkeypatch.setattr(library_module, "load_image", lambda path, **kw: opened.append(str(path)) or real(path, **kw))
-    shorter = min(Image.open(seg.thumb).size)
-    [small] = library.segment_frames(seg, n=1, max_side=shorter)
-    assert opened == [str(seg.thumb)] and min(small.size) >= shorter
-    opened.clear()
-    library.segment_frames(seg, n=1, max_side=shorter + 1)  # the thumbnail is too small: the photo itself
-    assert opened == [str(seg.thumb), seg.path]
-    for side in (None, THUMB_SIZE + 1):  # full size, or more than any thumbnail has: never the thumbnail
-        opened.clear()
-        library.segment_frames(seg, n=1, max_side=side)
-        assert opened == [seg.path]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("large.jpg", (900, 600)), ("small.jpg", (240, 160))):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(photos / name)
+    with Library.open(tmp_path / "library", load_bundle(make_tiny_bundle(tmp_path / "bundle"))) as library:
+        library.add_root(photos)
+        library.index()
+        segs = {Path(s.path).name: s for s in library.segments_info(library.segment_ids().tolist())}
+        opened = []
+        real = library_module.load_image
+        monkeypatch.setattr(library_module, "load_image",
+                            lambda path, **kw: opened.append(Path(path).name) or real(path, **kw))
+
+        def source(name: str, side: int | None) -> list[str]:
+            opened.clear()
+            [image] = library.segment_frames(segs[name], n=1, max_side=side)
+            assert side is None or min(image.size) >= side
+            return list(opened)
+
+        thumb = segs["large.jpg"].thumb.name
+        width, height = Image.open(segs["large.jpg"].thumb).size
+        assert width == THUMB_SIZE and height < width
+        assert source("large.jpg", 128) == [thumb]
+        assert source("large.jpg", height + 1) == [thumb, "large.jpg"]  # the thumbnail is too small
+        assert source("large.jpg", THUMB_SIZE + 1) == ["large.jpg"]  # more than any thumbnail holds: not opened
+        assert source("large.jpg", None) == ["large.jpg"]  # full size
+        assert source("small.jpg", 128) == ["small.jpg"]  # no larger than its thumbnail: the photo itself
 
 
 def test_hnsw_search_finds_each_photo_itself(hostile, monkeypatch):

@@ -190,7 +190,7 @@ class Library:
 
     def segment_frames(self, seg: SegmentInfo, n: int = 3, max_side: int | None = None) -> list[Image.Image]:
         """`load_frames` for a segment whose row the caller already holds (no database read): a photo
-        from its thumbnail when that holds `max_side` pixels on its shorter side."""
+        larger than its thumbnail from the thumbnail, when that holds `max_side` on its shorter side."""
         if seg.kind == "image":
             small = _from_thumbnail(seg, max_side)
             return [small if small is not None else load_image(seg.path, max_side=max_side)]
@@ -255,6 +255,9 @@ def _from_thumbnail(seg: SegmentInfo, max_side: int | None) -> Image.Image | Non
     """
     if max_side is None or max_side > THUMB_SIZE or seg.thumb is None:  # too small for certain: not opened
         return None
+    if not seg.width or not seg.height or max(seg.width, seg.height) <= THUMB_SIZE:
+        return None  # a photo no larger than its thumbnail decodes as fast, without a second JPEG pass
+
     try:
         image = load_image(seg.thumb, max_side=max_side)
     except DecodeError:  # removed or damaged: the photo itself is decoded instead
