@@ -129,6 +129,19 @@ def test_preprocessing_a_resized_image_gives_the_same_tensor(mode):
         torch.testing.assert_close(preprocess(small), preprocess(image))
 
 
+def test_hub_models_preprocess_resizes_the_same_way():
+    """Hub presets wrap open_clip's own transform (`_OpenClipPreprocess`); re-ranking resizes with it too."""
+    from open_clip.transform import image_transform
+
+    from fastslow_desktop.models.fast import _OpenClipPreprocess
+
+    preprocess = _OpenClipPreprocess(image_transform(64, is_train=False), {"size": 64})
+    image = Image.new("RGB", (200, 120), (200, 40, 40))
+    small = preprocess.resize(image)
+    assert small.size == (64, 64)
+    torch.testing.assert_close(preprocess(small), preprocess(image))
+
+
 def test_dropped_models_are_freed_without_the_cycle_collector(tiny_bundle):
     """The app exempts its start-up heap from the cyclic GC (ui/workers/startup.settle_heap): models it
     lets go of on a switch must then be freed by reference counting alone, i.e. hold no cycles."""

@@ -19,7 +19,7 @@ from PIL import Image
 from .backends import select_backend
 from .config import load_arch
 from .device import configure_threads, resolve_device
-from .preprocess import ImagePreprocess, PreprocessConfig
+from .preprocess import ImagePreprocess, PreprocessConfig, apply_steps, pil_steps
 from .tokenizer import TextTokenizer, TokenizerConfig
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class _OpenClipPreprocess:
 
     def __init__(self, transform, cfg: dict):
         self._transform = transform
+        self._geometry = pil_steps(transform)
         size = cfg.get("size", 224)
         self.config = PreprocessConfig(
             image_size=size[0] if isinstance(size, (tuple, list)) else int(size),
@@ -163,6 +164,10 @@ class _OpenClipPreprocess:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self._transform(image)
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """The PIL steps only, as `ImagePreprocess.resize`."""
+        return apply_steps(self._geometry, image)
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self(im) for im in images])

@@ -50,9 +50,7 @@ class ImagePreprocess:
             interpolation=config.interpolation,
         )
 
-        steps = list(self._transform.transforms)
-        first_tensor_step = next((i for i, t in enumerate(steps) if type(t).__name__.endswith("ToTensor")), len(steps))
-        self._geometry = steps[:first_tensor_step]
+        self._geometry = pil_steps(self._transform)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self._transform(image)
@@ -61,9 +59,21 @@ class ImagePreprocess:
         """Only the PIL steps (resize, crop, mode), for decode threads: making the tensors there too
         was slower than on the model's thread. Calling the preprocess on the result gives the same
         tensor as on `image` (each step leaves an image of its output size unchanged)."""
-        for step in self._geometry:
-            image = step(image)
-        return image
+        return apply_steps(self._geometry, image)
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self(im) for im in images])  # (B, 3, S, S)
+
+
+def pil_steps(transform) -> list:
+    """The steps of a torchvision Compose before its ToTensor (resize, crop, mode: PIL only); none
+    when `transform` is not a Compose, so that resizing first is then simply skipped."""
+    steps = list(getattr(transform, "transforms", []))
+    end = next((i for i, t in enumerate(steps) if type(t).__name__.endswith("ToTensor")), 0)
+    return steps[:end]
+
+
+def apply_steps(steps: list, image: Image.Image) -> Image.Image:
+    for step in steps:
+        image = step(image)
+    return image
