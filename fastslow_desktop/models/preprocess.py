@@ -49,7 +49,6 @@ class ImagePreprocess:
             resize_mode=config.resize_mode,
             interpolation=config.interpolation,
         )
-
         self._geometry = pil_steps(self._transform)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
@@ -67,13 +66,14 @@ class ImagePreprocess:
 
 def pil_steps(transform) -> list:
     """The steps of a torchvision Compose before its ToTensor (resize, crop, mode: PIL only); none
-    when `transform` is not a Compose, so that resizing first is then simply skipped."""
+    when `transform` is not a Compose or has no ToTensor, so that resizing first is simply skipped."""
     steps = list(getattr(transform, "transforms", []))
     end = next((i for i, t in enumerate(steps) if type(t).__name__.endswith("ToTensor")), 0)
     return steps[:end]
 
 
 def apply_steps(steps: list, image: Image.Image) -> Image.Image:
+    """`image` through `steps` (from `pil_steps`), in order."""
     for step in steps:
         image = step(image)
     return image
