@@ -67,16 +67,22 @@ class SlowScorerBase:
                 chunks.append(self._tokens(pixels))
         return torch.cat(chunks) if chunks else torch.zeros(0)
 
-    @torch.no_grad()
-    def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
-        """Score one text against precomputed visual tokens (n, N, D) in batches. (n,) float32"""
+    def _per_batch(self, text: str, tokens: torch.Tensor,
+                   fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], empty: tuple[int, ...]) -> np.ndarray:
+        """fn(ids, memory) over `tokens` (n, N, D) in batches of the scorer's size, the rows
+        concatenated as float32; `empty` is the shape returned for no tokens."""
         ids = self.tokenizer([text]).to(self.device)
         out = []
         for start in range(0, len(tokens), self.batch_size):
             memory = tokens[start : start + self.batch_size].to(self.device)
             with inference_autocast(self.device):
-                out.append(self._score(ids.expand(len(memory), -1), memory).float().cpu())
-        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, np.float32)
+                out.append(fn(ids.expand(len(memory), -1), memory).float().cpu())
+        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(empty, np.float32)
+
+    @torch.no_grad()
+    def score_tokens(self, text: str, tokens: torch.Tensor) -> np.ndarray:
+        """Score one text against precomputed visual tokens (n, N, D) in batches. (n,) float32"""
+        return self._per_batch(text, tokens, self._score, (0,))
 
     def _token_scores(self, ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:  # (B, L) log p per position
         raise NotImplementedError
@@ -85,17 +91,15 @@ class SlowScorerBase:
     def score_and_worst(self, text: str, tokens: torch.Tensor) -> np.ndarray:
         """From one decoder pass per batch, for each row of visual tokens (n, N, D): h(x, y) and the
         worst caption position's log-probability (see `worst_token`). (n, 2) float32"""
-        ids = self.tokenizer([text]).to(self.device)
-        real = ids[0] != PAD_ID
+        real = self.tokenizer([text])[0] != PAD_ID
         if not self.bidirectional:
             real[0] = False  # the start token is never predicted by a forward decoder
-        out = []
-        for start in range(0, len(tokens), self.batch_size):
-            memory = tokens[start : start + self.batch_size].to(self.device)
-            with inference_autocast(self.device):
-                per_token = self._token_scores(ids.expand(len(memory), -1), memory).float()
-            out.append(torch.stack([per_token.sum(1), per_token[:, real].min(1).values], 1).cpu())
-        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 2), np.float32)
+
+        def both(ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+            per_token = self._token_scores(ids, memory).float()
+            return torch.stack([per_token.sum(1), per_token[:, real.to(per_token.device)].min(1).values], 1)
+
+        return self._per_batch(text, tokens, both, (0, 2))
 
     def worst_token(self, text: str, memories: Sequence[torch.Tensor]) -> np.ndarray:
         """Per memory (1, T_i, D): the lowest log-probability of any caption position given the image
