@@ -310,3 +310,29 @@ def test_close_waits_for_a_decode_still_running_so_the_library_can_close_next(sm
     engine.close()
     assert finished, "close() returned while a decode was still reading the library"
     worker.join(30)
+
+
+def test_the_fast_shortlist_reaches_as_far_as_the_library_has_segments_per_file(small, monkeypatch):
+    library = small.library
+    n_media, n_segments = library.catalog.store.counts()["media"], len(library.ann())
+    assert library.segments_per_media() == pytest.approx(n_segments / n_media)
+    asked: list[int] = []
+    real_query = library.query
+
+    def spy(vector, k, **kw):
+        asked.append(k)
+        return real_query(vector, k, **kw)
+
+    monkeypatch.setattr(library, "query", spy)
+    request = SearchRequest("a red circle", top=8, k=4)
+    for per_media, factor in ((1.0, 1.25), (2.0, 2.0), (9.0, 3.0)):  # photos only; some videos; long videos
+        monkeypatch.setattr(library, "segments_per_media", lambda value=per_media: value)
+        asked.clear()
+        stage1 = small.fast(request)
+        assert asked[0] == int(np.ceil(factor * 8)) and len(stage1.results) == 8
+    # A shortlist that collapses to fewer than `top` files is widened until it holds them.
+    monkeypatch.setattr(library, "segments_per_media", lambda: 1.0)
+    asked.clear()
+    videos = small.fast(SearchRequest("a red circle", top=3, k=0, kind="video"))
+    assert len(videos.results) == 3 and len({r.media_id for r in videos.results}) == 3
+    assert asked[0] == 4 and len(asked) >= 2 and asked[1] == 16

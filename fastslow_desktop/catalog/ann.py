@@ -61,7 +61,10 @@ def exact_top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
     """Top-k (ids, inner-product scores) by brute force, best first; ties keep the ids' order."""
     if len(ids) == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    scores = vectors @ np.asarray(query, dtype=np.float32).reshape(-1)
+    # einsum, not `@`: a matrix-vector product goes to OpenBLAS, whose worker threads then spin on the
+    # cores that ONNX Runtime and torch need next (a kind-filtered query took 9–12 ms instead of 5 on
+    # 2 cores); einsum's own loop is single-threaded: 0.3 ms for 10 000 × 128, 22 ms for 100 000 × 512.
+    scores = np.einsum("ij,j->i", vectors, np.asarray(query, dtype=np.float32).reshape(-1))
     k = min(k, len(ids))
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]

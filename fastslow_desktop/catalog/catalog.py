@@ -23,7 +23,7 @@ import numpy as np
 from .ann import AnnIndex, exact_top_k, index_file_name
 from .filtered import as_sorted_ids
 from .locks import WRITER_WAIT_SECONDS, WriterLock
-from .records import LibraryError, LibraryPaths, MediaRecord, MediaRow, SegmentInfo
+from .records import LibraryError, LibraryPaths, MediaRecord, MediaRow, SegmentInfo, py_path
 from .store import Store
 from .thumbs import remove_thumbnails
 
@@ -117,6 +117,7 @@ class Catalog:
         self._anns_lock = threading.RLock()
         self._saver = _IdleSaver(self)
         self._kind_ids: dict[tuple[str, str], tuple[int, np.ndarray]] = {}  # see kind_ids()
+        self._per_media: dict[str, tuple[int, float]] = {}  # see segments_per_media()
 
     def close(self) -> None:
         self._saver.stop()
@@ -326,6 +327,18 @@ class Catalog:
         self._kind_ids[(model_id, kind)] = (version, ids)
         return ids
 
+    def segments_per_media(self, model_id: str) -> float:
+        """Searchable segments per file (1.0 for photos only; more with videos), kept until the model's
+        index changes: how far the fast shortlist must reach for `top` distinct files."""
+        ann = self.ann(model_id)
+        version = ann.version
+        cached = self._per_media.get(model_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ratio = len(ann) / max(1, self.store.media_count())
+        self._per_media[model_id] = (version, ratio)
+        return ratio
+
     def _allowed(self, model_id: str, kind: str | None, filter_ids: Iterable[int] | None,
                  cached: bool = True) -> np.ndarray | None:
         given = None if filter_ids is None else as_sorted_ids(filter_ids)
@@ -354,14 +367,13 @@ class Catalog:
     def segments_info(self, ids: Sequence[int]) -> list[SegmentInfo]:
         """Rows for the given segment ids, in the same order (ids no longer in the library are skipped)."""
         rows = self.store.segment_rows(ids)
+        root = self.paths.root
         out = []
         for sid in ids:
             row = rows.get(int(sid))
             if row is None:
                 continue
-            thumb = self.paths.root / row["thumb"] if row["thumb"] else None
-            out.append(SegmentInfo(row["segment_id"], row["media_id"], row["path"], row["kind"], row["t_start"],
-                                   row["t_end"], row["taken"], row["mtime"], row["size"], row["width"],
-                                   row["height"], row["duration"], row["root"], bool(row["online"]), thumb,
-                                   row["captured_at"], row["captured_source"] or "mtime"))
+            path, thumb, source = row[2], row[14], row[16]
+            out.append(SegmentInfo(*row[:2], path if isinstance(path, str) else py_path(path), *row[3:13],
+                                   bool(row[13]), root / thumb if thumb else None, row[15], source or "mtime"))
         return out

@@ -93,20 +93,22 @@ class StoreQueries:
         seg_ids = np.array([r[0] for r in rows], dtype=np.int64)
         return seg_ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
 
-    def segment_rows(self, ids: Iterable[int]) -> dict[int, dict]:
-        names = ("segment_id", "media_id", "t_start", "t_end", "thumb", "path", "kind", "taken", "mtime", "size",
-                 "width", "height", "duration", "root", "online", "captured_at", "captured_source")
-        out: dict[int, dict] = {}
+    def segment_rows(self, ids: Iterable[int]) -> dict[int, tuple]:
+        """Segment id -> (segment_id, media_id, path, kind, t_start, t_end, taken, mtime, size, width,
+        height, duration, root, online, thumb, captured_at, captured_source): SegmentInfo's order.
+        Plain tuples: every query reads these for its whole shortlist."""
+        out: dict[int, tuple] = {}
         for chunk, marks in chunks(list(ids)):
-            sql = ("SELECT s.id, s.media_id, s.t_start, s.t_end, s.thumb, m.path, m.kind, m.taken, m.mtime, m.size, "
-                   "m.width, m.height, m.duration, r.path, r.online, m.captured_at, m.captured_source "
+            sql = ("SELECT s.id, s.media_id, m.path, m.kind, s.t_start, s.t_end, m.taken, m.mtime, m.size, "
+                   "m.width, m.height, m.duration, r.path, r.online, s.thumb, m.captured_at, m.captured_source "
                    "FROM segments s JOIN media m ON m.id = s.media_id JOIN roots r ON r.id = m.root_id "
                    f"WHERE s.id IN ({marks})")
             for row in self.conn.execute(sql, chunk):
-                record = dict(zip(names, row))
-                record["path"] = py_path(record["path"])
-                out[record["segment_id"]] = record
+                out[row[0]] = row
         return out
+
+    def media_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM media WHERE status = 'ok'").fetchone()[0]
 
     def segment_ids(self, kind: str | None = None, model_id: str | None = None) -> np.ndarray:
         sql = "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id"

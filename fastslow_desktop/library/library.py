@@ -143,6 +143,11 @@ class Library:
         self.ann(model_id)
         return self.catalog.query(model_id, vector, k, kind, filter_ids)
 
+    def segments_per_media(self) -> float:
+        """Searchable segments per file of the serving model (1.0 for photos only)."""
+        model_id = self.serving_model_id
+        return self.catalog.segments_per_media(model_id) if model_id else 1.0
+
     def exact_query(self, vector: np.ndarray, k: int, kind: str | None = None,
                     filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As `query`, by brute force over the stored vectors (no HNSW involved)."""

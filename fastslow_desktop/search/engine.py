@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +28,8 @@ from .types import Candidate, SearchError, SearchRequest, SearchResult, StageRes
 
 logger = logging.getLogger(__name__)
 
-SHORTLIST_FACTOR = 3  # fast shortlist = this × max(top, K) segments: videos collapse to one result each
+SHORTLIST_FACTOR = 3  # fast shortlist = up to this × max(top, K) segments: videos collapse to one result each
+MIN_SHORTLIST_FACTOR = 1.25  # ... and at least this: a library of photos collapses nothing
 MAX_SHORTLIST = 20_000
 SEGMENTS_PER_VIDEO = 3  # at most this many segments of one video among the K re-ranked
 TEXT_CACHE_SIZE = 512
@@ -176,7 +179,10 @@ class SearchEngine:
         allowed = allowed_ids(self.library, request)
         want = max(1, int(request.top))
         depth = self.rerank_depth(request) if request.rerank else 0
-        n = min(MAX_SHORTLIST, SHORTLIST_FACTOR * max(want, depth))
+        # As many segments as `top` files are likely to hold: each shortlisted row costs an HNSW step
+        # and a SQLite row (half of stage 1 at 100 000 photos); the loop below widens when short.
+        factor = min(SHORTLIST_FACTOR, max(MIN_SHORTLIST_FACTOR, self.library.segments_per_media()))
+        n = min(MAX_SHORTLIST, math.ceil(factor * max(want, depth)))
         while True:
             ids, scores = self._top(vector, n, None if allowed is not None else request.kind, allowed)
             infos = {info.segment_id: info for info in self.library.segments_info(ids.tolist())}
@@ -189,7 +195,7 @@ class SearchEngine:
         if request.min_relative_score is not None and candidates and candidates[0].fast_score > 0:
             floor = request.min_relative_score * candidates[0].fast_score
             candidates = [c for c in candidates if c.fast_score >= floor]
-        results = [_result(c, c.fast_score, None) for c in best_per_media(candidates, _media_of)][:want]
+        results = [_result(c, c.fast_score, None) for c in itertools.islice(best_per_media(candidates, _media_of), want)]
         results = sort_results(results, request)
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts)
