@@ -93,6 +93,23 @@ def _tiny_slow(vocab: int = 20) -> SlowCaptioner:
     return SlowCaptioner(cfg).eval()
 
 
+def test_scores_decoded_without_the_padding_columns_equal_the_full_context_ones():
+    from fastslow_desktop.models.slow_scorer import CaptionerScorer, trim_padding
+
+    model = _tiny_slow()
+    ids = torch.tensor([[18, 3, 4, 5, 19, 0, 0, 0]])  # SOT a b c EOT, then padding to the context length
+    assert trim_padding(ids).shape == (1, 5)
+    memory = torch.randn(4, 16, 32)
+    scorer = CaptionerScorer.__new__(CaptionerScorer)  # the decoding methods only; no preprocessing needed
+    scorer.model, scorer.bidirectional = model, True
+    rows = ids.expand(4, -1)
+    with torch.no_grad():
+        full = model.token_logprobs(rows, memory, "fwd") + model.token_logprobs(rows, memory, "bwd")
+        trimmed = scorer._token_scores(rows, memory)
+        torch.testing.assert_close(trimmed, full, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(scorer._score(rows, memory), model.score_tokens(rows, memory), rtol=1e-5, atol=1e-5)
+
+
 def test_folding_batchnorm_leaves_the_visual_tokens_unchanged():
     model = _tiny_slow()
     for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # non-trivial statistics

@@ -38,6 +38,14 @@ def score_by_length(score_tokens: Callable[[str, torch.Tensor], np.ndarray], tex
     return scores if scores is not None else np.zeros(0, np.float32)
 
 
+def trim_padding(ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, L) without the padding columns after the longest caption. Both decoders are causal and
+    every row's padding follows its tokens (the backward decoder reverses only the real tokens), so no
+    real position sees the padding: its scores are unchanged, and a short caption decodes a few
+    positions instead of the context's every one."""
+    return ids[:, : max(2, int((ids != PAD_ID).sum(1).max()))]
+
+
 class SlowScorerBase:
     """h(x, y) for one text against many images or frame groups; higher = better match."""
 
@@ -134,11 +142,13 @@ class CaptionerScorer(SlowScorerBase):
         return self.model.visual_tokens(pixels)
 
     def _score(self, ids, memory):
-        return self.model.score_tokens(ids, memory)
+        return self.model.score_tokens(trim_padding(ids), memory)
 
     def _token_scores(self, ids, memory):
+        full, ids = ids.shape[1], trim_padding(ids)
         out = self.model.token_logprobs(ids, memory, "fwd")
-        return out + self.model.token_logprobs(ids, memory, "bwd") if self.bidirectional else out
+        out = out + self.model.token_logprobs(ids, memory, "bwd") if self.bidirectional else out
+        return torch.nn.functional.pad(out, (0, full - out.shape[1]))  # (B, L) as the caller's ids
 
 
 class CocaScorer(SlowScorerBase):
@@ -158,10 +168,8 @@ class CocaScorer(SlowScorerBase):
 
     def _token_scores(self, ids, memory):
         # Only the caption's own positions are decoded: open_clip pads every caption to 76 tokens, and
-        # the padding's logits (76 × 49 408 per candidate) cost several times the caption itself. The
-        # decoder is causal, so cutting trailing padding leaves every real position's score as it was.
-        full = ids.shape[1]
-        ids = ids[:, : max(2, int((ids != PAD_ID).sum(1).max()))]
+        # the padding's logits (76 × 49 408 per candidate) cost several times the caption itself.
+        full, ids = ids.shape[1], trim_padding(ids)
         _, token_embs = self.model._encode_text(ids)
         logits = self.model.text_decoder(memory, token_embs[:, :-1])  # (B, L-1, V)
         targets = ids[:, 1:]
