@@ -146,6 +146,47 @@ def test_preprocessing_a_resized_image_gives_the_same_tensor(mode):
         torch.testing.assert_close(preprocess(small), preprocess(image))
 
 
+@pytest.mark.parametrize("mode", ["squash", "shortest", "longest"])
+def test_a_batch_of_resized_images_is_normalised_in_bulk_exactly_as_one_by_one(mode):
+    from fastslow_desktop.models.preprocess import ImagePreprocess, PreprocessConfig
+
+    preprocess = ImagePreprocess(PreprocessConfig(image_size=48, resize_mode=mode))
+    assert preprocess._normalize is not None  # the bulk path applies to open_clip's transforms
+    images = _images(3, seed=6) + [Image.new("RGBA", (300, 90), (10, 200, 30, 255)), Image.new("L", (48, 48), 90)]
+    one_by_one = torch.stack([preprocess(im) for im in images])
+    assert torch.equal(preprocess.batch([preprocess.resize(im) for im in images]), one_by_one)
+    assert torch.equal(preprocess.batch(images), one_by_one)  # not yet resized: resized first, same tensors
+
+
+def test_the_eval_decoder_layers_compute_what_nn_transformer_decoder_computes():
+    model = _tiny_slow()
+    ids = torch.tensor([[18, 3, 4, 5, 19, 0, 0, 0], [18, 7, 19, 0, 0, 0, 0, 0]])
+    memory = torch.randn(2, 16, 32)
+    with torch.no_grad():
+        fast = model.fwd(ids, memory)  # eval mode: slow.eval_layer
+        model.fwd.train()  # the nn.TransformerDecoder path (dropout is 0 in this config)
+        reference = model.fwd(ids, memory)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_the_slow_visual_tokens_run_on_onnx_runtime_only_when_they_match_torch(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from fastslow_desktop.models import slow_onnx
+
+    model = _tiny_slow().fuse_batchnorm()
+    tokens = slow_onnx.onnx_visual_tokens(model, torch.device("cpu"))
+    assert tokens is not None
+    pixels = torch.randn(5, 3, 32, 32)
+    assert tokens.accepts(pixels) and not tokens.accepts(torch.randn(2, 3, 40, 40))
+    with torch.no_grad():
+        torch.testing.assert_close(tokens(pixels), model.visual_tokens(pixels), rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(slow_onnx, "TOKEN_GUARD", -1.0)  # any difference fails the guard: torch is kept
+    assert slow_onnx.onnx_visual_tokens(model, torch.device("cpu")) is None
+    monkeypatch.setattr(slow_onnx, "TOKEN_GUARD", 1e-3)
+    monkeypatch.setenv(slow_onnx.ENV, "0")
+    assert slow_onnx.onnx_visual_tokens(model, torch.device("cpu")) is None
+
+
 def test_hub_models_preprocess_resizes_the_same_way():
     """Hub presets wrap open_clip's own transform (`_OpenClipPreprocess`); re-ranking resizes with it too."""
     from open_clip.transform import image_transform

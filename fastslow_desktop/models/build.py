@@ -23,6 +23,7 @@ from .errors import BundleError, ModelError
 from .fast import FastEncoder, build_clip
 from .preprocess import ImagePreprocess, PreprocessConfig
 from .slow import SlowCaptioner, SlowConfig
+from .slow_onnx import onnx_visual_tokens
 from .slow_scorer import CaptionerScorer, CocaScorer
 from .tokenizer import TextTokenizer
 from .weights import check_against_model, load_checked, read_header
@@ -156,6 +157,7 @@ def _build_bundle_slow(manifest: dict, folder: Path, device: str) -> CaptionerSc
     model = _checked_module(lambda: SlowCaptioner(cfg), inside_bundle(folder, spec["weights"], folder / MANIFEST))
     preprocess = ImagePreprocess(PreprocessConfig.from_dict(spec["preprocess"]))
     scorer = CaptionerScorer(model.fuse_batchnorm(), tokenizer, preprocess, device=device)
+    scorer.onnx_tokens = onnx_visual_tokens(scorer.model, scorer.device)
     _check_slow(scorer, folder)
     return scorer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -50,6 +51,7 @@ class ImagePreprocess:
             interpolation=config.interpolation,
         )
         self._geometry = pil_steps(self._transform)
+        self._normalize = _plain_normalize(self._transform, len(self._geometry))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self._transform(image)
@@ -61,7 +63,30 @@ class ImagePreprocess:
         return apply_steps(self._geometry, image)
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return torch.stack([self(im) for im in images])  # (B, 3, S, S)
+        """(B, 3, S, S): each image as `self(image)` gives it. Images the geometry steps leave at S×S
+        RGB (the decode threads resized them) are normalised together in a few tensor ops, with
+        ToTensor's and Normalize's arithmetic: 1 ms for 20 instead of 8 through the transform."""
+        if self._normalize is None or not images:
+            return torch.stack([self(im) for im in images])
+        shaped = [apply_steps(self._geometry, im) for im in images]
+        side = (self.config.image_size, self.config.image_size)
+        if any(im.mode != "RGB" or im.size != side for im in shaped):
+            return torch.stack([self(im) for im in images])
+        pixels = torch.from_numpy(np.stack([np.asarray(im) for im in shaped])).permute(0, 3, 1, 2)
+        mean, std = self._normalize
+        return pixels.float().div(255).sub_(mean).div_(std).contiguous()
+
+
+def _plain_normalize(transform, n_geometry: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) as (3, 1, 1) tensors when `transform` is its PIL steps, ToTensor and one Normalize
+    and nothing else (the case `ImagePreprocess.batch` can do in bulk); otherwise None."""
+    steps = list(getattr(transform, "transforms", []))[n_geometry:]
+    if len(steps) != 2 or not type(steps[0]).__name__.endswith("ToTensor") or type(steps[1]).__name__ != "Normalize" \
+            or getattr(steps[1], "inplace", False):
+        return None
+    mean = torch.as_tensor(steps[1].mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.as_tensor(steps[1].std, dtype=torch.float32).view(3, 1, 1)
+    return mean, std
 
 
 def pil_steps(transform) -> list:

@@ -137,8 +137,11 @@ class CaptionerScorer(SlowScorerBase):
         super().__init__(tokenizer, preprocess, device, batch_size)
         self.model = model.to(device).eval()
         self.bidirectional = model.bwd is not None
+        self.onnx_tokens = None  # slow_onnx.OnnxVisualTokens when the bundle loader sets one
 
     def _tokens(self, pixels):
+        if self.onnx_tokens is not None and self.onnx_tokens.accepts(pixels):
+            return self.onnx_tokens(pixels)
         return self.model.visual_tokens(pixels)
 
     def _score(self, ids, memory):
