@@ -64,3 +64,21 @@ def test_the_captioner_trains_on_augmented_batches_from_the_command_line_fields(
     loss = sum(terms.values())
     loss.backward()
     assert torch.isfinite(loss) and slow.fwd.embed.weight.grad is not None
+
+
+def test_calibration_can_score_a_jittered_copy_of_the_validation_images():
+    import numpy as np
+
+    from training.calibrate_bundle import JITTER, augmented_items
+
+    assert not Strengths(*JITTER[:1], blur=JITTER[1], noise=JITTER[2]).active  # off unless asked for
+    items = render_synthscenes(4, 0, 96, 0.5)
+    jitter = Strengths(colour=0.2, blur=1.0, noise=0.03)
+    copies = augmented_items(items, jitter, seed=1)
+    assert [c.captions for c in copies] == [it.captions for it in items]
+    assert all(c.image.size == it.image.size and c.image.mode == "RGB" for c, it in zip(copies, items))
+    moved = [np.abs(np.asarray(c.image, np.int16) - np.asarray(it.image.convert("RGB"), np.int16)).mean()
+             for c, it in zip(copies, items)]
+    assert all(0 < m < 40 for m in moved)  # changed, yet the same picture
+    again = augmented_items(items, jitter, seed=1)
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(c.image)) for a, c in zip(again, copies))
