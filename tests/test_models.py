@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,38 @@ def test_preprocessing_a_resized_image_gives_the_same_tensor(mode):
         small = preprocess.resize(image)
         assert small.mode == "RGB" and max(small.size) <= max(image.size)
         torch.testing.assert_close(preprocess(small), preprocess(image))
+
+
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_squash_preprocessing_without_open_clip_matches_open_clips_transform_pixel_for_pixel(interpolation):
+    from open_clip.transform import image_transform
+
+    from fastslow_desktop.models.preprocess import ImagePreprocess, PreprocessConfig
+
+    config = PreprocessConfig(image_size=48, resize_mode="squash", interpolation=interpolation)
+    preprocess = ImagePreprocess(config)
+    assert preprocess._transform is None  # the PIL-only path
+    reference = image_transform(48, is_train=False, mean=config.mean, std=config.std, resize_mode="squash",
+                                interpolation=interpolation)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in ((100, 80), (48, 48), (31, 97))]
+    grey = Image.fromarray(rng.integers(0, 255, (50, 70), dtype=np.uint8))
+    images += [grey, grey.convert("P"), grey.convert("1"), Image.fromarray(rng.integers(0, 255, (40, 60, 4), dtype=np.uint8))]
+    for image in images:
+        assert torch.equal(preprocess(image), reference(image)), image.mode
+    assert torch.equal(preprocess.batch(images), torch.stack([reference(im) for im in images]))
+
+
+def test_loading_a_squash_bundles_slow_model_imports_neither_open_clip_nor_torch_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastslow_desktop.models import load_bundle; "
+            "m = load_bundle('resources/models/synthscenes'); m.slow; m.matcher; "
+            "print(sorted(n for n in ('open_clip', 'torchvision', 'transformers', 'torch._dynamo') if n in sys.modules))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=root)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("mode", ["squash", "shortest", "longest"])

@@ -63,7 +63,9 @@ def _checked_module(factory: Callable[[], torch.nn.Module], file: Path) -> torch
     a manifest that describes a huge model is refused by the shape check instead of allocated.
     """
     header = read_header(file)
-    with torch.device("meta"):
+    # skipped_init on the meta device too: arithmetic on meta tensors runs torch's Python decompositions,
+    # whose first use imports torch._dynamo (2.7 s of a one-shot `fastslow search` on a 2-core EPYC).
+    with torch.device("meta"), skipped_init():
         expected = factory().state_dict()
     check_against_model(file, header, expected)
     with skipped_init():

@@ -39,9 +39,18 @@ class ImagePreprocess:
     """Callable PIL.Image -> (3, S, S) float tensor; thread-safe, so decode workers can run it."""
 
     def __init__(self, config: PreprocessConfig):
+        self.config = config
+        if config.resize_mode == "squash":
+            # open_clip's squash transform rebuilt from PIL calls (tests/test_models.py compares them pixel for
+            # pixel): importing open_clip brings torchvision, transformers and torch._dynamo, 6 of the
+            # 12 s a one-shot `fastslow search` with re-ranking took on a 2-core EPYC.
+            self._transform = None
+            self._geometry = [_Squash(config.image_size, config.interpolation), _to_rgb]
+            self._normalize = (torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1),
+                               torch.tensor(config.std, dtype=torch.float32).view(3, 1, 1))
+            return
         from open_clip.transform import image_transform
 
-        self.config = config
         self._transform = image_transform(
             config.image_size,
             is_train=False,
@@ -54,6 +63,8 @@ class ImagePreprocess:
         self._normalize = _plain_normalize(self._transform, len(self._geometry))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        if self._transform is None:
+            return self.batch([image])[0]
         return self._transform(image)
 
     def resize(self, image: Image.Image) -> Image.Image:
@@ -70,11 +81,27 @@ class ImagePreprocess:
             return torch.stack([self(im) for im in images])
         shaped = [apply_steps(self._geometry, im) for im in images]
         side = (self.config.image_size, self.config.image_size)
-        if any(im.mode != "RGB" or im.size != side for im in shaped):
-            return torch.stack([self(im) for im in images])
+        if any(im.mode != "RGB" or im.size != side for im in shaped):  # never for squash: it always makes S×S RGB
+            return torch.stack([self._transform(im) for im in images])
         pixels = torch.from_numpy(np.stack([np.asarray(im) for im in shaped])).permute(0, 3, 1, 2)
         mean, std = self._normalize
         return pixels.float().div(255).sub_(mean).div_(std).contiguous()
+
+
+class _Squash:
+    """torchvision's Resize((S, S)) of a PIL image, as open_clip's squash mode calls it."""
+
+    def __init__(self, side: int, interpolation: str):
+        self.size = (side, side)
+        # open_clip: "bilinear" is bilinear, anything else ("bicubic", "random") bicubic
+        self.resample = Image.Resampling.BILINEAR if interpolation == "bilinear" else Image.Resampling.BICUBIC
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image if image.size == self.size else image.resize(self.size, self.resample)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    return image.convert("RGB")  # open_clip's MaybeConvertMode, after the resize as there
 
 
 def _plain_normalize(transform, n_geometry: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -126,7 +126,9 @@ class VisualTokenizer(nn.Module):
         self.backbone = Backbone(cfg)
         self.pyramid = TopDownPyramid(cfg)
         self.proj = nn.Linear(cfg.pyramid_dim, cfg.width)
-        self.pos = nn.Parameter(torch.randn(1, cfg.grid * cfg.grid, cfg.width) * 0.02)
+        # normal_ draws what randn(...) * 0.02 drew, but is a torch.nn.init function: skipped (not computed)
+        # when a bundle loader builds the model on the meta device (see models/build.py).
+        self.pos = nn.Parameter(nn.init.normal_(torch.empty(1, cfg.grid * cfg.grid, cfg.width), std=0.02))
         self.norm = nn.LayerNorm(cfg.width)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -144,7 +146,7 @@ class CaptionDecoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab_size, cfg.width)
         nn.init.normal_(self.embed.weight, std=0.02)  # tied output layer: small init keeps logits sane
-        self.pos = nn.Parameter(torch.randn(1, cfg.context_length, cfg.width) * 0.02)
+        self.pos = nn.Parameter(nn.init.normal_(torch.empty(1, cfg.context_length, cfg.width), std=0.02))
         layer = nn.TransformerDecoderLayer(
             cfg.width, cfg.heads, int(cfg.width * cfg.mlp_ratio), cfg.dropout,
             activation="gelu", batch_first=True, norm_first=True,
@@ -152,7 +154,7 @@ class CaptionDecoder(nn.Module):
         self.layers = nn.TransformerDecoder(layer, cfg.layers)
         self.norm = nn.LayerNorm(cfg.width)
         self.register_buffer(
-            "causal", torch.triu(torch.full((cfg.context_length, cfg.context_length), float("-inf")), 1),
+            "causal", torch.triu(torch.full((cfg.context_length, cfg.context_length), float("-inf"), device="cpu"), 1),
             persistent=False,
         )
 
