@@ -27,7 +27,7 @@ BASE_NAMES = (
     "rerank_ms@K=10", "rerank_ms@K=20", "rerank_ms@K=50",
     "rerank_ms@K=10[cuda]", "rerank_ms@K=20[cuda]", "rerank_ms@K=50[cuda]",
     "slow_exhaustive_vs_rerank_ratio@1k", "index_vs_rclip_ratio", "cli_query_vs_rclip_ratio",
-    "app_start_to_window_ms", "app_start_to_first_results_ms", "first_query_after_start_ms", "cli_query_s",
+    "app_start_to_window_ms", "app_start_to_first_results_ms", "first_query_after_start_ms", "cli_query_rerank_s",
 )
 
 
