@@ -16,6 +16,7 @@ from .photos import camera_photos, photo_stats
 logger = logging.getLogger(__name__)
 
 RSS_GOAL_MB = 2048
+CEILING_GOAL = 0.85  # issue 15: indexing at ≥ 0.85 of the encoder alone (was 0.8)
 
 
 def call(ctx: Context, function: str, **kwargs) -> dict:
@@ -66,8 +67,8 @@ def run(ctx: Context) -> list[Result]:
                                f"SQLite insert (torch {naive['torch_threads']} threads): "
                                f"{naive['images_per_s']:.2f} images/s"))
     results.append(Result("index_model_ceiling_ratio", rate / ceiling["images_per_s"], "×",
-                          ceiling["images_per_s"], rate / ceiling["images_per_s"], goal="≥ 0.8",
-                          met=rate / ceiling["images_per_s"] >= 0.8,
+                          ceiling["images_per_s"], rate / ceiling["images_per_s"], goal=f"≥ {CEILING_GOAL:g}",
+                          met=rate / ceiling["images_per_s"] >= CEILING_GOAL,
                           note=f"encoder alone on {ceiling['n']} pre-decoded {ceiling['image_size']} px tensors, "
                                f"{ceiling['threads']} torch threads: {ceiling['images_per_s']:.1f} images/s"))
     results.append(Result("index_peak_rss_mb", product["peak_rss_mb"], "MiB",
@@ -86,8 +87,8 @@ def run(ctx: Context) -> list[Result]:
         f"Library.index, open_clip {arch} random weights (create_model, no download), "
         f"{sizes.vit_photos} photos of the same set; model build excluded")))
     results.append(Result(f"index_model_ceiling_ratio{tag}", vit_rate / vit_ceiling["images_per_s"], "×",
-                          vit_ceiling["images_per_s"], vit_rate / vit_ceiling["images_per_s"], goal="≥ 0.8",
-                          met=vit_rate / vit_ceiling["images_per_s"] >= 0.8,
+                          vit_ceiling["images_per_s"], vit_rate / vit_ceiling["images_per_s"], goal=f"≥ {CEILING_GOAL:g}",
+                          met=vit_rate / vit_ceiling["images_per_s"] >= CEILING_GOAL,
                           note=f"encoder alone on {vit_ceiling['n']} pre-decoded {vit_ceiling['image_size']} px "
                                f"tensors, {vit_ceiling['threads']} torch threads: "
                                f"{vit_ceiling['images_per_s']:.2f} images/s"))
