@@ -336,3 +336,14 @@ def test_the_fast_shortlist_reaches_as_far_as_the_library_has_segments_per_file(
     videos = small.fast(SearchRequest("a red circle", top=3, k=0, kind="video"))
     assert len(videos.results) == 3 and len({r.media_id for r in videos.results}) == 3
     assert asked[0] == 4 and len(asked) >= 2 and asked[1] == 16
+
+
+def test_a_library_with_nothing_indexed_yet_answers_with_no_results(tmp_path, tiny_bundle):
+    library = Library.open(tmp_path / "library", load_bundle(tiny_bundle))
+    engine = SearchEngine(library, library.models)
+    try:
+        assert library.segments_per_media() == 0.0  # nothing embedded: the shortlist floor applies
+        assert engine.fast(SearchRequest("a red circle")).results == []
+    finally:
+        engine.close()
+        library.close()

@@ -145,8 +145,9 @@ class Library:
 
     def segments_per_media(self) -> float:
         """Searchable segments per file of the serving model (1.0 for photos only)."""
-        model_id = self.serving_model_id
-        return self.catalog.segments_per_media(model_id) if model_id else 1.0
+        model_id = self._model(None)
+        self.ann(model_id)  # opened as `query` opens it: an empty index while nothing is embedded yet
+        return self.catalog.segments_per_media(model_id)
 
     def exact_query(self, vector: np.ndarray, k: int, kind: str | None = None,
                     filter_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
