@@ -181,7 +181,11 @@ class SearchEngine:
         depth = self.rerank_depth(request) if request.rerank else 0
         # As many segments as `top` files are likely to hold: each shortlisted row costs an HNSW step
         # and a SQLite row (half of stage 1 at 100 000 photos); the loop below widens when short.
-        factor = min(SHORTLIST_FACTOR, max(MIN_SHORTLIST_FACTOR, self.library.segments_per_media()))
+        try:
+            per_media = self.library.segments_per_media()
+        except LibraryError as exc:
+            raise SearchError(str(exc)) from exc
+        factor = min(SHORTLIST_FACTOR, max(MIN_SHORTLIST_FACTOR, per_media))
         n = min(MAX_SHORTLIST, math.ceil(factor * max(want, depth)))
         while True:
             ids, scores = self._top(vector, n, None if allowed is not None else request.kind, allowed)
