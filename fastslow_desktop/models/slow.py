@@ -172,8 +172,7 @@ class CaptionDecoder(nn.Module):
 
 def _attend(mha: nn.MultiheadAttention, query: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
     """nn.MultiheadAttention's eval arithmetic for batch-first inputs: causal self-attention when
-    `memory` is None, else cross-attention to it. Shapes are read from the tensors (-1), never
-    from Python ints, so an ONNX trace keeps the batch and the caption length free."""
+    `memory` is None, else cross-attention to it (no masks, no dropout, no attention weights)."""
     dim, heads = mha.embed_dim, mha.num_heads
     weight, bias = mha.in_proj_weight, mha.in_proj_bias
     if memory is None:
@@ -190,7 +189,7 @@ def _attend(mha: nn.MultiheadAttention, query: torch.Tensor, memory: torch.Tenso
 def eval_layer(layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     """One pre-norm (norm_first) decoder layer with GELU, in eval mode, as nn.TransformerDecoderLayer
     computes it (equal to the last bit on the shipped bundle) without its generic checks and mask
-    handling: a quarter less time per re-rank batch on a 2-core CPU, and traceable to ONNX."""
+    handling: one caption row 6.4 → 4.9 ms, a re-rank batch of 20 23.3 → 19.8 ms on a 2-core EPYC."""
     x = x + _attend(layer.self_attn, layer.norm1(x), None)
     x = x + _attend(layer.multihead_attn, layer.norm2(x), memory)
     return x + layer.linear2(F.gelu(layer.linear1(layer.norm3(x))))
