@@ -81,6 +81,9 @@ class LeanTextEncoder:
         options = ort.SessionOptions()
         if not prepack:  # a one-shot query: a faster session start matters more than each run
             options.add_session_config_entry("session.disable_prepacking", "1")
+            # No graph rewrites either: for the ViT-B-32 tower, session + first run took 0.32 s instead
+            # of 0.42 s on a 2-core EPYC (the rewrites save 0.02 s a run and cost 0.12 s to make).
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = torch_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
