@@ -100,3 +100,21 @@ def test_tune_distill_trains_each_grid_point_from_the_runs_branch_and_reports_va
         assert json.loads((out / "tuning" / name / "stages" / "distill" / "done.json").read_text())["steps_run"] > 0
         assert point["gain_over_fast"] == round(point["val_R@1"] - result["fast_val_R@1"], 2)
     assert result["best"] in result["points"] and result["val_queries"] == 8
+
+
+def test_restart_control_trains_the_teacherless_branch_and_repeats_the_reports_students(tmp_path):
+    from training import restart_control
+
+    out = tmp_path / "run"
+    assert main([*TINY, "--out", str(out)]) == 0
+    assert restart_control.main(["--run", str(out), "--log-level", "WARNING"]) == 0
+    result = json.loads((out / "control" / "control.json").read_text())
+    done = json.loads((out / "control" / "seed0" / "stages" / "distill" / "done.json").read_text())
+    assert done["steps_run"] > 0 and done.get("teacher_pairs", 0) == 0  # alpha = 0: the teacher never scored
+    report = json.loads((out / "report.json").read_text())
+    for split, rows in (("test", report["results"]), ("shifted", report["results_shifted"])):
+        reported = {r["model"]: r["R@1"] for r in rows if r["K"] is None}
+        for name in ("fast", "fast_distilled"):
+            assert result["R@1"][split][name]["values"] == [reported[name]]
+        restart = result["R@1"][split]["fast_restart"]["values"][0]
+        assert result["gain"]["distilled_minus_restart"][split]["values"] == [round(reported["fast_distilled"] - restart, 2)]
