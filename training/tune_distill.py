@@ -5,7 +5,10 @@
 Reuses a finished `training.distill` run: its fast model at the branch point, its slow teacher and its
 training data. Each grid point trains the in-batch distillation stage (fast_extra_steps steps, the same
 batches as the run's `fast`) under RUN/tuning/<point>/, then measures validation R@1 of the student
-next to the run's `fast` (the NCE-only continuation at equal steps). Writes RUN/tuning/tuning.json;
+next to the run's `fast` (the NCE-only continuation at equal steps). `fast` does not restart its
+learning-rate schedule at the branch point and the students do, so include α = 0 in --alphas: that
+point is the same branch without a teacher, the fair baseline (see training/restart_control.py,
+which measured the schedule restart alone at +6.0 R@1 and the teacher at +1.45). Writes RUN/tuning/tuning.json;
 the test sets are never touched. A preset takes the best point's values by hand, with the table.
 """
 
