@@ -23,18 +23,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from fastslow_desktop.models.fast import FastEncoder
-from fastslow_desktop.models.preprocess import ImagePreprocess
-
-from . import checkpoint, evaluate
+from . import evaluate
 from .distill import load_splits, make_tokenizer
 from .loop import init_distributed
 from .params import TrainConfig
 from .results import Evaluation
-from .stages import FastSpec, new_fast, run_distill, run_slow
+from .seeds import mean_sd
+from .stages import FastSpec, run_distill, run_fast, run_slow
 
 logger = logging.getLogger("training.restart_control")
 
@@ -43,19 +40,8 @@ MODELS = ("fast", "fast_restart", "fast_distilled")
 
 def _seed_folders(run: Path, seeds: int) -> dict[int, Path]:
     """Seed index -> the folder holding that seed's stages (the run itself for seed 0)."""
-    return {s: run if s == 0 else run / "seeds" / f"seed{s}" for s in range(seeds)
-            if (run if s == 0 else run / "seeds" / f"seed{s}").is_dir()}
-
-
-def _loaded(cfg: TrainConfig, tokenizer, folder: Path) -> FastSpec:
-    spec = new_fast(cfg, tokenizer)
-    checkpoint.load_modules(folder, {"model": spec.model})
-    return spec
-
-
-def _stats(values: list[float]) -> dict:
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return {"values": values, "mean": round(float(np.mean(values)), 2), "sd": round(sd, 2)}
+    folders = {s: run if s == 0 else run / "seeds" / f"seed{s}" for s in range(seeds)}
+    return {s: folder for s, folder in folders.items() if folder.is_dir()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,24 +67,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = replace(cfg, seed=cfg.seed + s, alpha=0.0)  # the seed's batches; no teacher term
         torch.manual_seed(sub.seed + env.rank)
         restart, _ = run_distill(sub, folder, train, tokenizer, slow, env, mode="in_batch")
-        models[s] = {"fast": _loaded(cfg, tokenizer, source / "stages" / "fast"), "fast_restart": restart,
-                     "fast_distilled": _loaded(cfg, tokenizer, source / "stages" / "distill")}
+        seed_cfg = replace(cfg, seed=cfg.seed + s)  # finished stages: run_fast / run_distill only load them
+        models[s] = {"fast": run_fast(seed_cfg, source, train, tokenizer, env)[0], "fast_restart": restart,
+                     "fast_distilled": run_distill(seed_cfg, source, train, tokenizer, slow, env)[0]}
 
     tests = {name: items for name, items in (("test", test), ("shifted", shifted)) if items}
     evaluation = Evaluation(cfg, args.run, tokenizer, slow, val, tests, env.device, time.perf_counter())
     r1: dict = {}
+    for s, by_name in models.items():
+        for name, spec in by_name.items():
+            evaluation.add_fast(f"{name}#{s}", spec, {})
     for i, (split, items) in enumerate(evaluation.test_sets.items()):
-        encoders = {f"{name}#{s}": FastEncoder(spec.model.eval(), tokenizer, ImagePreprocess(spec.preprocess),
-                                               f"{name}#{s}", device=env.device, backend="torch")
-                    for s, by_name in models.items() for name, spec in by_name.items()}
-        gallery = evaluate.Gallery(items, evaluation.scorer, encoders)
+        gallery = evaluate.Gallery(items, evaluation.scorer, evaluation.encoders)
         queries = evaluate.make_queries(items, cfg.eval_queries, cfg.seed + 2 + 10 * i)  # as the run's report
-        values = {label: evaluate.evaluate_fast(gallery, label, queries)["R@1"] for label in encoders}
-        r1[split] = {name: _stats([values[f"{name}#{s}"] for s in models]) for name in MODELS}
+        values = {label: evaluate.evaluate_fast(gallery, label, queries)["R@1"] for label in evaluation.encoders}
+        r1[split] = {name: mean_sd([values[f"{name}#{s}"] for s in models]) for name in MODELS}
     gains = {}
     for what, (a, b) in {"restart_minus_fast": ("fast_restart", "fast"),
                          "distilled_minus_restart": ("fast_distilled", "fast_restart")}.items():
-        gains[what] = {split: _stats([round(x - y, 2) for x, y in zip(by[a]["values"], by[b]["values"])])
+        gains[what] = {split: mean_sd([round(x - y, 2) for x, y in zip(by[a]["values"], by[b]["values"])])
                        for split, by in r1.items()}
     result = {"run": str(args.run), "seeds": [cfg.seed + s for s in models], "R@1": r1, "gain": gains,
               "by": "python -m training.restart_control"}

@@ -50,7 +50,8 @@ def train_seeds(cfg: TrainConfig, out: Path, train: list, tokenizer, slow, env: 
     return models
 
 
-def _stats(values: list[float]) -> dict:
+def mean_sd(values: list[float]) -> dict:
+    """{"values", "mean", "sd"} of per-seed figures (sd: sample, 0 for one seed)."""
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     return {"values": values, "mean": round(float(np.mean(values)), 2), "sd": round(sd, 2)}
 
@@ -71,14 +72,14 @@ def summarize(run: Evaluation, models: dict[int, dict[str, FastSpec]]) -> dict:
     """R@1 per seed, model and test set, and each student's gain over `fast` (see the module doc)."""
     seeds = sorted(models)
     names = list(models[0])
-    r1 = {split: {name: _stats([_r1(run, split, name, s, models[s][name]) for s in seeds]) for name in names}
+    r1 = {split: {name: mean_sd([_r1(run, split, name, s, models[s][name]) for s in seeds]) for name in names}
           for split in run.galleries}
     gain: dict = {}
     for name in names[1:]:
         gain[name] = {}
         for split, by_model in r1.items():
             values = [round(a - b, 2) for a, b in zip(by_model[name]["values"], by_model["fast"]["values"])]
-            paired = _stats(values)
+            paired = mean_sd(values)
             sd = max(by_model["fast"]["sd"], by_model[name]["sd"])
             gain[name][split] = {"values": values, "mean": paired["mean"], "sd": sd, "paired_sd": paired["sd"],
                                  "gain_vs_2sd": bool(paired["mean"] > 2 * sd) if len(seeds) > 1 else None}

@@ -373,7 +373,7 @@ class Catalog:
             row = rows.get(int(sid))
             if row is None:
                 continue
-            path, thumb, source = row[2], row[14], row[16]
-            out.append(SegmentInfo(*row[:2], path if isinstance(path, str) else py_path(path), *row[3:13],
-                                   bool(row[13]), root / thumb if thumb else None, row[15], source or "mtime"))
+            segment_id, media_id, path, *fields, online, thumb, captured_at, source = row  # kind … root between
+            out.append(SegmentInfo(segment_id, media_id, py_path(path), *fields, bool(online),
+                                   root / thumb if thumb else None, captured_at, source or "mtime"))
         return out
