@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import explain, is_expected, unexpected
-from .options import apply_backend_option, close_library_log, library_log, log_to_library, shared_options
+from .options import (apply_backend_option, close_library_log, configure_logging, library_log, log_to_library,
+                      shared_options)
 
 logger = logging.getLogger("fastslow_desktop.cli")
 
@@ -273,22 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add, _ in COMMANDS.values():
         add(sub)
     return parser
-
-
-_console: logging.Handler | None = None
-
-
-def configure_logging(verbose: int = 0) -> None:
-    """At start-up: warnings on stderr (more with -v); the library's log file gets INFO."""
-    global _console
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    if _console is None:
-        _console = logging.StreamHandler(sys.stderr)
-        _console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(_console)
-    _console.setLevel(level)
-    package = logging.getLogger("fastslow_desktop")
-    package.setLevel(min(level, logging.INFO))
 
 
 def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 
 from .models.backends import CHOICES as BACKEND_CHOICES
@@ -41,6 +42,39 @@ def shared_options(suppress: bool) -> argparse.ArgumentParser:
 def apply_backend_option(args: argparse.Namespace) -> None:
     """Make `--backend` the process's choice; without it, FASTSLOW_BACKEND or auto (reset per call)."""
     _set_backend_override(getattr(args, "backend", None))
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record arrives, not the stream of start-up: pytest swaps
+    and closes stderr between tests, and an app may redirect it; a stale stream raised "I/O operation on
+    closed file" inside a worker thread, before the job could report its error."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # noqa: D102 - logging's attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+_console: logging.Handler | None = None
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """At start-up: warnings on stderr (more with -v); the library's log file gets INFO."""
+    global _console
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if _console is None:
+        _console = _ConsoleHandler()
+        _console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(_console)
+    _console.setLevel(level)
+    package = logging.getLogger("fastslow_desktop")
+    package.setLevel(min(level, logging.INFO))
 
 
 class _LibraryLogHandler(logging.handlers.RotatingFileHandler):

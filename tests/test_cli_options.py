@@ -123,3 +123,20 @@ def test_demo_refuses_library_instead_of_ignoring_it(tmp_path, capsys):
     assert main(["demo", "--library", str(tmp_path / "elsewhere"), "--dir", str(tmp_path / "demo"), "--no-gui"]) == 2
     assert "--library does not apply" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_console_log_follows_stderr_when_it_is_replaced_and_the_old_one_closed(monkeypatch):
+    import io
+    import logging
+    import sys
+
+    from fastslow_desktop.options import configure_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging(0)
+    first.close()  # what pytest does to a test's captured stderr once the test ends
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("fastslow_desktop.test").warning("still heard")
+    assert "WARNING fastslow_desktop.test: still heard" in second.getvalue()

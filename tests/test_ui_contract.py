@@ -53,11 +53,13 @@ def test_stop_button_cancels_indexing_and_keeps_what_was_done(qtbot, ui_settings
 
 
 def _run_job(qtbot, fn) -> str:
-    runner = JobRunner("test", 1)
-    with qtbot.waitSignal(runner.submit(fn).error, timeout=10_000) as error:
-        pass
+    # on_error is connected before the job starts: a waitSignal on the returned signals connects after
+    # pool.start, and a job that fails at once can emit first (seen in CI: the signal never arrived).
+    runner, errors = JobRunner("test", 1), []
+    runner.submit(fn, on_error=errors.append)
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
     runner.wait(5000)
-    return error.args[0]
+    return errors[0]
 
 
 def test_a_programming_error_in_a_job_logs_its_traceback_at_error(qtbot, caplog):

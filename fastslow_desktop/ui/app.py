@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from ..options import configure_logging
 from .controller import AppController
 from .main_window import MainWindow
 from .services import EngineFactory, ServiceConfig
@@ -90,9 +91,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     else:
         args = parse_args(argv if argv is not None else sys.argv[1:])
         qt_argv = [sys.argv[0]]
-        if not logging.getLogger().handlers:
-            level = logging.WARNING if not args.verbose else logging.INFO if args.verbose == 1 else logging.DEBUG
-            logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        configure_logging(args.verbose)
     if QApplication.instance() is None:
         problem = display_problem()  # before Qt's platform plugin can abort the process
         if problem is not None:
