@@ -37,7 +37,7 @@ SIZES = {"quick": {"scenes": 200, "vit": 24, "repeats": 2}, "full": {"scenes": 5
 def _backend_names() -> list[str]:
     import torch
 
-    return ["torch", "bf16", "onnx"] + (["fp16"] if torch.cuda.is_available() else [])
+    return ["torch", "bf16", "onnx", "int8"] + (["fp16"] if torch.cuda.is_available() else [])
 
 
 def _embed_images(backend, pixels, batch: int) -> np.ndarray:

@@ -178,6 +178,48 @@ def test_onnx_matches_torch_and_is_cached_in_the_user_cache(encoder, tiny_bundle
 
 
 @needs_onnx
+def test_int8_quantizes_the_image_tower_once_and_stays_within_its_guard(encoder, caplog):
+    pixels = _pixels(encoder)
+    reference, ref_text = encoder.encode_image_tensors(pixels), encoder.encode_texts(TEXTS)
+    with caplog.at_level(logging.WARNING):
+        assert encoder.use_backend("int8") == "int8"
+    assert "pre-processing" not in caplog.text  # the quantizer's advice is not the user's business
+    (quantized,) = (cache_dir() / "onnx").glob("*/image-int8.onnx")
+    import onnx
+
+    def ops(path) -> list[str]:
+        return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+    # the weight products are 8-bit; the two attention products (activations by activations) stay fp32
+    assert ops(quantized).count("MatMulInteger") >= 4 and ops(quantized).count("MatMul") == 2
+    assert ops(quantized.with_name("image.onnx")).count("MatMulInteger") == 0
+    images = encoder.encode_image_tensors(pixels)
+    assert 0.99 <= _min_cos(images, reference) and not np.allclose(images, reference, atol=1e-6)
+    assert _min_cos(encoder.encode_texts(TEXTS), ref_text) >= 0.999  # the text tower stays fp32
+    mtime = quantized.stat().st_mtime_ns
+    assert encoder.use_backend("int8") == "int8" and quantized.stat().st_mtime_ns == mtime  # cached
+
+
+@needs_onnx
+def test_int8_below_its_cosine_guard_is_not_used(encoder, monkeypatch, caplog):
+    monkeypatch.setattr(backends, "COSINE_GUARD_INT8", 0.9999999)
+    with caplog.at_level(logging.WARNING, logger="fastslow_desktop.models.backends"):
+        assert encoder.use_backend("int8") == "torch"
+    assert "backend int8 not used: its embeddings differ" in caplog.text
+
+
+@needs_onnx
+def test_a_truncated_int8_graph_is_removed_and_torch_used(encoder, caplog):
+    assert encoder.use_backend("int8") == "int8"
+    (quantized,) = (cache_dir() / "onnx").glob("*/image-int8.onnx")
+    quantized.write_bytes(quantized.read_bytes()[:1000])
+    with caplog.at_level(logging.WARNING, logger="fastslow_desktop.models.backends"):
+        assert encoder.use_backend("int8") == "torch"
+    assert "is broken" in caplog.text and not quantized.parent.exists()
+    assert encoder.use_backend("int8") == "int8"
+
+
+@needs_onnx
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
 def test_a_broken_onnx_cache_falls_back_to_torch_then_is_rebuilt(encoder, caplog, damage):
     assert encoder.use_backend("onnx") == "onnx"

@@ -1,4 +1,5 @@
-"""Inference backends for the fast towers (torch fp32, CPU bf16 autocast, CUDA fp16, ONNX Runtime fp32).
+"""Inference backends for the fast towers (torch fp32, CPU bf16 autocast, CUDA fp16, ONNX Runtime fp32
+and int8).
 
 The choice is per machine: `--backend` / FASTSLOW_BACKEND override it. `auto` uses the choice a
 `--backend measure` run remembered for this machine and model (a small JSON file in the cache), else picks by what
@@ -7,7 +8,9 @@ Measuring is not done silently on a first start: it exports both towers to ONNX 
 hundreds of MB) and times each backend, which a first query should not wait for; the flags alone get
 the large differences right (emulated bf16 on AVX2-only CPUs is ~8x slower, native bf16 ~3x faster).
 Every backend other than torch fp32 is guarded on first use: its embeddings of a few probe inputs
-must have cosine >= 0.999 with torch fp32's, else it is not used and the reason is logged.
+must have cosine >= 0.999 with torch fp32's (>= 0.99 for int8, whose weights are rounded on purpose),
+else it is not used and the reason is logged. `auto` never picks int8 by flags: a lossy encoder is
+used only when asked for, or when `measure` found it fastest on this machine and it passed its guard.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "bf16", "fp16", "onnx")
+BACKENDS = ("torch", "bf16", "fp16", "onnx", "int8")
 CHOICES = ("auto", "measure", *BACKENDS)
 ENV = "FASTSLOW_BACKEND"
 COSINE_GUARD = 0.999
+COSINE_GUARD_INT8 = 0.99  # issue 15's bound for int8
 CHOICE_FILE = "backend-choice.json"
 MEASURE_IMAGES = 16  # per timed pass: a few batches, seconds even for a ViT-B/32 on 2 cores
 MEASURE_ROUNDS = 3
@@ -165,15 +169,15 @@ def build_backend(name: str, encoder) -> TorchBackend:
         if device.type != "cuda":
             raise BackendUnavailable("fp16 needs a CUDA GPU")
         return TorchBackend(encoder.model, device, torch.float16, "fp16")
-    if name == "onnx":
+    if name in ("onnx", "int8"):
         if device.type != "cpu":
-            raise BackendUnavailable("the ONNX backend runs on the CPU; the model runs on " + device.type)
+            raise BackendUnavailable(f"the {name} backend runs on the CPU; the model runs on " + device.type)
         if not onnx_available():
             raise BackendUnavailable("onnxruntime is not installed (pip install 'fastslow-desktop[onnx]')")
-        from .onnx_backend import OnnxUnavailable, load_or_export
+        from .onnx_backend import OnnxUnavailable, load_or_export, load_or_quantize
 
         try:
-            return load_or_export(encoder)
+            return load_or_export(encoder) if name == "onnx" else load_or_quantize(encoder)
         except OnnxUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
     raise BackendUnavailable(f"unknown backend {name!r}")
@@ -213,9 +217,10 @@ def guarded(name: str, encoder, reference: TorchBackend):
         logger.warning("backend %s not used: it failed on the probe inputs (%s: %s); using torch fp32",
                        name, type(exc).__name__, exc)
         return None
-    if not cosine >= COSINE_GUARD:  # `not >=` so that NaN fails too
+    bound = COSINE_GUARD_INT8 if name == "int8" else COSINE_GUARD
+    if not cosine >= bound:  # `not >=` so that NaN fails too
         logger.warning("backend %s not used: its embeddings differ from torch fp32's (cosine %.5f < %.3f); "
-                       "using torch fp32", name, cosine, COSINE_GUARD)
+                       "using torch fp32", name, cosine, bound)
         return None
     logger.debug("backend %s passes its guard (cosine %.5f)", name, cosine)
     return candidate
@@ -279,9 +284,10 @@ def measure_and_remember(encoder, reference: TorchBackend):
 
     candidates = {"torch": reference}
     # emulated bf16 (no AMX / AVX512-BF16) is always far slower: not worth timing
-    names = ("fp16",) if encoder.device.type == "cuda" else ("bf16",) * has_native_bf16(cpu_flags()) + ("onnx",)
+    names = ("fp16",) if encoder.device.type == "cuda" else \
+        ("bf16",) * has_native_bf16(cpu_flags()) + ("onnx", "int8")
     for name in names:
-        if name == "onnx" and not onnx_available():
+        if name in ("onnx", "int8") and not onnx_available():
             continue
         backend = guarded(name, encoder, reference)
         if backend is not None:

@@ -14,7 +14,6 @@ import html
 import importlib.util
 from pathlib import Path
 
-import ftfy
 import regex
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -46,9 +45,20 @@ def _byte_alphabet() -> dict[int, str]:
     return table
 
 
+def _fix_text(text: str) -> str:
+    """ftfy.fix_text, skipped for printable ASCII without "&": every fix ftfy makes needs a character
+    outside that set (mojibake, controls, line breaks, HTML entities), and importing ftfy costs a one-shot
+    query about 0.1 s. tests/test_bpe... checks the shortcut against ftfy."""
+    if text.isascii() and text.isprintable() and "&" not in text:
+        return text
+    import ftfy
+
+    return ftfy.fix_text(text)
+
+
 def clean(text: str) -> str:
     """What CLIP tokenizes: mojibake fixed, HTML entities decoded (twice), whitespace collapsed, lower case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    text = html.unescape(html.unescape(_fix_text(text))).strip()
     return " ".join(text.split()).lower()
 
 

@@ -1,5 +1,6 @@
 """ONNX Runtime backend: each fast tower is exported once per set of weights into the per-user cache
-folder (never into the shipped, read-only resources) and run in fp32 on the CPU.
+folder (never into the shipped, read-only resources) and run in fp32 on the CPU; the `int8` variant
+runs a dynamically quantized copy of the image tower (made from that export, once) for indexing.
 
 The cache folder is keyed by a digest of the weights themselves (plus the input shapes and the torch
 version that exported it), so a changed bundle never meets a stale export. A cache that is missing is
@@ -28,6 +29,8 @@ EXPORT_VERSION = 1  # bump when the export itself changes: older caches are then
 OPSET = 17
 META = "meta.json"
 FILES = {"image": "image.onnx", "text": "text.onnx"}
+INT8_IMAGE = "image-int8.onnx"
+INT8_META = "int8.json"
 
 
 class OnnxUnavailable(RuntimeError):
@@ -102,21 +105,22 @@ def _export(encoder, folder: Path) -> None:
 
 
 class OnnxBackend:
-    """Both towers as ONNX Runtime sessions with torch's thread count (same threads, fair comparison)."""
+    """Both towers as ONNX Runtime sessions with torch's thread count (same threads, fair comparison);
+    `image_file` picks the image tower's graph (the int8 backend runs the quantized one)."""
 
-    name = "onnx"
-
-    def __init__(self, folder: Path, threads: int | None = None):
+    def __init__(self, folder: Path, threads: int | None = None, image_file: str = FILES["image"],
+                 name: str = "onnx"):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        self.folder = folder
+        self.folder, self.name = folder, name
+        files = {**FILES, "image": image_file}
         self._sessions = {which: ort.InferenceSession(str(folder / file), options,
                                                       providers=["CPUExecutionProvider"])
-                          for which, file in FILES.items()}
+                          for which, file in files.items()}
 
     def _run(self, which: str, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self._sessions[which].run(None, {"input": array})[0]).float()
@@ -164,5 +168,59 @@ def load_or_export(encoder) -> OnnxBackend:
         raise _broken(folder, problem)
     try:
         return OnnxBackend(folder)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
+        raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _quantize(folder: Path) -> None:
+    """The image tower with int8 weights for its matrix products (activations quantized per batch at
+    run time), written beside the fp32 export through a temporary file.
+
+    Unsigned weights: on ViT-B/32 with random weights their embeddings kept cosine 0.9998 with fp32,
+    signed ones 0.994, at the same speed (2-core AMD EPYC, AVX2). The patch convolution stays fp32.
+    """
+    import warnings
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def advice(record: logging.LogRecord) -> bool:  # the quantizer's advice, logged on the root logger
+        return not str(record.msg).startswith("Please consider to run pre-processing")
+
+    tmp = folder / f".{INT8_IMAGE}.tmp"
+    logging.getLogger().addFilter(advice)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(folder / FILES["image"], tmp, weight_type=QuantType.QUInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+        (folder / INT8_META).write_text(json.dumps({"size": tmp.stat().st_size}))
+        tmp.replace(folder / INT8_IMAGE)
+    finally:
+        logging.getLogger().removeFilter(advice)
+        tmp.unlink(missing_ok=True)
+
+
+def _int8_problem(folder: Path) -> str | None:
+    try:
+        size, wrote = (folder / INT8_IMAGE).stat().st_size, json.loads((folder / INT8_META).read_text())["size"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if size == wrote else f"{INT8_IMAGE} has {size} bytes, the quantizer wrote {wrote}"
+
+
+def load_or_quantize(encoder) -> OnnxBackend:
+    """The int8 backend for `encoder`: the fp32 export (made if missing), its image tower quantized once."""
+    folder = load_or_export(encoder).folder
+    if not (folder / INT8_IMAGE).exists():
+        logger.info("quantizing the image tower to int8 in %s (once per model)", folder)
+        try:
+            _quantize(folder)
+        except Exception as exc:  # noqa: BLE001 - the quantizer's own errors, a full disk
+            raise OnnxUnavailable(f"the int8 quantization failed ({type(exc).__name__}: {exc})") from exc
+    problem = _int8_problem(folder)
+    if problem is not None:
+        raise _broken(folder, problem)
+    try:
+        return OnnxBackend(folder, image_file=INT8_IMAGE, name="int8")
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
         raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc

@@ -35,7 +35,7 @@ def enabled(device: torch.device) -> bool:
     """Whether the visual tokens may run on ONNX Runtime here (see the module docstring)."""
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    return device.type == "cpu" and requested() in ("auto", "onnx") and onnx_available()
+    return device.type == "cpu" and requested() in ("auto", "onnx", "int8") and onnx_available()
 
 
 class OnnxVisualTokens:

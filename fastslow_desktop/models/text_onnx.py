@@ -5,6 +5,14 @@ the whole dual encoder to embed one sentence. The text tower (with its projectio
 per set of weights into the per-user cache, next to a meta.json holding its own sha256, and later
 queries tokenize with bpe.py and run it in ONNX Runtime: no torch, no image tower, no slow model.
 
+A second graph takes the first SHORT positions only (`short_length`), sharing the weight file: CLIP's text transformer
+is causal and pools at the end-of-text token, so the padding after it changes nothing, and a query of
+up to SHORT tokens costs SHORT positions instead of the whole context (77 for CLIP). Its session is
+made only when a query fits it (and the full one only when one does not). The export guard checks the
+short graph's embeddings against torch's full-length ones; a tower where they differ (pooling at the
+last position, attention without a causal mask) gets the full-length graph only. (A single graph with
+a variable length does not export: nn.MultiheadAttention's traced reshapes keep the example's length.)
+
 The cache key is the fast weight file's sha256 from the bundle manifest (checked when the bundle is
 opened), its architecture and tokenizer, so a changed bundle never meets a stale export. An export
 is kept only if its embeddings of probe texts match torch's (cosine >= EXPORT_GUARD). A cache that
@@ -22,6 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,9 +49,16 @@ Models = Any  # bundle.Models, not imported: bundle imports this module when it 
 logger = logging.getLogger(__name__)
 
 ENV = "FASTSLOW_TEXT_ONNX"
-EXPORT_VERSION = 1  # bump when the export changes: older caches are then never read
+EXPORT_VERSION = 2  # bump when the export changes: older caches are then never read (2: short graph)
 OPSET = 17
 FILE, DATA, META = "text.onnx", "text.data", "meta.json"  # weights apart from the graph: ONNX Runtime maps them
+SHORT_FILE = "text-short.onnx"
+SHORT = 16  # positions of the short graph: start, up to 14 word pieces, end (a typed query rarely needs more)
+
+
+def short_length(context_length: int) -> int:
+    """The short graph's positions: SHORT, or half a context shorter than 2 × SHORT (tiny test models)."""
+    return min(SHORT, context_length // 2)
 EXPORT_GUARD = 0.9999  # same fp32 arithmetic in another order: anything less is a wrong export
 PROBE_TEXTS = ("a photo", "a red circle to the left of a blue square", "two dogs playing in the snow at sunset",
                "Café crème, 3 cups & a croissant!")
@@ -54,7 +70,7 @@ def enabled(models: Models) -> bool:
         return False
     spec = models.manifest.get("fast", {})
     return (spec.get("type") == "open_clip" and models.folder is not None
-            and requested() in ("auto", "onnx") and not str(models.device or "").startswith("cuda"))
+            and requested() in ("auto", "onnx", "int8") and not str(models.device or "").startswith("cuda"))
 
 
 def cache_folder(models: Models) -> Path:
@@ -75,10 +91,12 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 class LeanTextEncoder:
     """Texts -> (n, d) float32 unit rows, like FastEncoder.encode_texts, from the exported text tower."""
 
-    def __init__(self, folder: Path, tokenizer, dim: int, model_id: str, prepack: bool = True):
+    def __init__(self, folder: Path, tokenizer, dim: int, model_id: str, prepack: bool = True,
+                 short: bool = False):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
+        self._ort = ort
+        self.options = options = ort.SessionOptions()
         if not prepack:  # a one-shot query: a faster session start matters more than each run
             options.add_session_config_entry("session.disable_prepacking", "1")
             # No graph rewrites either: for the ViT-B-32 tower, session + first run took 0.32 s instead
@@ -87,13 +105,28 @@ class LeanTextEncoder:
         options.intra_op_num_threads = torch_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        self.folder, self.tokenizer, self.dim, self.model_id = folder, tokenizer, dim, model_id
-        self._session = ort.InferenceSession(str(folder / FILE), options, providers=["CPUExecutionProvider"])
+        self.folder, self.tokenizer, self.dim, self.model_id, self.short = folder, tokenizer, dim, model_id, short
+        self._sessions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def session(self, file: str):
+        """The ONNX Runtime session of `file` (FILE or SHORT_FILE), made on first use."""
+        with self._lock:  # the app's start-up job and its first query may ask at once
+            if file not in self._sessions:
+                self._sessions[file] = self._ort.InferenceSession(str(self.folder / file), self.options,
+                                                                  providers=["CPUExecutionProvider"])
+            return self._sessions[file]
+
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        # 0 pads every tokenizer's rows after their last token; those positions change no embedding here
+        cut = short_length(ids.shape[1])
+        if self.short and not ids[:, cut:].any():
+            return self.session(SHORT_FILE).run(None, {"input": ids[:, :cut]})[0]
+        return self.session(FILE).run(None, {"input": ids})[0]
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """list of strings -> (n, d) float32, rows L2-normalised."""
-        out = [self._session.run(None, {"input": self.tokenizer.ids(list(texts[i: i + batch_size]))})[0]
-               for i in range(0, len(texts), batch_size)]
+        out = [self._run(self.tokenizer.ids(list(texts[i: i + batch_size]))) for i in range(0, len(texts), batch_size)]
         return _unit_rows(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
 
@@ -114,13 +147,13 @@ def load_lean(models: Models) -> LeanTextEncoder | None:
 
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
-        actual = trusted_sha256s({name: folder / name for name in (FILE, DATA)})
-        if actual != meta["sha256"] or meta["dim"] != models.embedding_dim:
+        actual = trusted_sha256s({name: folder / name for name in meta["sha256"]})
+        if set(meta["sha256"]) < {FILE, DATA} or actual != meta["sha256"] or meta["dim"] != models.embedding_dim:
             _remove(folder, f"its files' sha256 or its dim {meta['dim']} differ from what was exported")
             return None
         tokenizer = TextTokenizer.from_config(models.manifest["tokenizer"])
         return LeanTextEncoder(folder, tokenizer, int(meta["dim"]), models.model_id,
-                               prepack=models.text_prepack)
+                               prepack=models.text_prepack, short=SHORT_FILE in meta["sha256"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _remove(folder, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
@@ -136,7 +169,64 @@ def _torch_texts(encoder: FastEncoder, texts: Sequence[str]) -> np.ndarray:
         return _unit_rows(encoder.model.encode_text(encoder.tokenizer(list(texts)).to(encoder.device)).float().cpu().numpy())
 
 
-def _write_export(encoder: FastEncoder, tmp: Path) -> None:
+def _short_tower(model):
+    """open_clip's text tower on the first SHORT positions: its positional embedding and causal mask
+    cut to them. CustomTextCLIP's tower already cuts to the ids' length; CLIP's inlines encode_text
+    with the full-length tables, so its steps are repeated here with the tables cut."""
+    import torch
+
+    class ShortText(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            m = self.model
+            if hasattr(m, "text"):
+                return m.encode_text(ids)
+            from open_clip.transformer import text_global_pool
+
+            n = ids.shape[1]
+            x = m.token_embedding(ids) + m.positional_embedding[:n]
+            mask = None if m.attn_mask is None else m.attn_mask[:n, :n]
+            x = m.ln_final(m.transformer(x, attn_mask=mask))
+            x = text_global_pool(x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+            if m.text_projection is None:
+                return x
+            return m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+
+    return ShortText().eval()
+
+
+def _share_weights(short_path: Path, full_path: Path) -> None:
+    """Point the short graph's weights at the full graph's weight file, so the two graphs cost one copy
+    on disk. Matched by content, not name: the exporter names its folded, transposed copies of weights
+    per graph. What only the short graph has (its cut tables) stays inline."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.external_data_helper import ExternalDataInfo
+
+    def key(tensor) -> tuple:
+        array = numpy_helper.to_array(tensor, base_dir=str(full_path.parent))
+        return tuple(tensor.dims), tensor.data_type, hashlib.blake2b(array.tobytes(), digest_size=16).digest()
+
+    full = {key(t): ExternalDataInfo(t) for t in onnx.load(str(full_path), load_external_data=False).graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL}
+    short = onnx.load(str(short_path))
+    for tensor in short.graph.initializer:
+        info = full.get(key(tensor))
+        if info is None:
+            continue
+        tensor.ClearField("raw_data")
+        del tensor.external_data[:]
+        for name, value in (("location", info.location), ("offset", info.offset), ("length", info.length)):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = name, str(value)
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save_model(short, str(short_path))
+
+
+def _write_export(encoder: FastEncoder, tmp: Path, short: bool) -> None:
     import warnings
 
     import onnx
@@ -144,22 +234,85 @@ def _write_export(encoder: FastEncoder, tmp: Path) -> None:
 
     from .onnx_backend import _Tower
 
+    ids = encoder.tokenizer(list(PROBE_TEXTS[:2]))
+    graphs = [(_Tower(encoder.model, "text").eval(), ids, "whole.onnx")]
+    if short:
+        graphs.append((_short_tower(encoder.model), ids[:, :short_length(ids.shape[1])], SHORT_FILE))
     # nn.MultiheadAttention's eval fast path is one fused op that ONNX has no export for
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Tower(encoder.model, "text").eval(), (encoder.tokenizer(list(PROBE_TEXTS[:2])),),
-                              str(tmp / "whole.onnx"), input_names=["input"], output_names=["embedding"],
-                              opset_version=OPSET, dynamo=False, dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+        for tower, example, name in graphs:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(tower, (example,), str(tmp / name), input_names=["input"],
+                                  output_names=["embedding"], opset_version=OPSET, dynamo=False,
+                                  dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
         # Initialisers in a file of their own: ONNX Runtime maps it instead of parsing them (half the load)
         onnx.save_model(onnx.load(str(tmp / "whole.onnx")), str(tmp / FILE), save_as_external_data=True,
                         all_tensors_to_one_file=True, location=DATA, size_threshold=0)
         (tmp / "whole.onnx").unlink()
+        if len(graphs) > 1:
+            _share_weights(tmp / SHORT_FILE, tmp / FILE)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
         encoder.model.eval()
+
+
+def _export_guarded(encoder: FastEncoder, tmp: Path, model_id: str) -> tuple[list[str], float]:
+    """Export into `tmp` and check it against torch: (the files kept, the smallest cosine). The short
+    graph is dropped when it cannot be exported or differs; ValueError when the full one differs."""
+    reference = _torch_texts(encoder, PROBE_TEXTS)
+    try:
+        _write_export(encoder, tmp, short=True)
+    except Exception as exc:  # noqa: BLE001 - a tower the short graph cannot be traced through
+        logger.debug("no short text graph (%s: %s); exporting the full length only", type(exc).__name__, exc)
+        _write_export(encoder, tmp, short=False)
+
+    def cosine(short: bool, texts: Sequence[str], expected: np.ndarray) -> float:
+        lean = LeanTextEncoder(tmp, encoder.tokenizer, encoder.dim, model_id, short=short)
+        return float(np.min(np.sum(lean.encode_texts(texts) * expected, axis=1)))
+
+    full = cosine(False, PROBE_TEXTS, reference)
+    if not full >= EXPORT_GUARD:  # `not >=` so that NaN fails too
+        raise ValueError(f"its embeddings differ from torch's (cosine {full:.6f} < {EXPORT_GUARD})")
+    files = [FILE, DATA]
+    if (tmp / SHORT_FILE).is_file():
+        try:
+            fitting = _short_probes(encoder.tokenizer)  # texts the short graph itself must answer
+            short = cosine(True, fitting, _torch_texts(encoder, fitting))
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime refusing the short graph
+            short = float("nan")
+            logger.debug("the short text graph does not run (%s: %s)", type(exc).__name__, exc)
+        if short >= EXPORT_GUARD:
+            return [*files, SHORT_FILE], min(full, short)
+        logger.debug("the short text graph's embeddings differ from torch's (cosine %.6f); full length only", short)
+        (tmp / SHORT_FILE).unlink()
+    return files, full
+
+
+def _short_probes(tokenizer) -> list[str]:
+    """Each probe text cut to the words whose ids fit the short graph (so the guard runs it)."""
+    cut = short_length(tokenizer.context_length)
+    probes = []
+    for text in PROBE_TEXTS:
+        words = text.split()
+        while len(words) > 1 and tokenizer.ids([" ".join(words)])[:, cut:].any():
+            words.pop()
+        probes.append(" ".join(words))
+    return probes
+
+
+def _remove_older_exports(folder: Path, model_id: str) -> None:
+    """Earlier export versions of the same model are never read again: free their hundreds of MB."""
+    for other in folder.parent.glob(f"*/{META}"):
+        try:
+            meta = json.loads(other.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if other.parent != folder and meta.get("model_id") == model_id and meta.get("export_version") != EXPORT_VERSION:
+            shutil.rmtree(other.parent, ignore_errors=True)
+            logger.info("removed the older text export %s", other.parent)
 
 
 def needs_export(models: Models) -> bool:
@@ -190,12 +343,8 @@ def export_text_tower(models: Models) -> Path | None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        _write_export(encoder, tmp)
-        lean = LeanTextEncoder(tmp, encoder.tokenizer, encoder.dim, models.model_id)
-        cosine = float(np.min(np.sum(lean.encode_texts(PROBE_TEXTS) * _torch_texts(encoder, PROBE_TEXTS), axis=1)))
-        if not cosine >= EXPORT_GUARD:  # `not >=` so that NaN fails too
-            raise ValueError(f"its embeddings differ from torch's (cosine {cosine:.6f} < {EXPORT_GUARD})")
-        meta = {"export_version": EXPORT_VERSION, "sha256": {name: sha256_file(tmp / name) for name in (FILE, DATA)},
+        files, cosine = _export_guarded(encoder, tmp, models.model_id)
+        meta = {"export_version": EXPORT_VERSION, "sha256": {name: sha256_file(tmp / name) for name in files},
                 "dim": encoder.dim, "cosine": cosine, "model_id": models.model_id}
         (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         try:
@@ -203,8 +352,9 @@ def export_text_tower(models: Models) -> Path | None:
         except OSError:
             if not (folder / META).is_file():  # not another process's export of the same weights
                 raise
-        trusted_sha256s({name: folder / name for name in (FILE, DATA)})  # hashed once more, under the final path
+        trusted_sha256s({name: folder / name for name in files})  # hashed once more, under the final path
         logger.info("exported the fast text tower to %s (cosine %.6f with torch)", folder, cosine)
+        _remove_older_exports(folder, models.model_id)
         return folder
     except Exception as exc:  # noqa: BLE001 - an architecture the exporter cannot trace, a full disk
         logger.warning("the fast text tower was not exported for quick searches (%s: %s); text queries keep "
