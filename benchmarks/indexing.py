@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import worker
-from .common import Context, Result, run_worker
+from .common import THREADS, Context, Result, run_worker
 from .photos import camera_photos, photo_stats
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,13 @@ def _warm_page_cache(folder: Path) -> None:
     # Every pipeline reads the files from the page cache, so none pays for the first disk read.
     for f in folder.glob("*.jpg"):
         f.read_bytes()
+
+
+def _candidate_backends() -> list[str]:
+    """torch fp32, and what else can run on this CPU: ONNX Runtime fp32 and int8, bf16 where it is native."""
+    from fastslow_desktop.models.backends import cpu_flags, has_native_bf16, onnx_available
+
+    return ["torch", *(["bf16"] if has_native_bf16(cpu_flags()) else []), *(["onnx", "int8"] if onnx_available() else [])]
 
 
 def _fresh(path: Path) -> Path:
@@ -78,20 +85,28 @@ def run(ctx: Context) -> list[Result]:
     arch = sizes.vit_arch
     vit_photos = photos if sizes.vit_photos >= sizes.photos else \
         camera_photos(ctx.cache, sizes.vit_photos, sizes.photo_megapixels)
+    # The ceiling is the fastest guarded backend here (a backend failing its guard reports torch's rate),
+    # and the indexer runs on that same backend.
+    ceilings = {}
+    for backend in _candidate_backends():
+        rate_of = call(ctx, "encoder_rate", photos=str(vit_photos), n_tensors=sizes.vit_ceiling_tensors, arch=arch,
+                       backend=backend)
+        ceilings[rate_of["backend"]] = max(rate_of["images_per_s"], ceilings.get(rate_of["backend"], 0.0))
+    fastest = max(ceilings, key=ceilings.__getitem__)
+    vit_ceiling = ceilings[fastest]
     vit = call(ctx, "index_random", photos=str(vit_photos), library=str(_fresh(ctx.scratch / "lib-index-vit")),
-               arch=arch)
-    vit_ceiling = call(ctx, "encoder_rate", photos=str(vit_photos), n_tensors=sizes.vit_ceiling_tensors, arch=arch)
+               arch=arch, backend=fastest)
     vit_rate = vit["report"]["files_per_s"]
     tag = "@ViT-B-32"
     results.append(Result(f"index_images_per_s{tag}", vit_rate, "images/s", note=(
-        f"Library.index, open_clip {arch} random weights (create_model, no download), "
+        f"Library.index on backend {fastest}, open_clip {arch} random weights (create_model, no download), "
         f"{sizes.vit_photos} photos of the same set; model build excluded")))
-    results.append(Result(f"index_model_ceiling_ratio{tag}", vit_rate / vit_ceiling["images_per_s"], "×",
-                          vit_ceiling["images_per_s"], vit_rate / vit_ceiling["images_per_s"], goal=f"≥ {CEILING_GOAL:g}",
-                          met=vit_rate / vit_ceiling["images_per_s"] >= CEILING_GOAL,
-                          note=f"encoder alone on {vit_ceiling['n']} pre-decoded {vit_ceiling['image_size']} px "
-                               f"tensors, {vit_ceiling['threads']} torch threads: "
-                               f"{vit_ceiling['images_per_s']:.2f} images/s"))
+    results.append(Result(f"index_model_ceiling_ratio{tag}", vit_rate / vit_ceiling, "×",
+                          vit_ceiling, vit_rate / vit_ceiling, goal=f"≥ {CEILING_GOAL:g}",
+                          met=vit_rate / vit_ceiling >= CEILING_GOAL,
+                          note=f"encoder alone on {sizes.vit_ceiling_tensors} pre-decoded tensors, {THREADS} threads, "
+                               f"per backend (images/s): " + ", ".join(f"{k} {v:.2f}" for k, v in ceilings.items())
+                               + f"; the fastest, {fastest}, is the ceiling"))
     results.append(Result(f"index_peak_rss_mb{tag}", vit["peak_rss_mb"], "MiB", goal=f"≤ {RSS_GOAL_MB}",
                           met=vit["peak_rss_mb"] <= RSS_GOAL_MB, note=f"whole indexing process, {arch}"))
     return results

@@ -33,14 +33,17 @@ def index_cli(photos: str, library: str, models: str, device: str | None = None)
     return {"report": report, "wall_s": wall, "peak_rss_mb": peak_rss_mb()}
 
 
-def index_random(photos: str, library: str, arch: str, device: str = "cpu") -> dict:
-    """Library.index with a randomly initialised open_clip architecture (no bundle on disk to name)."""
+def index_random(photos: str, library: str, arch: str, device: str = "cpu", backend: str | None = None) -> dict:
+    """Library.index with a randomly initialised open_clip architecture (no bundle on disk to name);
+    `backend` forces one, as `encoder_rate` does."""
     from fastslow_desktop.library import Library
 
     from .models import random_models
 
     start = time.perf_counter()
     models = random_models(arch, device=device)
+    if backend:
+        models.fast.use_backend(backend)
     load = time.perf_counter() - start
     with Library.open(library, models) as lib:
         lib.add_root(photos)

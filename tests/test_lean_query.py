@@ -280,7 +280,8 @@ def test_queries_that_fit_run_the_short_graph_and_embed_as_torch_does(indexed):
     assert set(json.loads((folder / META).read_text())["sha256"]) == {FILE, DATA, SHORT_FILE}
     import onnx
 
-    inline = sum(len(t.raw_data) for t in onnx.load(str(folder / SHORT_FILE), load_external_data=False).graph.initializer)
+    graph = onnx.load(str(folder / SHORT_FILE), load_external_data=False).graph
+    inline = sum(len(t.raw_data) for t in graph.initializer)
     assert inline < (folder / DATA).stat().st_size / 4  # the weights are read from the full graph's file, not copied
     lean = load_lean(models)
     assert _lean_matches_torch(lean, models, TEXTS_OF_MANY_LENGTHS[::2]) >= 0.9999

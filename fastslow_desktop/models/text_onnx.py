@@ -5,10 +5,10 @@ the whole dual encoder to embed one sentence. The text tower (with its projectio
 per set of weights into the per-user cache, next to a meta.json holding its own sha256, and later
 queries tokenize with bpe.py and run it in ONNX Runtime: no torch, no image tower, no slow model.
 
-A second graph takes the first SHORT positions only (`short_length`), sharing the weight file: CLIP's text transformer
-is causal and pools at the end-of-text token, so the padding after it changes nothing, and a query of
-up to SHORT tokens costs SHORT positions instead of the whole context (77 for CLIP). Its session is
-made only when a query fits it (and the full one only when one does not). The export guard checks the
+A second graph takes the first SHORT positions only (`short_length`), sharing the weight file: CLIP's
+text transformer is causal and pools at the end-of-text token, so the padding after it changes nothing,
+and a query of up to SHORT tokens costs SHORT positions instead of the whole context (77 for CLIP).
+Each graph's session is made when a query first needs it. The export guard checks the
 short graph's embeddings against torch's full-length ones; a tower where they differ (pooling at the
 last position, attention without a causal mask) gets the full-length graph only. (A single graph with
 a variable length does not export: nn.MultiheadAttention's traced reshapes keep the example's length.)
@@ -54,14 +54,14 @@ OPSET = 17
 FILE, DATA, META = "text.onnx", "text.data", "meta.json"  # weights apart from the graph: ONNX Runtime maps them
 SHORT_FILE = "text-short.onnx"
 SHORT = 16  # positions of the short graph: start, up to 14 word pieces, end (a typed query rarely needs more)
-
-
-def short_length(context_length: int) -> int:
-    """The short graph's positions: SHORT, or half a context shorter than 2 × SHORT (tiny test models)."""
-    return min(SHORT, context_length // 2)
 EXPORT_GUARD = 0.9999  # same fp32 arithmetic in another order: anything less is a wrong export
 PROBE_TEXTS = ("a photo", "a red circle to the left of a blue square", "two dogs playing in the snow at sunset",
                "Café crème, 3 cups & a croissant!")
+
+
+def short_length(context_length: int) -> int:
+    """The short graph's positions: SHORT, or half the context when that is shorter (tiny test models)."""
+    return min(SHORT, context_length // 2)
 
 
 def enabled(models: Models) -> bool:
