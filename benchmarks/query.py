@@ -16,6 +16,7 @@ from pathlib import Path
 from fastslow_desktop.library import Library
 from fastslow_desktop.catalog import SERVING_MODEL
 from fastslow_desktop.catalog import MediaRecord, NewSegment
+from fastslow_desktop.catalog import ann as product_ann
 
 from .ann import clustered_vectors
 from .common import Context, Result, percentile
@@ -54,7 +55,8 @@ def synthetic_library(cache: Path, models, n: int, centres: int = 2000) -> tuple
     """A library folder holding `n` synthetic photo rows with unit vectors of the bundle's model
     (cached per model and size); returns the folder and how it was built."""
     slug = "".join(c if c.isalnum() else "-" for c in models.model_id)[:40]
-    folder = cache / f"query-library-{slug}-{n}-v2"  # v2: one row in ten is a video segment (kind filters)
+    # v2: one row in ten is a video segment (kind filters); the HNSW parameters, so a change rebuilds it
+    folder = cache / f"query-library-{slug}-{n}-v2-M{product_ann.M}-ef{product_ann.EF_CONSTRUCTION}"
     marker = folder / "bench.json"
     if marker.is_file():
         return folder, json.loads(marker.read_text())

@@ -268,12 +268,14 @@ TEXTS_OF_MANY_LENGTHS = ["red", "a large green star above two small yellow trian
                          "a blue square", "Café crème & a croissant!"]
 
 
-def test_queries_that_fit_run_the_short_graph_and_embed_as_torch_does(indexed):
+def test_queries_that_fit_run_the_short_graph_and_embed_as_torch_does(indexed, monkeypatch):
     """A causal tower pooling at the end-of-text token also gets a graph of the first SHORT positions,
     sharing the weight file: a short query runs it (the full graph's session is never made), a long one
     the full graph, and both embed as torch does at full length."""
-    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models import load_bundle, text_onnx
     from fastslow_desktop.models.text_onnx import DATA, FILE, META, SHORT_FILE, export_text_tower, load_lean
+
+    monkeypatch.setattr(text_onnx, "SHORT", 4)  # the tiny bundle's context is 16 positions, CLIP's 77
 
     models = load_bundle(indexed["bundle"], device="cpu")
     folder = export_text_tower(models)
@@ -284,16 +286,18 @@ def test_queries_that_fit_run_the_short_graph_and_embed_as_torch_does(indexed):
     inline = sum(len(t.raw_data) for t in graph.initializer)
     assert inline < (folder / DATA).stat().st_size / 4  # the weights are read from the full graph's file, not copied
     lean = load_lean(models)
-    assert _lean_matches_torch(lean, models, TEXTS_OF_MANY_LENGTHS[::2]) >= 0.9999
+    assert _lean_matches_torch(lean, models, ["red", "blue square"]) >= 0.9999  # 2 and 4 positions
     assert list(lean._sessions) == [SHORT_FILE]
     long_text = " ".join(["red circle"] * 12)
     assert _lean_matches_torch(lean, models, [long_text, *TEXTS_OF_MANY_LENGTHS]) >= 0.9999
     assert set(lean._sessions) == {SHORT_FILE, FILE}
 
 
-def test_a_tower_that_pools_at_the_last_position_gets_no_short_graph(indexed):
-    from fastslow_desktop.models import load_bundle
+def test_a_tower_that_pools_at_the_last_position_gets_no_short_graph(indexed, monkeypatch):
+    from fastslow_desktop.models import load_bundle, text_onnx
     from fastslow_desktop.models.text_onnx import DATA, FILE, META, export_text_tower, load_lean
+
+    monkeypatch.setattr(text_onnx, "SHORT", 4)
 
     models = load_bundle(indexed["bundle"], device="cpu")
     models.fast.model.text_pool_type = "last"  # the pooled position is now past the short graph's end
@@ -313,3 +317,13 @@ def test_an_export_of_an_older_version_is_removed_once_the_new_one_is_made(index
         (folder / META).write_text(json.dumps({"export_version": EXPORT_VERSION - 1, "model_id": model_id}))
     assert export_text_tower(models) is not None
     assert not older.exists() and other_model.is_dir()  # another model's export may still be in use
+
+
+def test_a_short_context_gets_no_short_graph(indexed):
+    """Two sessions of a small tower used in turn cost more than the positions saved."""
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.models.text_onnx import DATA, FILE, META, export_text_tower
+
+    models = load_bundle(indexed["bundle"], device="cpu")
+    assert models.fast.tokenizer.context_length < 64
+    assert set(json.loads((export_text_tower(models) / META).read_text())["sha256"]) == {FILE, DATA}
