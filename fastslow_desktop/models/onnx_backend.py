@@ -107,10 +107,12 @@ def _export(encoder, folder: Path) -> None:
 
 class OnnxBackend:
     """Both towers as ONNX Runtime sessions with torch's thread count (same threads, fair comparison);
-    `image_file` picks the image tower's graph (the int8 backend runs the quantized one)."""
+    `image_file` picks the image tower's graph (the int8 backend runs the quantized one), and a
+    `text_model` answers texts in torch instead (int8 leaves the text tower in fp32, so a second
+    copy of it in ONNX Runtime would only cost memory: 430 MB more for ViT-B-32 while indexing)."""
 
     def __init__(self, folder: Path, threads: int | None = None, image_file: str = FILES["image"],
-                 name: str = "onnx"):
+                 name: str = "onnx", text_model: torch.nn.Module | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -120,7 +122,7 @@ class OnnxBackend:
         # No spinning between runs: while indexing, the decode threads need the cores ONNX Runtime's idle
         # threads would spin on (int8 ViT-B-32-256, 100 camera JPEGs, 2 cores: 7.7-7.8 -> 8.1-8.6 images/s)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.folder, self.name, self._options = folder, name, options
+        self.folder, self.name, self._options, self.text_model = folder, name, options, text_model
         self._files = {**FILES, "image": image_file}
         self._sessions: dict = {}
         self._lock = threading.Lock()
@@ -145,6 +147,9 @@ class OnnxBackend:
 
     def text(self, ids: torch.Tensor) -> torch.Tensor:
         """(n, L) token ids -> (n, d) float32, not normalised."""
+        if self.text_model is not None:
+            with torch.no_grad():
+                return self.text_model.encode_text(ids).float()
         wanted = np.int32 if self._session("text").get_inputs()[0].type == "tensor(int32)" else np.int64
         return self._run("text", ids.detach().cpu().numpy().astype(wanted, copy=False))
 
@@ -170,6 +175,15 @@ def _broken(folder: Path, why: str) -> OnnxUnavailable:
 
 def load_or_export(encoder) -> OnnxBackend:
     """The ONNX backend for `encoder`: exported on first use, then loaded from the cache."""
+    folder = _exported(encoder)
+    try:
+        return OnnxBackend(folder)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
+        raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _exported(encoder) -> Path:
+    """The folder of `encoder`'s fp32 export, made if missing; raises OnnxUnavailable when it is broken."""
     folder = cache_folder(encoder)
     if not folder.exists():
         logger.info("exporting the fast towers to ONNX in %s (once per model)", folder)
@@ -180,10 +194,7 @@ def load_or_export(encoder) -> OnnxBackend:
     problem = _cache_problem(folder)
     if problem is not None:
         raise _broken(folder, problem)
-    try:
-        return OnnxBackend(folder)
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
-        raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc
+    return folder
 
 
 def _quantize(folder: Path) -> None:
@@ -224,7 +235,7 @@ def _int8_problem(folder: Path) -> str | None:
 
 def load_or_quantize(encoder) -> OnnxBackend:
     """The int8 backend for `encoder`: the fp32 export (made if missing), its image tower quantized once."""
-    folder = load_or_export(encoder).folder
+    folder = _exported(encoder)  # no fp32 session: hundreds of MB the int8 backend never runs
     if not (folder / INT8_IMAGE).exists():
         logger.info("quantizing the image tower to int8 in %s (once per model)", folder)
         try:
@@ -235,6 +246,6 @@ def load_or_quantize(encoder) -> OnnxBackend:
     if problem is not None:
         raise _broken(folder, problem)
     try:
-        return OnnxBackend(folder, image_file=INT8_IMAGE, name="int8")
+        return OnnxBackend(folder, image_file=INT8_IMAGE, name="int8", text_model=encoder.model)
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors (invalid protobuf, ...)
         raise _broken(folder, f"{type(exc).__name__}: {exc}") from exc
