@@ -37,7 +37,8 @@ def _candidate_backends() -> list[str]:
     """torch fp32, and what else can run on this CPU: ONNX Runtime fp32 and int8, bf16 where it is native."""
     from fastslow_desktop.models.backends import cpu_flags, has_native_bf16, onnx_available
 
-    return ["torch", *(["bf16"] if has_native_bf16(cpu_flags()) else []), *(["onnx", "int8"] if onnx_available() else [])]
+    native_bf16 = ["bf16"] if has_native_bf16(cpu_flags()) else []
+    return ["torch", *native_bf16, *(["onnx", "int8"] if onnx_available() else [])]
 
 
 def _fresh(path: Path) -> Path:

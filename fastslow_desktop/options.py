@@ -33,8 +33,9 @@ def shared_options(suppress: bool) -> argparse.ArgumentParser:
                         help="what runs the fast model: torch (fp32), bf16 (CPU autocast), fp16 (CUDA), onnx "
                              "(ONNX Runtime, the [onnx] extra), int8 (ONNX Runtime, the image tower's weights in "
                              "int8: faster indexing, embeddings within cosine 0.99 of fp32), measure (time each "
-                             "here once and remember the fastest for auto); default: $FASTSLOW_BACKEND or auto (the remembered measurement, "
-                             "else by the hardware); a backend whose results differ from torch fp32's is not used")
+                             "here once and remember the fastest for auto); default: $FASTSLOW_BACKEND or auto "
+                             "(the remembered measurement, else by the hardware); a backend whose results differ "
+                             "from torch fp32's is not used")
     parent.add_argument("-v", "--verbose", action="count", default=default(0),
                         help="more log output (-vv for debug)")
     return parent

@@ -5,13 +5,14 @@ the whole dual encoder to embed one sentence. The text tower (with its projectio
 per set of weights into the per-user cache, next to a meta.json holding its own sha256, and later
 queries tokenize with bpe.py and run it in ONNX Runtime: no torch, no image tower, no slow model.
 
-For a long context, a second graph takes the first SHORT positions only (`short_length`), sharing the weight file: CLIP's
-text transformer is causal and pools at the end-of-text token, so the padding after it changes nothing,
-and a query of up to SHORT tokens costs SHORT positions instead of the whole context (77 for CLIP).
-Each graph's session is made when a query first needs it. The export guard checks the
-short graph's embeddings against torch's full-length ones; a tower where they differ (pooling at the
-last position, attention without a causal mask) gets the full-length graph only. (A single graph with
-a variable length does not export: nn.MultiheadAttention's traced reshapes keep the example's length.)
+For a long context, a second graph takes the first SHORT positions only (`short_length`) and reads
+the full graph's weight file. CLIP's text transformer is causal and pools at the end-of-text token,
+so the padding after it changes nothing, and a query of up to SHORT tokens costs SHORT positions
+instead of the whole context (77 for CLIP). Each graph's session is made when a query first needs
+it. The export guard checks the short graph's embeddings against torch's full-length ones; a tower
+where they differ (pooling at the last position, attention without a causal mask) gets the
+full-length graph only. (One graph of variable length does not export: nn.MultiheadAttention's
+traced reshapes keep the example's length.)
 
 The cache key is the fast weight file's sha256 from the bundle manifest (checked when the bundle is
 opened), its architecture and tokenizer, so a changed bundle never meets a stale export. An export
