@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fastslow_desktop.models.backends import CHOICE_FILE
+
 from .common import REPO, THREADS, Context, Result, child_env, skipped
 from .photos import camera_photos
 
@@ -145,9 +147,9 @@ def _wall(cmd: list[str], cwd: Path, env: dict, timeout: float = 1800) -> tuple[
 
 
 def _remembered(cache: Path) -> str:
-    """The backend and speeds `--backend measure` wrote into `cache` (backends.CHOICE_FILE)."""
+    """The backend and speeds `--backend measure` wrote into `cache`."""
     try:
-        [entry] = json.loads((cache / "backend-choice.json").read_text()).values()
+        [entry] = json.loads((cache / CHOICE_FILE).read_text()).values()
     except (OSError, ValueError) as exc:
         return f"unknown ({type(exc).__name__})"
     speeds = ", ".join(f"{k} {v:g}" for k, v in entry["images_per_s"].items())

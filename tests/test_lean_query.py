@@ -184,7 +184,7 @@ def test_a_failed_export_is_not_retried_by_every_search(indexed, capsys, monkeyp
     attempts = []
 
     def failing(encoder, tmp, short):
-        attempts.append(tmp)  # with the short graph first, then without, in the same attempt
+        attempts.append(tmp)
         raise RuntimeError("the exporter cannot trace this model")
 
     monkeypatch.setattr(text_onnx, "_write_export", failing)

@@ -122,7 +122,7 @@ class OnnxBackend:
         # No spinning between runs: while indexing, the decode threads need the cores ONNX Runtime's idle
         # threads would spin on (int8 ViT-B-32-256, 100 camera JPEGs, 2 cores: 7.7-7.8 -> 8.1-8.6 images/s)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.folder, self.name, self._options, self.text_model = folder, name, options, text_model
+        self.folder, self.name, self._options, self.text_model, self._ort = folder, name, options, text_model, ort
         self._files = {**FILES, "image": image_file}
         self._sessions: dict = {}
         self._lock = threading.Lock()
@@ -132,9 +132,7 @@ class OnnxBackend:
         # Made on first use: indexing never needs the text tower's session (hundreds of MB for ViT-B/32)
         with self._lock:
             if which not in self._sessions:
-                import onnxruntime as ort
-
-                self._sessions[which] = ort.InferenceSession(str(self.folder / self._files[which]), self._options,
+                self._sessions[which] = self._ort.InferenceSession(str(self.folder / self._files[which]), self._options,
                                                              providers=["CPUExecutionProvider"])
             return self._sessions[which]
 
