@@ -159,6 +159,60 @@ def test_re_rank_pixels_come_from_the_thumbnail_when_it_holds_enough(tmp_path, m
         assert source("large.jpg", None) == ["large.jpg"]  # full size
         assert source("small.jpg", 128) == ["small.jpg"]  # no larger than its thumbnail: the photo itself
 
+def test_a_large_jpeg_is_decoded_no_larger_than_the_model_and_the_thumbnail_need(tmp_path, monkeypatch):
+    from fastslow_desktop.library import indexer as indexer_module
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (1536, 2048, 3), dtype=np.uint8)).save(photos / "big.jpg", quality=90)
+    decoded = []
+    real = indexer_module.open_image
+
+    def spy(path, **kw):
+        image, info = real(path, **kw)
+        decoded.append(image.size)
+        return image, info
+
+    monkeypatch.setattr(indexer_module, "open_image", spy)
+    # A thumbnail smaller than the tiny model's 32 px input: the input alone sets the decoded size
+    monkeypatch.setattr(indexer_module, "THUMB_SIZE", 16)
+    models = load_bundle(make_tiny_bundle(tmp_path / "bundle"))
+    needed = int(models.fast.preprocess.config.image_size)
+    with Library.open(tmp_path / "library", models) as library:
+        library.add_root(photos)
+        library.index()
+        assert library.segment_ids().size == 1
+    [size] = decoded
+    # at least the input on the shorter side, less than twice it (the first cut decoded at twice the input)
+    assert needed <= min(size) < 2 * needed, size
+
+
+def test_the_encoder_starts_on_a_partial_batch_instead_of_waiting_for_a_full_one(tmp_path, monkeypatch, synth_dataset):
+    from fastslow_desktop.library import indexer as indexer_module
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted((synth_dataset / "images").glob("*.png"))[:40]:
+        shutil.copy(path, photos / path.name)
+    monkeypatch.setattr(indexer_module, "FLUSH_SECONDS", 1000.0)  # only the partial-batch rule can flush early
+    real_decode, real_flush = indexer_module.Indexer._decode_full, indexer_module.Indexer.flush
+
+    def slow_decode(self, entry, side):  # a decoder slower than the encoder, as with camera photos
+        time.sleep(0.05)
+        return real_decode(self, entry, side)
+
+    batches = []
+    monkeypatch.setattr(indexer_module.Indexer, "_decode_full", slow_decode)
+    monkeypatch.setattr(indexer_module.Indexer, "flush",
+                        lambda self, batch, report: batches.append(len(batch)) or real_flush(self, batch, report))
+    with Library.open(tmp_path / "library", load_bundle(make_tiny_bundle(tmp_path / "bundle"))) as library:
+        library.add_root(photos)
+        report = library.index()
+    assert report.indexed == 40 and sum(batches) == 40
+    # 40 photos is less than a full batch (64): waiting for one would embed them all at the end
+    assert len(batches) >= 2 and indexer_module.MIN_BATCH_FRAMES <= batches[0] < 40, batches
+
 
 def test_hnsw_search_finds_each_photo_itself(hostile, monkeypatch):
     monkeypatch.setattr(ann_module, "EXACT_BELOW", 0)  # force the HNSW path, not the exact fallback

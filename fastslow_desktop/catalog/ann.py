@@ -44,6 +44,10 @@ GROW = 1.5  # capacity grows ahead by this factor so resizes stay rare
 MIN_CAPACITY = 1024
 COMPACT_RATIO = 0.25  # deleted labels above this share of the live ones: rebuild the graph without them
 COMPACT_MIN = 64
+# Batches this large (a first import, a rebuild, a compaction) are inserted on every core: 20 000
+# random 512-d vectors into an M 32 graph took 67 s on one thread and 33 s on two (2-core AMD EPYC).
+# A watcher's or indexer's small batches stay on one thread, beside the encoder that shares the cores.
+BULK_ADD = 1000
 
 FetchVectors = Callable[[Iterable[int] | None], tuple[np.ndarray, np.ndarray]]
 
@@ -72,6 +76,11 @@ def exact_top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.argsort(-scores[top], kind="stable")]
     return np.asarray(ids)[top].astype(np.int64), scores[top].astype(np.float32)
+
+
+def _add_threads(n: int) -> int:
+    """Threads for inserting n vectors: all cores for a bulk batch, one otherwise."""
+    return (os.cpu_count() or 1) if n >= BULK_ADD else 1
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -239,7 +248,7 @@ class AnnIndex:
         needed = self._index.get_current_count() + len(ids)
         if needed > self._index.get_max_elements():
             self._index.resize_index(int(needed * GROW))
-        self._index.add_items(vectors, ids, num_threads=1)
+        self._index.add_items(vectors, ids, num_threads=_add_threads(len(ids)))
         self._live.update(int(i) for i in ids)
         self._matrix = self._subset = None
         self._changed(len(ids))
@@ -270,7 +279,7 @@ class AnnIndex:
                 if len(ids) else np.zeros((0, self.dim), np.float32)
         fresh = self._new_index(int(len(ids) * GROW))
         if len(ids):
-            fresh.add_items(vectors, ids, num_threads=1)
+            fresh.add_items(vectors, ids, num_threads=_add_threads(len(ids)))
         with self._rw.writing():
             dropped, self._deleted = self._deleted, 0
             self._index, self._matrix, self._subset = fresh, None, None
