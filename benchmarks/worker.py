@@ -58,9 +58,9 @@ def _encoder(models: str | None, arch: str | None, device: str = "cpu"):
 
 
 def _decode_side(encoder) -> int:
-    from fastslow_desktop.library.indexer import THUMB_SIZE
+    from fastslow_desktop.library.indexer import decode_side
 
-    return max(2 * int(encoder.preprocess.config.image_size), THUMB_SIZE)
+    return decode_side(int(encoder.preprocess.config.image_size))
 
 
 def encoder_rate(photos: str, n_tensors: int, models: str | None = None, arch: str | None = None,

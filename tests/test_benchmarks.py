@@ -102,3 +102,18 @@ def test_gpu_runner_measures_each_group_on_the_device_against_this_machines_cpu(
         assert proc.returncode == 0, proc.stderr[-3000:]
         [row] = json.loads((tmp_path / "none.json").read_text())["results"]
         assert row["value"] is None and "no CUDA" in row["note"]
+
+
+def test_index_budget_bound_is_cores_times_encoder_wall_over_all_cpu_spent_per_photo():
+    from benchmarks.index_budget import results
+
+    measured = {"arch": "ViT-B-32", "backend": "int8", "photos": 50, "tensors": 64, "cores": 2,
+                "decode_ms": {"hash": 1.0, "decode": 20.0, "thumbnail": 2.0, "preprocess": 2.0},
+                "encoder_wall_ms": 50.0, "encoder_cpu_ms": 100.0}
+    rows = {r.name: r for r in results(measured)}
+    assert rows["index_decode_cpu_ms@ViT-B-32"].value == 25.0
+    bound = rows["index_ceiling_ratio_bound@ViT-B-32"]
+    assert bound.value == pytest.approx(2 * 50 / 125) and bound.met is False
+    # an encoder that leaves a core idle (CPU = wall) leaves room for decoding
+    measured["encoder_cpu_ms"] = 50.0
+    assert {r.name: r for r in results(measured)}["index_ceiling_ratio_bound@ViT-B-32"].met is True

@@ -64,6 +64,14 @@ class _Decoded:
         return sum(len(f) for f in self.frames)
 
 
+def decode_side(image_size: int) -> int:
+    """The shorter side a photo is decoded to for a model of this input size: the input and the
+    thumbnail need no more, and a JPEG's DCT-scaled decode is a proper downscale. Twice the input (the
+    first cut) made a 12 MP photo decode at 1/4 scale instead of 1/8 for a 256 px ViT: 54 -> 43 ms
+    decode and 15 -> 7 ms thumbnail per camera photo (2-core AMD EPYC)."""
+    return max(image_size, THUMB_SIZE)
+
+
 def _mean_unit(vectors: np.ndarray) -> np.ndarray:
     vec = vectors.mean(axis=0)
     norm = float(np.linalg.norm(vec))
@@ -106,11 +114,7 @@ class Indexer:
         return self._fast
 
     def _decode_side(self) -> int:
-        # The shorter side the decoder must reach: the model's input and the thumbnail need no more,
-        # and a JPEG's DCT-scaled decode is a proper downscale. Twice the input (the first cut) made a
-        # 12 MP photo decode at 1/4 scale instead of 1/8 for a 256 px ViT: 54 -> 43 ms decode and
-        # 15 -> 7 ms thumbnail per camera photo (2-core AMD EPYC).
-        return max(int(self.fast.preprocess.config.image_size), THUMB_SIZE)
+        return decode_side(int(self.fast.preprocess.config.image_size))
 
     def _thumb(self, image, path: str, size: int, mtime: float, index: int) -> str | None:
         return write_thumbnail(self.catalog.paths.root, image, path, size, mtime, index)
