@@ -133,6 +133,15 @@ def child_env(threads: int = THREADS) -> dict:
     return env
 
 
+def compile_package() -> None:
+    """Byte-compile fastslow_desktop, as `pip install` does for an installed copy (rclip, the peer, is
+    timed as pip installed it): a process timed from a source tree that never writes bytecode (for
+    example under PYTHONDONTWRITEBYTECODE) would otherwise compile every module it imports, each time."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "fastslow_desktop"), quiet=1)
+
+
 def run_worker(function: str, kwargs: dict, timeout: float = 900) -> dict:
     """Run `benchmarks.worker` FUNCTION(**kwargs) in a fresh Python process; its JSON answer."""
     cmd = [sys.executable, "-m", "benchmarks.worker", function, json.dumps(kwargs)]

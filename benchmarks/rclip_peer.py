@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastslow_desktop.models.backends import CHOICE_FILE
 
-from .common import REPO, THREADS, Context, Result, child_env, skipped
+from .common import REPO, THREADS, Context, Result, child_env, compile_package, skipped
 from .photos import camera_photos
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ def _remembered(cache: Path) -> str:
 
 
 def run(ctx: Context) -> list[Result]:
+    compile_package()  # timed as an installed copy is
     names = (("index_vs_rclip_ratio", "×"), ("index_vs_rclip_ratio@auto", "×"), ("cli_query_vs_rclip_ratio", "×"))
     if not ctx.sizes.rclip:
         return [skipped(n, u, "full run only (rclip is installed and run in its own venv)",

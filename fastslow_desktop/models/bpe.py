@@ -12,6 +12,7 @@ import functools
 import gzip
 import html
 import importlib.util
+import itertools
 from pathlib import Path
 
 import regex
@@ -66,13 +67,16 @@ class ClipBpe:
     """Text -> CLIP BPE ids (no start/end tokens, no padding); thread-safe after construction."""
 
     def __init__(self, path: Path | None = None):
-        lines = gzip.open(path or vocab_file()).read().decode("utf-8").split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
+        # Only the merges CLIP uses (the first 48 894 of the file's 262 144 lines), kept as the file's own
+        # "left right" lines: no tuple per merge. Reading the whole file and splitting each line took
+        # 200 ms of a 1.1 s one-shot query; this takes about 70 (2-core AMD EPYC).
+        with gzip.open(path or vocab_file(), "rt", encoding="utf-8") as fh:
+            merges = [line.rstrip("\n") for line in itertools.islice(fh, 1, N_MERGES + 1)]
         self.byte_char = _byte_alphabet()
         symbols = list(self.byte_char.values())
-        vocab = [*symbols, *(s + END_OF_WORD for s in symbols), *("".join(m) for m in merges), SOT, EOT]
-        self.encoder: dict[str, int] = {piece: i for i, piece in enumerate(vocab)}
-        self.ranks: dict[tuple[str, ...], int] = {pair: i for i, pair in enumerate(merges)}
+        vocab = [*symbols, *(s + END_OF_WORD for s in symbols), *(m.replace(" ", "") for m in merges), SOT, EOT]
+        self.encoder: dict[str, int] = dict(zip(vocab, range(len(vocab))))
+        self.ranks: dict[str, int] = dict(zip(merges, range(len(merges))))  # "left right" -> rank
         self.sot_token_id, self.eot_token_id = self.encoder[SOT], self.encoder[EOT]
         self._words = regex.compile(
             rf"{SOT}|{EOT}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+", regex.IGNORECASE)
@@ -87,7 +91,7 @@ class ClipBpe:
             return done
         parts = [*word[:-1], word[-1] + END_OF_WORD]
         while len(parts) > 1:
-            ranked = [(self.ranks.get(pair, N_MERGES), pair) for pair in zip(parts, parts[1:])]
+            ranked = [(self.ranks.get(f"{a} {b}", N_MERGES), (a, b)) for a, b in zip(parts, parts[1:])]
             rank, (left, right) = min(ranked, key=lambda item: item[0])
             if rank == N_MERGES:  # no adjacent pair is a merge
                 break
@@ -114,5 +118,5 @@ class ClipBpe:
 
 @functools.lru_cache(maxsize=1)
 def shared_bpe() -> ClipBpe:
-    """One BPE per process: reading the 48 894-merge table takes about a second."""
+    """One BPE per process: reading the 48 894-merge table takes about 70 ms."""
     return ClipBpe()
