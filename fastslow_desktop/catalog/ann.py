@@ -44,9 +44,8 @@ GROW = 1.5  # capacity grows ahead by this factor so resizes stay rare
 MIN_CAPACITY = 1024
 COMPACT_RATIO = 0.25  # deleted labels above this share of the live ones: rebuild the graph without them
 COMPACT_MIN = 64
-# Batches this large (a first import, a rebuild, a compaction) are inserted on every core: 20 000
-# random 512-d vectors into an M 32 graph took 67 s on one thread and 33 s on two (2-core AMD EPYC).
-# A watcher's or indexer's small batches stay on one thread, beside the encoder that shares the cores.
+# Batches this large (a first import, a rebuild) go in on every core: 20 000 random 512-d vectors took
+# 67 s on one thread, 33 on two. The indexer's small batches stay on one, beside the encoder.
 BULK_ADD = 1000
 
 FetchVectors = Callable[[Iterable[int] | None], tuple[np.ndarray, np.ndarray]]

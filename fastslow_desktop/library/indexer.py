@@ -40,10 +40,14 @@ from .scan import FileEntry, reconcile
 logger = logging.getLogger(__name__)
 
 BATCH_FRAMES = 64  # frames per inference batch
-# The encoder does not wait for a full batch: once this many frames are decoded and no other decode
-# has finished, they are embedded at once. Waiting for 64 frames (or FLUSH_SECONDS) left the encoder's
-# cores idle at the start of every run: 2 s of a 9 s run of 100 camera photos with ViT-B-32 int8.
+# The encoder does not wait for a full batch: once this many frames are decoded, no other decode has
+# finished and MIN_FLUSH_SECONDS have passed since the last batch began, they are embedded at once.
+# Waiting for 64 frames (or FLUSH_SECONDS) left the encoder's cores idle at the start of every run:
+# 2 s of a 9 s run of 100 camera photos with ViT-B-32 int8. The pause keeps a decoder-bound run
+# (small photos, a small model) from writing a batch every few ms, which held the app's GUI thread
+# over 100 ms (tests/test_ui_responsiveness.py).
 MIN_BATCH_FRAMES = 16
+MIN_FLUSH_SECONDS = 0.25
 FLUSH_SECONDS = 2.0  # write what is decoded at least this often, so progress and search keep up
 LONG_VIDEO_SEGMENTS = 24  # beyond this many segments a worker embeds as it goes, bounding memory
 
@@ -293,7 +297,7 @@ class _Run:
         self.batch: list[_Decoded] = []
         self.pending: set[Future] = set()
         self._jobs = iter(jobs)
-        self.last_flush = self.embed_started = time.perf_counter()
+        self.last_flush = self.flush_started = self.embed_started = time.perf_counter()
         self.inflight_limit = 2 * indexer.batch_frames  # raised once the model (and its device) is known
 
     def event(self, current: str | None, paused: bool = False) -> Progress:
@@ -304,6 +308,7 @@ class _Run:
         return Progress("indexing", self.done, total, rate, eta, current, self.report.failed, paused)
 
     def flush(self) -> None:
+        self.flush_started = time.perf_counter()
         if self.batch:
             self.indexer.flush(self.batch, self.report)
         self.batch, self.last_flush = [], time.perf_counter()
@@ -361,10 +366,10 @@ class _Run:
             self.done += 1
             self.emit(self.event(decoded.record.path if decoded.record else decoded.row.path))
         self.fill(pool, side)
-        frames = sum(d.n_frames for d in self.batch)
+        now, frames = time.perf_counter(), sum(d.n_frames for d in self.batch)
+        # a batch that took longer than the pause (a busy encoder) is followed at once, never paused for
         encoder_would_wait = frames >= min(MIN_BATCH_FRAMES, self.indexer.batch_frames) and \
-            not any(fut.done() for fut in self.pending)
-        if frames >= self.indexer.batch_frames or encoder_would_wait or \
-                time.perf_counter() - self.last_flush > FLUSH_SECONDS:
+            now - self.flush_started >= MIN_FLUSH_SECONDS and not any(fut.done() for fut in self.pending)
+        if frames >= self.indexer.batch_frames or encoder_would_wait or now - self.last_flush > FLUSH_SECONDS:
             self.flush()
         return True
