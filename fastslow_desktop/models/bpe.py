@@ -69,7 +69,7 @@ class ClipBpe:
     def __init__(self, path: Path | None = None):
         # Only the merges CLIP uses (the first 48 894 of the file's 262 144 lines), kept as the file's own
         # "left right" lines: no tuple per merge. Reading the whole file and splitting each line took
-        # 200 ms of a 1.1 s one-shot query; this takes about 70 (2-core AMD EPYC).
+        # 104-201 ms of a 1.1 s one-shot query; this takes 73-87 (2-core AMD EPYC, idle).
         with gzip.open(path or vocab_file(), "rt", encoding="utf-8") as fh:
             merges = [line.rstrip("\n") for line in itertools.islice(fh, 1, N_MERGES + 1)]
         self.byte_char = _byte_alphabet()
@@ -118,5 +118,5 @@ class ClipBpe:
 
 @functools.lru_cache(maxsize=1)
 def shared_bpe() -> ClipBpe:
-    """One BPE per process: reading the 48 894-merge table takes about 70 ms."""
+    """One BPE per process: reading the 48 894-merge table takes about 80 ms."""
     return ClipBpe()
