@@ -24,6 +24,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from ..models.backends import torch_threads
 from .filtered import EXACT_SUBSET, EXACT_SUBSET_SHARE, MIN_OVERFETCH_SHARE, as_sorted_ids, keep_allowed, overfetch_size
 from .locks import ReadWriteLock
 from .records import LibraryError
@@ -44,8 +45,8 @@ GROW = 1.5  # capacity grows ahead by this factor so resizes stay rare
 MIN_CAPACITY = 1024
 COMPACT_RATIO = 0.25  # deleted labels above this share of the live ones: rebuild the graph without them
 COMPACT_MIN = 64
-# Batches this large (a first import, a rebuild) go in on every core: 20 000 random 512-d vectors took
-# 67 s on one thread, 33 on two. The indexer's small batches stay on one, beside the encoder.
+# Batches this large (a first import, a rebuild) use inference's threads (all cores unless FASTSLOW_TORCH_
+# THREADS): 20 000 512-d vectors took 67 s on one, 33 on two. The indexer's batches stay on one.
 BULK_ADD = 1000
 
 FetchVectors = Callable[[Iterable[int] | None], tuple[np.ndarray, np.ndarray]]
@@ -77,9 +78,8 @@ def exact_top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
     return np.asarray(ids)[top].astype(np.int64), scores[top].astype(np.float32)
 
 
-def _add_threads(n: int) -> int:
-    """Threads for inserting n vectors: all cores for a bulk batch, one otherwise."""
-    return (os.cpu_count() or 1) if n >= BULK_ADD else 1
+def _add_threads(n: int) -> int:  # threads for n vectors: inference's count for a bulk batch, else one
+    return torch_threads() if n >= BULK_ADD else 1
 
 
 def _fsync_dir(folder: Path) -> None:
