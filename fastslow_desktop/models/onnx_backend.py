@@ -11,12 +11,14 @@ by the cosine guard in `backends.select_backend`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,26 +75,40 @@ class _Tower(torch.nn.Module):
         return self.model.encode_image(x) if self.which == "image" else self.model.encode_text(x)
 
 
-def _export(encoder, folder: Path) -> None:
-    """Export both towers into a temporary sibling folder, then move it into place (never half-written)."""
-    import warnings
-
-    pixels, ids = _example_inputs(encoder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-    # nn.MultiheadAttention's eval fast path is one fused op that ONNX has no export for
+@contextlib.contextmanager
+def exporting(model: torch.nn.Module) -> Iterator[None]:
+    """Around torch.onnx.export of `model`'s towers: nn.MultiheadAttention's eval fast path is one fused
+    op that ONNX has no export for, so it is off meanwhile; afterwards `model` is in eval mode again."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        for which, example in (("image", pixels), ("text", ids)):
-            # the wrapper must be in eval mode: export restores the wrapper's mode afterwards, and a
-            # fresh module's default (training) would otherwise switch the live model to training
-            tower = _Tower(encoder.model, which).eval()
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(tower, (example,), str(tmp / FILES[which]), input_names=["input"],
-                                  output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                                  dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        model.eval()
+
+
+def export_tower(tower: torch.nn.Module, example: torch.Tensor, path: Path, opset: int = OPSET) -> None:
+    """Trace one tower (input "input", output "embedding", batch axis dynamic) into the ONNX file `path`."""
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tower, (example,), str(path), input_names=["input"], output_names=["embedding"],
+                          opset_version=opset, dynamo=False, dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+
+
+def _export(encoder, folder: Path) -> None:
+    """Export both towers into a temporary sibling folder, then move it into place (never half-written)."""
+    pixels, ids = _example_inputs(encoder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        with exporting(encoder.model):
+            for which, example in (("image", pixels), ("text", ids)):
+                # the wrapper must be in eval mode: export restores the wrapper's mode afterwards, and a
+                # fresh module's default (training) would otherwise switch the live model to training
+                export_tower(_Tower(encoder.model, which).eval(), example, tmp / FILES[which])
         meta = {"export_version": EXPORT_VERSION, "torch": torch.__version__,
                 "sizes": {name: (tmp / name).stat().st_size for name in FILES.values()}}
         (tmp / META).write_text(json.dumps(meta, indent=1))
@@ -100,8 +116,6 @@ def _export(encoder, folder: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         tmp.replace(folder)
     finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-        encoder.model.eval()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -232,27 +232,13 @@ def _share_weights(short_path: Path, full_path: Path) -> None:
 def _write_export(encoder: FastEncoder, tmp: Path, short: bool) -> None:
     """The full graph into `tmp` (raises when it cannot be exported), then, with `short` and a long
     enough context, the short graph (left out, logged, when the tower cannot be traced that way)."""
-    import warnings
-
     import onnx
-    import torch
 
-    from .onnx_backend import _Tower
+    from .onnx_backend import _Tower, export_tower, exporting
 
     ids = encoder.tokenizer(list(PROBE_TEXTS[:2]))
-
-    def export(tower, example, name: str) -> None:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(tower, (example,), str(tmp / name), input_names=["input"],
-                              output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
-
-    # nn.MultiheadAttention's eval fast path is one fused op that ONNX has no export for
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        export(_Tower(encoder.model, "text").eval(), ids, "whole.onnx")
+    with exporting(encoder.model):
+        export_tower(_Tower(encoder.model, "text").eval(), ids, tmp / "whole.onnx", OPSET)
         # Initialisers in a file of their own: ONNX Runtime maps it instead of parsing them (half the load)
         onnx.save_model(onnx.load(str(tmp / "whole.onnx")), str(tmp / FILE), save_as_external_data=True,
                         all_tensors_to_one_file=True, location=DATA, size_threshold=0)
@@ -260,14 +246,11 @@ def _write_export(encoder: FastEncoder, tmp: Path, short: bool) -> None:
         cut = short_length(ids.shape[1])
         if short and cut:
             try:
-                export(_short_tower(encoder.model), ids[:, :cut], SHORT_FILE)
+                export_tower(_short_tower(encoder.model), ids[:, :cut], tmp / SHORT_FILE, OPSET)
                 _share_weights(tmp / SHORT_FILE, tmp / FILE)
             except Exception as exc:  # noqa: BLE001 - a tower the short graph cannot be traced through
                 logger.debug("no short text graph (%s: %s); the full length only", type(exc).__name__, exc)
                 (tmp / SHORT_FILE).unlink(missing_ok=True)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-        encoder.model.eval()
 
 
 def _export_guarded(encoder: FastEncoder, tmp: Path, model_id: str) -> tuple[list[str], float]:
