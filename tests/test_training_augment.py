@@ -18,9 +18,10 @@ from training.stages import SlowObjective
 STRONG = Strengths(colour=0.3, turn=8.0, stretch=0.2, blur=1.2, noise=0.05)
 
 
-def test_every_preset_trains_without_augmentation_by_default():
-    for cfg in PRESETS.values():
-        assert not Strengths.from_config(cfg).active and cfg.render_size_max == 0
+def test_presets_train_without_augmentation_but_the_synthetic_white_balance_cast():
+    for name, cfg in PRESETS.items():
+        expected = Strengths(cast=0.05) if name == "synthetic" else Strengths()
+        assert Strengths.from_config(cfg) == expected and cfg.render_size_max == 0
     source = object()
     assert maybe_augment(source, PreprocessConfig(), TrainConfig(), salt=1) is source
     items = render_synthscenes(6, 0, 96, 0.5)
@@ -45,12 +46,24 @@ def test_augmentation_changes_pixels_deterministically_and_keeps_a_corner_object
     assert ((redness > 0.5).sum((1, 2)) <= 36).all()
 
 
+def test_a_white_balance_cast_tints_a_grey_picture_evenly_and_the_colour_jitter_does_not():
+    grey = torch.full((16, 3, 8, 8), 0.5)
+    cast = augment(grey, Strengths(cast=0.05), torch.Generator().manual_seed(0))
+    offsets = cast - grey
+    assert torch.allclose(offsets, offsets[:, :, :1, :1].expand_as(offsets))  # one offset per channel and image
+    assert offsets.abs().max() <= 0.05 + 1e-6
+    assert (offsets.amax(1) - offsets.amin(1)).amax() > 0.03  # the channels move apart: grey is no longer grey
+    jittered = augment(grey, Strengths(colour=0.3), torch.Generator().manual_seed(0))
+    assert torch.allclose(jittered, jittered[:, :1].expand_as(jittered))  # brightness etc. keep grey neutral
+
+
 def test_the_captioner_trains_on_augmented_batches_from_the_command_line_fields():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     cfg = config_from_args(parser.parse_args(["--augment-colour", "0.2", "--augment-turn", "5", "--augment-blur",
-                                              "1", "--augment-noise", "0.03", "--batch-size", "8"]))
-    assert Strengths.from_config(cfg) == Strengths(colour=0.2, turn=5.0, blur=1.0, noise=0.03)
+                                              "1", "--augment-noise", "0.03", "--augment-cast", "0.04",
+                                              "--batch-size", "8"]))
+    assert Strengths.from_config(cfg) == Strengths(colour=0.2, turn=5.0, blur=1.0, noise=0.03, cast=0.04)
     items = render_synthscenes(16, 1, 96, 0.5)
     tokenizer = TextTokenizer.compact_for((c for it in items for c in it.captions), context_length=16)
     slow = SlowCaptioner(SlowConfig.from_dict(dict(load_arch("slow-tiny"), vocab_size=tokenizer.vocab_size,

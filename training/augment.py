@@ -1,7 +1,7 @@
-"""Pixel augmentation for training batches: colour jitter, small turns and stretches, blur, noise.
+"""Pixel augmentation for training batches: colour jitter, white-balance cast, small turns and stretches, blur, noise.
 
 Every operation keeps a SynthScenes caption true: no flips (they would swap left and right), no hue
-changes (they would change colour words), no crops (they could cut an object out); a turn is at most a
+changes beyond a small cast (they would change colour words), no crops (they could cut an object out); a turn is at most a
 few degrees and shrinks the picture so that nothing leaves it. All strengths default to 0 (off), so
 that a preset without them trains exactly as before. Applied to the student's (or the captioner's)
 batch only; a teacher scores clean pixels. The random draws come from a generator seeded once per
@@ -29,14 +29,16 @@ class Strengths:
     stretch: float = 0.0  # width / height changed by a factor in [exp(-s), exp(s)]
     blur: float = 0.0  # largest Gaussian sigma in input pixels (half of the images get some blur)
     noise: float = 0.0  # largest Gaussian noise sigma, in [0, 1] pixel units
+    cast: float = 0.0  # white-balance error: one offset per channel in [-cast, cast], [0, 1] pixel units
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Strengths:
-        return cls(cfg.augment_colour, cfg.augment_turn, cfg.augment_stretch, cfg.augment_blur, cfg.augment_noise)
+        return cls(cfg.augment_colour, cfg.augment_turn, cfg.augment_stretch, cfg.augment_blur, cfg.augment_noise,
+                   cfg.augment_cast)
 
     @property
     def active(self) -> bool:
-        return any((self.colour, self.turn, self.stretch, self.blur, self.noise))
+        return any((self.colour, self.turn, self.stretch, self.blur, self.noise, self.cast))
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -50,6 +52,17 @@ def _colour(x: torch.Tensor, c: float, gen: torch.Generator) -> torch.Tensor:
     x = grey + (x - grey) * _uniform(n, 1 - c, 1 + c, gen).view(n, 1, 1, 1)  # saturation
     level = grey.mean((2, 3), keepdim=True)
     return level + (x - level) * _uniform(n, 1 - c, 1 + c, gen).view(n, 1, 1, 1)  # contrast
+
+
+def _cast(x: torch.Tensor, most: float, gen: torch.Generator) -> torch.Tensor:
+    """The same offset on every pixel of a channel, as a camera's white-balance error.
+
+    The colour jitter above scales all channels alike, so a neutral grey background stays neutral; a
+    model trained only on neutral backgrounds can learn "has chroma" as "is an object", and then a cast
+    of 8 levels per channel cost the shipped captioner 15 R@1 points (README, issue 16).
+    """
+    n = x.shape[0]
+    return x + _uniform(n * 3, -most, most, gen).view(n, 3, 1, 1).to(x)
 
 
 def _geometry(x: torch.Tensor, turn: float, stretch: float, gen: torch.Generator) -> torch.Tensor:
@@ -91,6 +104,8 @@ def augment(x: torch.Tensor, strengths: Strengths, gen: torch.Generator) -> torc
     """Augmented copies of (B, 3, S, S) pixels in [0, 1]."""
     if strengths.colour:
         x = _colour(x, strengths.colour, gen)
+    if strengths.cast:
+        x = _cast(x, strengths.cast, gen)
     if strengths.turn or strengths.stretch:
         x = _geometry(x, strengths.turn, strengths.stretch, gen)
     if strengths.blur:
