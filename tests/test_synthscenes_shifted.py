@@ -82,3 +82,29 @@ def test_command_line_writes_a_shifted_gallery_and_refuses_shifted_videos(tmp_pa
         main(["--out", str(tmp_path / "v"), "--images", "1", "--videos", "1", "--seed", "2", "--shifted"])
     assert exit_.value.code == 2
     assert "images only" in capsys.readouterr().err
+
+
+def test_one_rendering_factor_can_be_switched_on_alone_and_the_others_draw_the_same_pictures() -> None:
+    from fastslow_desktop.synthscenes.shifted import Factors
+
+    scene = sample_scene(random.Random(5), "pair")
+    plain = np.asarray(render_shifted(scene, random.Random("f/1"), Factors.only(None)), dtype=np.int16)
+    cast = np.asarray(render_shifted(scene, random.Random("f/1"), Factors.only("cast")), dtype=np.int16)
+    offsets = (cast - plain).reshape(-1, 3)
+    inside = ((plain > 10) & (plain < 245)).reshape(-1, 3).all(1)  # away from clipping
+    assert plain.shape == cast.shape and inside.mean() > 0.5
+    assert (offsets[inside].max(0) - offsets[inside].min(0) <= 1).all()  # one offset per channel
+    assert np.abs(offsets[inside]).max() >= 1  # and some channel moved
+    assert np.array_equal(np.asarray(render_shifted(scene, random.Random("f/1"), Factors())),
+                          np.asarray(render_shifted(scene, random.Random("f/1"))))  # all on: the default
+    with pytest.raises(ValueError, match="unknown rendering factor"):
+        Factors.only("sepia")
+
+
+def test_shift_factors_measures_a_bundle_on_one_gallery_per_setting(tiny_bundle) -> None:
+    from training.shift_factors import factor_settings, measure
+
+    assert list(factor_settings())[:2] == ["none", "aspect"] and list(factor_settings())[-1] == "all"
+    result = measure(tiny_bundle, n_images=12, n_queries=4, names=["none", "cast"])
+    assert set(result) == {"none", "cast"}
+    assert all(0 <= r["fast"] <= 100 and 0 <= r["slow"] <= 100 for r in result.values())

@@ -21,6 +21,7 @@ import io
 import json
 import math
 import random
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,36 @@ SENSOR_NOISE = (2.0, 9.0)  # per-channel Gaussian sigma in 8-bit levels
 CAST = 8  # white-balance cast: up to this many levels per channel, the same on every pixel
 BACKGROUNDS = ("value_noise", "stripes", "diagonal", "radial")
 _POINTS = 10  # star outline
+
+
+@dataclass(frozen=True)
+class Factors:
+    """Which rendering choices are on. All are by default; `only` turns a single one on for diagnosis.
+
+    A factor that is off still draws its random numbers, so every other factor draws what it would
+    have: the pictures differ in that factor alone.
+    """
+
+    aspect: bool = True  # aspect ratios 0.8-1.25 (off: square)
+    antialias: bool = True  # 1x / 3x / 4x supersampling (off: always 4x)
+    background: bool = True  # textured and gradient backgrounds (off: flat, at the scene's mean level)
+    turn: bool = True  # per-object and whole-layout turns
+    colour: bool = True  # brightness, contrast and saturation
+    cast: bool = True  # white-balance cast
+    blur: bool = True
+    noise: bool = True  # sensor noise
+    jpeg: bool = True  # JPEG at quality 60-95 for most files (off: every file PNG)
+
+    @classmethod
+    def only(cls, name: str | None) -> Factors:
+        """Every factor off except `name` (None: every factor off, the closest to the standard renderer)."""
+        names = [f.name for f in fields(cls)]
+        if name is not None and name not in names:
+            raise ValueError(f"unknown rendering factor {name!r}: one of {', '.join(names)}")
+        return cls(**{n: n == name for n in names})
+
+
+ALL = Factors()
 
 
 def _rotate(points: list[tuple[float, float]], degrees: float) -> list[tuple[float, float]]:
@@ -74,7 +105,7 @@ def _outline(obj: SceneObject, turn: float) -> list[tuple[float, float]] | None:
     return [((u - cx) / side, (v - cy) / side) for u, v in points]
 
 
-def _background(background: Background, width: int, height: int, rng: random.Random) -> np.ndarray:
+def _background(background: Background, width: int, height: int, rng: random.Random, on: bool = True) -> np.ndarray:
     """A neutral grey (H, W) float array in [0, 255]: textured or a gradient, around the scene's level."""
     nrng = np.random.default_rng(rng.getrandbits(64))
     level = 255.0 * (background.start + background.end) / 2
@@ -94,70 +125,82 @@ def _background(background: Background, width: int, height: int, rng: random.Ran
     else:
         r = np.sqrt((xs - rng.uniform(0.2, 0.8)) ** 2 + (ys - rng.uniform(0.2, 0.8)) ** 2)
         grey = level + rng.uniform(-45, 45) * (r - 0.5)
-    return np.clip(grey, 0, 255)
+    return np.clip(grey if on else np.full_like(grey, level), 0, 255)
 
 
-def _polygon(obj: SceneObject, width: int, height: int, rng: random.Random) -> list[tuple[float, float]]:
+def _polygon(obj: SceneObject, width: int, height: int, rng: random.Random,
+             turns: bool = True) -> list[tuple[float, float]]:
     """The object's outline in pixels (circles as 48-gons), turned by up to MAX_OBJECT_TURN."""
-    outline = _outline(obj, rng.uniform(-MAX_OBJECT_TURN, MAX_OBJECT_TURN))
+    turn = rng.uniform(-MAX_OBJECT_TURN, MAX_OBJECT_TURN)
+    outline = _outline(obj, turn if turns else 0.0)
     if outline is None:
         outline = [(0.5 * math.cos(2 * math.pi * i / 48), 0.5 * math.sin(2 * math.pi * i / 48)) for i in range(48)]
     cx, cy, side_w, side_h = obj.x * width, obj.y * height, obj.extent * width, obj.extent * height
     return [(cx + u * side_w, cy + v * side_h) for u, v in outline]
 
 
-def _draw_objects(canvas: Image.Image, scene: Scene, factor: int, rng: random.Random) -> Image.Image:
+def _draw_objects(canvas: Image.Image, scene: Scene, factor: int, rng: random.Random,
+                  turns: bool = True) -> Image.Image:
     """Objects drawn on a copy `factor` times the size, the whole layout turned a little, reduced back."""
     width, height = canvas.size
     big = canvas.resize((width * factor, height * factor), Image.Resampling.NEAREST) if factor > 1 else canvas.copy()
     draw = ImageDraw.Draw(big)
     turn = math.radians(rng.uniform(-MAX_LAYER_TURN, MAX_LAYER_TURN))
+    turn = turn if turns else 0.0
     # Shrink towards the centre so that the turned layout stays inside: 1 / (cos + sin) keeps the corners in.
     scale = 1.0 / (math.cos(turn) + abs(math.sin(turn)))
     c, s = scale * math.cos(turn), scale * math.sin(turn)
     mx, my = big.width / 2, big.height / 2
     for obj in scene.objects:
-        points = _polygon(obj, big.width, big.height, rng)
+        points = _polygon(obj, big.width, big.height, rng, turns)
         turned = [(mx + (x - mx) * c - (y - my) * s, my + (x - mx) * s + (y - my) * c) for x, y in points]
         draw.polygon(turned, fill=obj.rgb)
     return big.resize((width, height), Image.Resampling.LANCZOS) if factor > 1 else big
 
 
-def _camera(image: Image.Image, rng: random.Random) -> Image.Image:
+def _camera(image: Image.Image, rng: random.Random, factors: Factors = ALL) -> Image.Image:
     """Colour jitter, white-balance cast, blur and sensor noise."""
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.85, 1.15))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
-    image = ImageEnhance.Color(image).enhance(rng.uniform(0.8, 1.2))
+    for enhance, low, high in ((ImageEnhance.Brightness, 0.85, 1.15), (ImageEnhance.Contrast, 0.8, 1.2),
+                               (ImageEnhance.Color, 0.8, 1.2)):
+        amount = rng.uniform(low, high)
+        if factors.colour:
+            image = enhance(image).enhance(amount)
     if rng.random() < BLUR_SHARE:
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*BLUR_SIGMA)))
+        sigma = rng.uniform(*BLUR_SIGMA)
+        if factors.blur:
+            image = image.filter(ImageFilter.GaussianBlur(sigma))
     pixels = np.asarray(image, dtype=np.float32)
     nrng = np.random.default_rng(rng.getrandbits(64))
-    cast = np.array([rng.uniform(-CAST, CAST) for _ in range(3)], dtype=np.float32)
-    noise = nrng.standard_normal(pixels.shape, dtype=np.float32) * rng.uniform(*SENSOR_NOISE)
+    cast = np.array([rng.uniform(-CAST, CAST) for _ in range(3)], dtype=np.float32) * factors.cast
+    noise = nrng.standard_normal(pixels.shape, dtype=np.float32) * rng.uniform(*SENSOR_NOISE) * factors.noise
     return Image.fromarray(np.clip(pixels + cast + noise + 0.5, 0, 255).astype(np.uint8))
 
 
-def render_shifted(scene: Scene, rng: random.Random) -> Image.Image:
+def render_shifted(scene: Scene, rng: random.Random, factors: Factors = ALL) -> Image.Image:
     """The scene drawn by the shifted renderer: size, aspect and every rendering choice drawn from `rng`."""
     side = rng.randint(*SIZES)
     aspect = math.exp(rng.uniform(math.log(ASPECTS[0]), math.log(ASPECTS[1])))  # width / height
+    aspect = aspect if factors.aspect else 1.0
     width, height = (side, max(1, round(side / aspect))) if aspect >= 1 else (max(1, round(side * aspect)), side)
-    grey = _background(scene.background, width, height, rng)
+    grey = _background(scene.background, width, height, rng, factors.background)
     canvas = Image.fromarray((grey + 0.5).astype(np.uint8)).convert("RGB")
-    return _camera(_draw_objects(canvas, scene, rng.choice(SUPERSAMPLES), rng), rng)
+    supersample = rng.choice(SUPERSAMPLES)
+    supersample = supersample if factors.antialias else max(SUPERSAMPLES)
+    return _camera(_draw_objects(canvas, scene, supersample, rng, factors.turn), rng, factors)
 
 
-def encode_shifted(image: Image.Image, rng: random.Random) -> tuple[bytes, str]:
+def encode_shifted(image: Image.Image, rng: random.Random, factors: Factors = ALL) -> tuple[bytes, str]:
     """The file bytes and suffix: PNG for some images, JPEG at quality 60-95 for the rest."""
     buffer = io.BytesIO()
-    if rng.random() < PNG_SHARE:
+    if rng.random() < PNG_SHARE or not factors.jpeg:
         image.save(buffer, format="PNG")
         return buffer.getvalue(), ".png"
     image.save(buffer, format="JPEG", quality=rng.randint(*JPEG_QUALITY))
     return buffer.getvalue(), ".jpg"
 
 
-def generate_shifted(out_dir: str | Path, n_images: int, seed: int, twins: bool = True) -> Path:
+def generate_shifted(out_dir: str | Path, n_images: int, seed: int, twins: bool = True,
+                     factors: Factors = ALL) -> Path:
     """Writes a shifted image gallery (images/ and captions.jsonl, same record format); returns the file."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -166,7 +209,7 @@ def generate_shifted(out_dir: str | Path, n_images: int, seed: int, twins: bool 
     records: list[dict[str, Any]] = []
     for index, scene in enumerate(scenes):
         rng = random.Random(f"synthscenes-shifted/{seed}/image/{index}")
-        data, suffix = encode_shifted(render_shifted(scene, rng), rng)
+        data, suffix = encode_shifted(render_shifted(scene, rng, factors), rng, factors)
         name = f"images/{index:06d}{suffix}"
         (out / name).write_bytes(data)
         records.append({"file": name, "kind": "image", "captions": true_captions(scene),
