@@ -1,10 +1,10 @@
 """Pixel augmentation for training batches: colour jitter, white-balance cast, small turns and stretches, blur, noise.
 
 Every operation keeps a SynthScenes caption true: no flips (they would swap left and right), no hue
-changes beyond a small cast (they would change colour words), no crops (they could cut an object out); a turn is at most a
-few degrees and shrinks the picture so that nothing leaves it. All strengths default to 0 (off), so
-that a preset without them trains exactly as before. Applied to the student's (or the captioner's)
-batch only; a teacher scores clean pixels. The random draws come from a generator seeded once per
+changes beyond a small cast (they would change colour words), no crops (they could cut an object out);
+a turn is at most a few degrees and shrinks the picture so that nothing leaves it. All strengths
+default to 0 (off), so that a preset without them trains exactly as before. Applied to the student's
+(or the captioner's) batch only; a teacher scores clean pixels. The random draws come from a generator seeded once per
 stage, so a resumed run draws other augmentations than an uninterrupted one would have.
 """
 
@@ -59,7 +59,7 @@ def _cast(x: torch.Tensor, most: float, gen: torch.Generator) -> torch.Tensor:
 
     The colour jitter above scales all channels alike, so a neutral grey background stays neutral; a
     model trained only on neutral backgrounds can learn "has chroma" as "is an object", and then a cast
-    of 8 levels per channel cost the shipped captioner 15 R@1 points (README, issue 16).
+    of 8 levels per channel cost the captioner trained without this 15 R@1 points (README, issue 16).
     """
     n = x.shape[0]
     return x + _uniform(n * 3, -most, most, gen).view(n, 3, 1, 1).to(x)
