@@ -23,13 +23,11 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-import torch
-
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes.shifted import Factors, generate_shifted
 
 from .data import read_synthscenes_folder
-from .evaluate import Gallery, make_queries, recall
+from .evaluate import Gallery, evaluate_fast, evaluate_slow, make_queries
 
 logger = logging.getLogger("training.shift_factors")
 
@@ -54,9 +52,7 @@ def measure(bundle: str | Path, n_images: int, n_queries: int, names: Sequence[s
             items = read_synthscenes_folder(tmp)
             gallery = Gallery(items, models.slow, {"fast": models.fast})
         queries = make_queries(items, n_queries, seed)
-        with torch.no_grad():
-            fast = recall([gallery.fast_rank("fast", text)[0] for text in queries.texts], queries)["R@1"]
-            slow = recall([gallery.slow_rank(text) for text in queries.texts], queries)["R@1"]
+        fast, slow = evaluate_fast(gallery, "fast", queries)["R@1"], evaluate_slow(gallery, queries)["R@1"]
         out[name] = {"fast": fast, "slow": slow, "seconds": round(time.perf_counter() - t0, 1)}
         logger.info("%-10s fast R@1 %6.2f  slow R@1 %6.2f", name, fast, slow)
     return out
