@@ -69,7 +69,9 @@ def test_two_seeds_report_mean_and_sd_shifted_rows_and_calibration_arrays(tmp_pa
         fast, student = seeds["R@1"][split]["fast"], seeds["R@1"][split]["fast_distilled"]
         assert gain["values"] == [round(a - b, 2) for a, b in zip(student["values"], fast["values"])]
         assert gain["gain_vs_2sd"] == (gain["mean"] > 2 * max(fast["sd"], student["sd"]))
-    assert "gain fast_distilled − fast" in (out / "report.md").read_text()
+    gain_row = next(line for line in (out / "report.md").read_text().splitlines()
+                    if line.startswith("| gain fast_distilled − fast |"))
+    assert f"paired sd {seeds['gain']['fast_distilled']['test']['paired_sd']})" in gain_row
 
     data = calibration.read(out / calibration.FILE)
     assert data["depth"] == data["gallery_size"] == 24  # depth = min(largest K, gallery): exhaustive here
