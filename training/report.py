@@ -33,6 +33,10 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _listed(values: list[float]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
 def seed_table(seeds: dict) -> list[str]:
     """Markdown lines of the seed comparison: R@1 mean ± sd per model and test set, and each gain."""
     sets = list(seeds["R@1"])
@@ -40,12 +44,12 @@ def seed_table(seeds: dict) -> list[str]:
              "one teacher): R@1 mean ± sd", "", "| model | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     for model in seeds["R@1"][sets[0]]:
         cells = [f"{seeds['R@1'][s][model]['mean']} ± {seeds['R@1'][s][model]['sd']} "
-                 f"({', '.join(str(v) for v in seeds['R@1'][s][model]['values'])})" for s in sets]
+                 f"({_listed(seeds['R@1'][s][model]['values'])})" for s in sets]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     for model, by_set in seeds["gain"].items():
         # sd: the larger of the two models' spreads (what gain_vs_2sd tests); the paired sd, over the
         # per-seed gains, is shown beside it because the two models of a seed share their first steps
-        cells = [f"{g['mean']} ± {g['sd']} ({', '.join(str(v) for v in g['values'])}; paired sd "
+        cells = [f"{g['mean']} ± {g['sd']} ({_listed(g['values'])}; paired sd "
                  f"{g['paired_sd']}), > 2 sd: {g['gain_vs_2sd']}" for g in by_set.values()]
         lines.append(f"| gain {model} − fast | " + " | ".join(cells) + " |")
     return lines
