@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import satisfies
@@ -73,6 +74,16 @@ def test_two_seeds_report_mean_and_sd_shifted_rows_and_calibration_arrays(tmp_pa
                     if line.startswith("| gain fast_distilled − fast |"))
     assert f"paired sd {seeds['gain']['fast_distilled']['test']['paired_sd']})" in gain_row
 
+    # tune_distill from seed 1's branch and batches, with the stage's peak rate as a grid axis.
+    from training import tune_distill
+
+    assert tune_distill.main(["--run", str(out), "--seed-index", "1", "--alphas", "0", "--lrs", "5e-4", "2e-3",
+                              "--log-level", "WARNING"]) == 0
+    tuned = json.loads((out / "tuning" / "seed1" / "tuning.json").read_text())
+    assert tuned["seed"] == 1 and [p["lr"] for p in tuned["points"]] == [5e-4, 2e-3]
+    branch = out / "tuning" / "seed1" / "alpha0_T1_neg7_lr0.0005" / "stages" / "fast_branch"
+    assert branch.resolve() == (out / "seeds" / "seed1" / "stages" / "fast_branch").resolve()
+
     data = calibration.read(out / calibration.FILE)
     assert data["depth"] == data["gallery_size"] == 24  # depth = min(largest K, gallery): exhaustive here
     val = read_synthscenes_folder(out / "data" / "val")
@@ -102,6 +113,8 @@ def test_tune_distill_trains_each_grid_point_from_the_runs_branch_and_reports_va
         assert json.loads((out / "tuning" / name / "stages" / "distill" / "done.json").read_text())["steps_run"] > 0
         assert point["gain_over_fast"] == round(point["val_R@1"] - result["fast_val_R@1"], 2)
     assert result["best"] in result["points"] and result["val_queries"] == 8
+    with pytest.raises(SystemExit, match="no finished fast stage"):  # a one-seed run has no seed 1
+        tune_distill.main(["--run", str(out), "--seed-index", "1", "--log-level", "WARNING"])
 
 
 def test_restart_control_trains_the_teacherless_branch_and_repeats_the_reports_students(tmp_path):
