@@ -84,6 +84,18 @@ def test_two_seeds_report_mean_and_sd_shifted_rows_and_calibration_arrays(tmp_pa
     branch = out / "tuning" / "seed1" / "alpha0_T1_neg7_lr0.0005" / "stages" / "fast_branch"
     assert branch.resolve() == (out / "seeds" / "seed1" / "stages" / "fast_branch").resolve()
 
+    # query_kinds: R@1 per query kind for every seed's students, on validation.
+    from training import query_kinds
+
+    assert query_kinds.main(["--run", str(out), "--log-level", "WARNING"]) == 0
+    kinds = json.loads((out / "query_kinds_val.json").read_text())
+    assert sorted(kinds["models"]) == sorted(f"{m}#seed{s}" for m in ("fast", "fast_distilled") for s in (0, 1))
+    for row in kinds["models"].values():
+        assert sum(row["queries"].values()) == kinds["queries"] == 8
+        if "pair" in row["R@1"]:
+            misses = round(row["queries"]["pair"] * (1 - row["R@1"]["pair"] / 100))
+            assert sum(row["pair_misses"].values()) == misses
+
     data = calibration.read(out / calibration.FILE)
     assert data["depth"] == data["gallery_size"] == 24  # depth = min(largest K, gallery): exhaustive here
     val = read_synthscenes_folder(out / "data" / "val")
@@ -132,4 +144,21 @@ def test_restart_control_trains_the_teacherless_branch_and_repeats_the_reports_s
         for name in ("fast", "fast_distilled"):
             assert result["R@1"][split][name]["values"] == [reported[name]]
         restart = result["R@1"][split]["fast_restart"]["values"][0]
-        assert result["gain"]["distilled_minus_restart"][split]["values"] == [round(reported["fast_distilled"] - restart, 2)]
+        teacher_alone = result["gain"]["distilled_minus_restart"][split]["values"]
+        assert teacher_alone == [round(reported["fast_distilled"] - restart, 2)]
+
+
+def test_a_pair_miss_is_wrong_relation_only_when_the_scene_holds_the_same_two_objects():
+    from fastslow_desktop.synthscenes import Scene, SceneObject
+    from training.query_kinds import wrong_relation_only
+
+    def pair(colour_top: str, colour_bottom: str) -> Scene:
+        return Scene("pair", (SceneObject("square", colour_top, "large", 0.5, 0.2),
+                              SceneObject("circle", colour_bottom, "small", 0.5, 0.8)))
+
+    query = "a red square above a blue circle"
+    assert not wrong_relation_only(pair("red", "blue"), query)  # a hit, not a miss
+    swapped = Scene("pair", (SceneObject("square", "red", "large", 0.5, 0.8),
+                             SceneObject("circle", "blue", "small", 0.5, 0.2)))
+    assert wrong_relation_only(swapped, query)  # the twin: same objects, red square below
+    assert not wrong_relation_only(pair("green", "blue"), query)  # other objects
