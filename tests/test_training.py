@@ -95,6 +95,41 @@ def test_identical_captions_in_a_batch_are_not_negatives():
     assert not torch.isclose(got, contrastive_loss(img, txt, scale, ["x", "y", "z"]))
 
 
+
+def test_a_swapped_caption_is_one_more_negative_of_its_own_image_only():
+    torch.manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    txt = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    swapped = torch.nn.functional.normalize(torch.randn(8), dim=-1)
+    scale, captions = torch.tensor(10.0), ["x", "y", "z"]
+    none = torch.full((3,), float("-inf"))
+    assert torch.isclose(contrastive_loss(img, txt, scale, captions, extra_negatives=none),
+                         contrastive_loss(img, txt, scale, captions))
+    extra = none.clone()
+    extra[1] = img[1] @ swapped  # image 1's caption with its objects swapped
+    logits = scale * img @ txt.T
+    rows = torch.cat([logits, scale * extra[:, None]], 1)  # the text-to-image direction is unchanged
+    target = torch.arange(3)
+    expected = (torch.nn.functional.cross_entropy(rows, target)
+                + torch.nn.functional.cross_entropy(logits.T, target)) / 2
+    assert torch.isclose(contrastive_loss(img, txt, scale, captions, extra_negatives=extra), expected)
+    learned = torch.tensor(10.0, requires_grad=True)  # rows without a swapped caption give it no NaN gradient
+    contrastive_loss(img, txt, learned, captions, extra_negatives=extra).backward()
+    assert torch.isfinite(learned.grad)
+
+
+def test_swapped_objects_keeps_the_relation_and_leaves_other_captions_alone():
+    from fastslow_desktop.synthscenes import Scene, SceneObject, satisfies
+    from training.data import swapped_objects
+
+    caption = "a blue square below a purple circle"
+    assert swapped_objects(caption) == "a purple circle below a blue square"
+    scene = Scene("pair", (SceneObject("square", "blue", "large", 0.5, 0.8),
+                           SceneObject("circle", "purple", "small", 0.5, 0.2)))
+    assert satisfies(scene, caption) and not satisfies(scene, swapped_objects(caption))
+    assert swapped_objects("a large red circle") is None and swapped_objects("two small red stars") is None
+    assert swapped_objects("a photo of a dog") is None
+
 def test_hardest_others_skips_the_captions_own_duplicates():
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.1], [0.2, 0.9, 0.3, 0.4], [0.1, 0.2, 0.9, 0.5], [0.0, 0.0, 0.0, 1.0]])
     cand = hardest_others(scores, ["a", "a", "b", "c"], m=2)

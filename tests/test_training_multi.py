@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.synthscenes import satisfies
@@ -162,3 +163,24 @@ def test_a_pair_miss_is_wrong_relation_only_when_the_scene_holds_the_same_two_ob
                              SceneObject("circle", "blue", "small", 0.5, 0.2)))
     assert wrong_relation_only(swapped, query)  # the twin: same objects, red square below
     assert not wrong_relation_only(pair("green", "blue"), query)  # other objects
+
+
+def test_swapped_negatives_train_every_fast_stage_and_are_recorded_in_the_config(tmp_path, monkeypatch):
+    from training import stages
+
+    seen = []
+    original = stages.contrastive_loss
+
+    def spy(*args, **kwargs):
+        if kwargs.get("extra_negatives") is not None:  # FastObjective's calls (the cached student has none)
+            seen.append(int(torch.isfinite(kwargs["extra_negatives"]).sum()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "contrastive_loss", spy)
+    out = tmp_path / "run"
+    assert main([*TINY, "--swapped-negatives", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["swapped_negatives"] is True
+    assert len(seen) == 5 + 2 and sum(seen) > 0  # every step of `fast` (3 + 2) and of the in-batch student (2)
+    for stage in ("fast", "distill"):
+        done = json.loads((out / "stages" / stage / "done.json").read_text())
+        assert done["steps_run"] > 0 and all(np.isfinite(v) for v in done["last"].values())

@@ -11,6 +11,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from PIL import Image
 
 from fastslow_desktop.synthscenes import (
     Scene,
+    parse_caption,
     read_captions,
     render_image,
     sample_scene,
@@ -175,6 +177,17 @@ class GroupBatcher:
                 seen.add(g)
                 batch.extend(self.groups[g])
         return batch[: self.batch_size], rng
+
+
+def swapped_objects(caption: str) -> str | None:
+    """A two-object SynthScenes caption with its objects swapped, same relation: false where the caption holds.
+
+    "a blue square below a purple square" -> "a purple square below a blue square"; None for other captions.
+    """
+    query = parse_caption(caption)
+    if query is None or query.kind != "pair":
+        return None
+    return dataclasses.replace(query, subject=query.other, other=query.subject).text
 
 
 def pick_captions(items: Sequence[Item], idx: Sequence[int], rng: random.Random) -> list[str]:

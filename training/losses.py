@@ -16,11 +16,14 @@ def same_caption_mask(captions: Sequence[str]) -> torch.Tensor:
 
 
 def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
-                     captions: Sequence[str], also_true: torch.Tensor | None = None) -> torch.Tensor:
+                     captions: Sequence[str], also_true: torch.Tensor | None = None,
+                     extra_negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over a batch; duplicate captions are masked out instead of pushed apart.
 
     `also_true` (B images, B captions), where known, marks other pairs that are true (an image
-    that satisfies another row's caption); they are masked out too.
+    that satisfies another row's caption); they are masked out too. `extra_negatives` (B,) are
+    cosines of each image with one more false caption of its own (-inf where it has none): one
+    more column of the image-to-text rows.
     """
     logits = logit_scale * image_emb @ text_emb.T  # (B, B)
     dup = same_caption_mask(captions).to(logits.device)
@@ -29,7 +32,12 @@ def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scal
     dup.fill_diagonal_(False)
     logits = logits.masked_fill(dup, float("-inf"))
     target = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    image_rows = logits
+    if extra_negatives is not None:
+        none = ~torch.isfinite(extra_negatives)  # scale · -inf would give the scale a NaN gradient: mask after
+        column = (logit_scale * extra_negatives.masked_fill(none, 0.0)).masked_fill(none, float("-inf"))
+        image_rows = torch.cat([logits, column[:, None]], 1)
+    return (F.cross_entropy(image_rows, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def hardest_others(student_scores: torch.Tensor, captions: Sequence[str], m: int) -> torch.Tensor:

@@ -38,6 +38,9 @@ class TrainConfig:
     fast_lr: float = 1e-3
     slow_lr: float = 1e-3
     slow_twin_weight: float = 1.0  # ranking term: the image's caption above its in-batch twin's (0 = captioning only)
+    # Fast NCE: each two-object caption with its objects swapped (the twin's statement, false for this
+    # image) as one more negative of its image, in every batch; `fast` and its in-batch student alike.
+    swapped_negatives: bool = False
     weight_decay: float = 0.05
     warmup: int = 10
     alpha: float = 1.0  # weight of the distillation term H(p, q)
@@ -112,13 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kind = type(getattr(TrainConfig, name, "")) if name != "alpha" and not name.startswith("augment_") else float
         kind = {"data": str}.get(name, kind if kind in (int, float, str) else int)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    parser.add_argument("--swapped-negatives", action=argparse.BooleanOptionalAction, default=None,
+                        help="fast NCE: every two-object caption with its objects swapped as one more negative")
     parser.add_argument("--seeds", dest="seed_runs", type=int, default=None,
                         help="train fast and the distilled students with this many seeds; report mean ± sd")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = dataclasses.replace(PRESETS[args.preset])
-    for name in (*OVERRIDABLE, "ablations", "seed_runs"):
+    for name in (*OVERRIDABLE, "ablations", "seed_runs", "swapped_negatives"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)

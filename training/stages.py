@@ -18,7 +18,7 @@ from fastslow_desktop.models.tokenizer import TextTokenizer
 
 from . import checkpoint, teacher_cache
 from .augment import maybe_augment
-from .data import GroupBatcher, Item, PixelSource, pick_captions, shard
+from .data import GroupBatcher, Item, PixelSource, pick_captions, shard, swapped_objects
 from .loop import Dist, train
 from .losses import contrastive_loss, distillation_loss, hardest_others
 from .params import TrainConfig
@@ -93,11 +93,20 @@ class FastObjective:
         idx = shard(idx, self.env.rank, self.env.world)
         captions = shard(captions, self.env.rank, self.env.world)
         dev = self.env.device
+        swapped = [swapped_objects(c) for c in captions] if self.cfg.swapped_negatives else []
+        rows = [i for i, c in enumerate(swapped) if c is not None]
+        texts = captions + [swapped[i] for i in rows]
         # Through forward() so DistributedDataParallel sees the call and syncs gradients.
-        img, txt, scale = self.model(self.batch_pixels(idx), self.tokenizer(captions).to(dev))[:3]
-        img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)  # (B, d) each
+        img, txt, scale = self.model(self.batch_pixels(idx), self.tokenizer(texts).to(dev))[:3]
+        img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)  # (B, d), (B + swapped, d)
+        txt, txt_swapped = txt[:len(captions)], txt[len(captions):]
         scale = scale.clamp(max=100)
-        terms = {"nce": contrastive_loss(img, txt, scale, captions)}
+        extra = None
+        if swapped:
+            extra = torch.full((len(captions),), float("-inf"), device=dev)
+            if rows:
+                extra[rows] = (img[rows] * txt_swapped).sum(-1)
+        terms = {"nce": contrastive_loss(img, txt, scale, captions, extra_negatives=extra)}
         if self.teacher is not None and self.cfg.alpha > 0:
             terms["distill"] = self.cfg.alpha * self._distill(idx, captions, img, txt)
         return terms
