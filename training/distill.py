@@ -51,6 +51,14 @@ def synthscenes_galleries(cfg: TrainConfig, out: Path, env: Dist) -> tuple[list,
                  for split, n in wanted.items())
 
 
+def synthscenes_run_config(run: Path, tool: str, why: str = "") -> TrainConfig:
+    """The config of a finished run that generated its SynthScenes data; a clear exit for any other run."""
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    if not cfg.data.startswith("synthscenes") or ":" in cfg.data:
+        raise SystemExit(f"{tool} reads generated SynthScenes runs only{why}")
+    return cfg
+
+
 def load_splits(cfg: TrainConfig, out: Path, env: Dist) -> tuple[list, list, list, list]:
     """Train, validation, test and shifted test items for cfg.data (disjoint seeds for SynthScenes).
 

@@ -28,9 +28,8 @@ from fastslow_desktop.synthscenes import RELATIONS
 from fastslow_desktop.synthscenes.captions import parse_caption, satisfies
 
 from . import checkpoint, evaluate
-from .distill import load_splits, make_tokenizer
+from .distill import load_splits, make_tokenizer, synthscenes_run_config
 from .loop import init_distributed
-from .params import TrainConfig
 from .results import Evaluation
 from .stages import new_fast, run_slow
 
@@ -87,9 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
 
-    cfg = TrainConfig(**json.loads((args.run / "config.json").read_text()))
-    if not cfg.data.startswith("synthscenes") or ":" in cfg.data:
-        raise SystemExit("query_kinds reads generated SynthScenes runs only: other data has no scene to check")
+    cfg = synthscenes_run_config(args.run, "query_kinds", ": other data has no scene to check")
     env = init_distributed()
     train, val, test, shifted = load_splits(cfg, args.run, env)
     items = {"val": val, "test": test, "shifted": shifted}[args.split]

@@ -29,9 +29,8 @@ from pathlib import Path
 import torch
 
 from . import evaluate
-from .distill import load_splits, make_tokenizer
+from .distill import load_splits, make_tokenizer, synthscenes_run_config
 from .loop import init_distributed
-from .params import TrainConfig
 from .results import Evaluation
 from .stages import run_distill, run_fast, run_slow
 
@@ -56,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
 
-    cfg = TrainConfig(**json.loads((args.run / "config.json").read_text()))
-    if not cfg.data.startswith("synthscenes") or ":" in cfg.data:
-        raise SystemExit("tune_distill reads generated SynthScenes runs only")
+    cfg = synthscenes_run_config(args.run, "tune_distill")
     env = init_distributed()
     train, val, _, _ = load_splits(cfg, args.run, env)  # the run's own data: regenerated, or read back
     tokenizer = make_tokenizer(cfg, args.run, train, env)
