@@ -95,3 +95,11 @@ def test_calibration_can_score_a_jittered_copy_of_the_validation_images():
     assert all(0 < m < 40 for m in moved)  # changed, yet the same picture
     again = augmented_items(items, jitter, seed=1)
     assert all(np.array_equal(np.asarray(a.image), np.asarray(c.image)) for a, c in zip(again, copies))
+
+
+def test_the_fast_architecture_is_a_command_line_choice_over_the_preset():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--preset", "synthetic", "--fast-arch", "fast-tiny"]))
+    assert (cfg.fast_arch, cfg.slow_arch) == ("fast-tiny", "slow-synth")
+    assert config_from_args(parser.parse_args(["--preset", "synthetic"])).fast_arch == "fast-synth"

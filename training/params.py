@@ -101,7 +101,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 # Fields a user may override from the command line; everything else is the preset's.
-OVERRIDABLE = ("data", "batch_size", "fast_steps", "fast_extra_steps", "slow_steps", "alpha",
+OVERRIDABLE = ("data", "fast_arch", "batch_size", "fast_steps", "fast_extra_steps", "slow_steps", "alpha",
                "train_images", "val_images", "test_images", "shifted_test_images", "eval_queries", "num_workers",
                "seed", "render_size_max", "augment_colour", "augment_turn", "augment_stretch", "augment_blur",
                "augment_noise", "augment_cast")
