@@ -95,7 +95,6 @@ def test_identical_captions_in_a_batch_are_not_negatives():
     assert not torch.isclose(got, contrastive_loss(img, txt, scale, ["x", "y", "z"]))
 
 
-
 def test_a_swapped_caption_is_one_more_negative_of_its_own_image_only():
     torch.manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
@@ -129,6 +128,7 @@ def test_swapped_objects_keeps_the_relation_and_leaves_other_captions_alone():
     assert satisfies(scene, caption) and not satisfies(scene, swapped_objects(caption))
     assert swapped_objects("a large red circle") is None and swapped_objects("two small red stars") is None
     assert swapped_objects("a photo of a dog") is None
+
 
 def test_hardest_others_skips_the_captions_own_duplicates():
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.1], [0.2, 0.9, 0.3, 0.4], [0.1, 0.2, 0.9, 0.5], [0.0, 0.0, 0.0, 1.0]])

@@ -6,12 +6,12 @@ training sees exactly the pixels the app will see.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
