@@ -31,7 +31,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _library_dir(args: argparse.Namespace) -> Path:
     from .paths import default_library_dir
 
-    return Path(args.library).expanduser() if args.library else default_library_dir()
+    return Path(args.library).expanduser().absolute() if args.library else default_library_dir()
 
 
 def _models_loader(args: argparse.Namespace) -> Callable[[str | None], object]:

@@ -12,9 +12,9 @@ APP_NAME = "FastSlow"
 
 
 def default_library_dir() -> Path:
-    """FASTSLOW_LIBRARY if set, else the platform's user-data folder."""
+    """FASTSLOW_LIBRARY if set (relative to the working folder), else the platform's user-data folder."""
     env = os.environ.get("FASTSLOW_LIBRARY")
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return Path(env).expanduser().absolute() if env else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def cache_dir() -> Path:

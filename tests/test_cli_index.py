@@ -99,3 +99,13 @@ def test_retry_failed_tries_an_unchanged_bad_file_again(photos, tmp_path, tiny_b
         runs.append(json.loads(capsys.readouterr().out))
     assert [r["failed"] for r in runs] == [1, 0, 1, 0], "a content failure waits for a change unless asked"
     assert runs[2]["unchanged"] == runs[1]["unchanged"] - 1
+
+
+def test_a_relative_library_folder_works_for_every_command(photos, tmp_path, tiny_bundle, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["index", str(photos), "--library", "lib", "--models", str(tiny_bundle), "--exclude", "raw"]) == 0
+    assert main(["index", str(photos), "--library", "lib", "--json"]) == 0  # the library's own models
+    capsys.readouterr()
+    monkeypatch.setenv("FASTSLOW_LIBRARY", "lib")
+    assert main(["search", "a photo", "--no-rerank", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 6

@@ -30,7 +30,7 @@ def _read_meta(folder: Path) -> dict[str, str]:
     if not db.is_file():
         return {}
     try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
         try:
             rows = conn.execute("SELECT key, value FROM meta").fetchall()
         finally:

@@ -46,11 +46,11 @@ def service_config(settings: AppSettings, library: str | None = None, models: st
     import os
 
     if library:
-        library_dir = Path(library).expanduser()
+        library_dir = Path(library).expanduser().absolute()
     elif os.environ.get("FASTSLOW_LIBRARY") or not settings.library:
         library_dir = default_library_dir()
     else:
-        library_dir = Path(settings.library).expanduser()
+        library_dir = Path(settings.library).expanduser().absolute()
     return ServiceConfig(library_dir=library_dir, models=models or library_models(library_dir, settings.models),
                          device=device or settings.device,
                          k=settings.k, beta=settings.beta, exclusions=settings.exclusions,
