@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastslow_desktop.library import Library
+from fastslow_desktop.library import Library, LibraryError
 from fastslow_desktop.library import indexer as indexer_module
 from fastslow_desktop.library import scan as scan_module
-from fastslow_desktop.library.scan import WalkReport, is_content_failure, walk
+from fastslow_desktop.library import walk as walk_module
+from fastslow_desktop.library.scan import is_content_failure
+from fastslow_desktop.library.walk import WalkReport, walk
 from fastslow_desktop.models import load_bundle
 from tests.media_samples import make_bad_files
 
@@ -277,6 +279,60 @@ def test_links_to_a_folder_in_another_root_are_not_reported(library, tmp_path):
     assert library.index().indexed == 4 and _failed(library) == {}
 
 
+def test_links_to_files_outside_and_broken_links_are_explained(library, tmp_path):
+    media = tmp_path / "media"
+    make_photos(media, 1)
+    outside = make_photos(tmp_path / "elsewhere", 1, seed=1)
+    os.symlink(outside[0], media / "out.png")
+    os.symlink(tmp_path / "gone.png", media / "dangling.png")
+    os.symlink(tmp_path / "gone.txt", media / "dangling.txt")  # not named like media: nobody expects it
+    library.add_root(media)
+    assert library.index().indexed == 1
+    failed = _failed(library)
+    base = str(media.resolve())
+    assert set(failed) == {f"{base}/out.png", f"{base}/dangling.png"}
+    assert "link to a file outside" in failed[f"{base}/out.png"]
+    assert str((tmp_path / "elsewhere").resolve()) in failed[f"{base}/out.png"]
+    assert failed[f"{base}/dangling.png"].startswith("broken link")
+
+
+def test_a_link_that_cannot_be_resolved_is_a_row_not_the_end_of_the_run(library, tmp_path, monkeypatch):
+    media = tmp_path / "media"
+    photos = make_photos(media, 2)
+    os.symlink(tmp_path, media / "locked")
+    real = os.path.realpath
+
+    def realpath(path, *args, **kwargs):
+        if str(path).endswith("locked"):  # what /proc/1/cwd does for a user who may not read it
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(scan_module.os.path, "realpath", realpath)
+    library.add_root(media)
+    assert library.index().indexed == 2 and set(library.catalog.store.media_under()) == set(photos)
+    assert _failed(library) == {str(media.resolve() / "locked"):
+                                "link that cannot be read, not followed: Permission denied"}
+
+
+def test_a_library_folder_inside_an_indexed_folder_is_not_indexed(tmp_path, tiny_bundle):
+    media = tmp_path / "media"
+    photos = make_photos(media, 3)
+    lib = Library.open(media / "my library", load_bundle(tiny_bundle))  # thumbnails land under the root
+    try:
+        lib.add_root(media)
+        assert lib.index().indexed == 3
+        assert any((media / "my library" / "thumbnails").rglob("*.jpg"))
+        assert lib.index().indexed == 0
+        thumbnail = next((media / "my library" / "thumbnails").rglob("*.jpg"))
+        assert lib.index([thumbnail, thumbnail.parent]).indexed == 0  # the watcher's batches too
+        assert set(lib.catalog.store.media_under()) == set(photos)
+        for own in (media / "my library", media / "my library" / "thumbnails"):
+            with pytest.raises(LibraryError, match="own library folder"):
+                lib.add_root(own)
+    finally:
+        lib.close()
+
+
 def test_hard_links_are_walked_once(tmp_path):
     photos = make_photos(tmp_path, 3)
     os.link(photos[1], tmp_path / "z second name.png")
@@ -353,8 +409,9 @@ def test_reconcile_functions_stay_small():
     import ast
     import inspect
 
-    source = inspect.getsource(scan_module)
-    assert len(source.splitlines()) <= 400
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            assert node.end_lineno - node.lineno + 1 <= 60, node.name
+    for module in (scan_module, walk_module):
+        source = inspect.getsource(module)
+        assert len(source.splitlines()) <= 400
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno + 1 <= 60, node.name

@@ -98,10 +98,43 @@ def test_watching_indexes_a_new_photo_through_the_same_worker(qtbot, ui_settings
         library.add_root(photos)
         library.index()
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle, watching=True)
-    qtbot.waitUntil(lambda: window.controller.library.watching, timeout=10_000)
+    qtbot.waitUntil(lambda: window.controller.library.watching and not window.controller.indexing,
+                    timeout=60_000)  # after the start-up catch-up run
     # generous: on a loaded 2-core CI machine the watcher, debounce and embedding can take a while
     with qtbot.waitSignal(window.controller.index_finished, timeout=90_000) as finished:
         write_photos(tmp_path / "incoming", 4, seed=9)
         (tmp_path / "incoming" / "photo_00003.png").rename(photos / "new.png")
     assert finished.args[0].indexed == 1
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "4 / 4 indexed")
+
+
+def test_with_watching_on_the_app_catches_up_on_what_changed_while_it_was_closed(qtbot, ui_settings, tmp_path,
+                                                                               tiny_bundle):
+    from tests.ui_helpers import write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 3)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        library.index()
+    write_photos(tmp_path / "while closed", 2, seed=5)
+    for n, path in enumerate(sorted((tmp_path / "while closed").iterdir())):
+        path.rename(photos / f"added while closed {n}.png")
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle, watching=True)
+    assert window.controller.indexing  # started with the app, nobody asked
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "5 / 5 indexed", timeout=60_000)
+
+
+def test_with_watching_off_the_app_leaves_the_library_as_it_is(qtbot, ui_settings, tmp_path, tiny_bundle):
+    from tests.ui_helpers import write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 2)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle, watching=False)
+    assert not window.controller.indexing

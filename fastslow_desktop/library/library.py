@@ -19,6 +19,7 @@ from .indexer import Indexer
 from .models_spec import remember_spec
 from .progress import IndexReport, Progress
 from .scan import request_retry, root_for, scan_problems
+from .walk import is_under
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class Library:
         path = str(Path(path).expanduser().resolve())
         if not os.path.isdir(path):
             raise LibraryError(f"{path} is not a folder.")
+        own = str(self.paths.root.resolve())
+        if is_under(path, own):
+            raise LibraryError(f"{path} is FastSlow's own library folder (its database and thumbnails), "
+                               "not a folder of photos; add the folders your photos are in.")
         with self.catalog.writing():
             roots = self.catalog.store.roots()
             parent = root_for(path, roots)

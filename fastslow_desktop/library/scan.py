@@ -1,46 +1,33 @@
-"""Walking library folders and reconciling them with the database: new, changed, moved, deleted.
+"""Reconciling library folders with the database: new, changed, moved, deleted (the walk is in walk.py).
 
 Never loses what it cannot see: an unreadable folder keeps its entries and gets a row in `status`;
 links are not followed; failures are retried when that can help (see `is_content_failure`)."""
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import json
 import logging
 import os
 import stat as _stat
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..catalog.records import MediaRow
 from ..catalog.store import Store
 from ..media import media_kind, partial_hash
+from .walk import (GONE, WalkReport, is_clutter, is_excluded, is_library_folder, is_under, not_regular_reason,
+                   os_error_reason, walk)
 
 logger = logging.getLogger(__name__)
 
-# System clutter that is never a user's photo, whatever its extension.
-CLUTTER = frozenset(name.lower() for name in (
-    "Thumbs.db", "desktop.ini", "@eaDir", "$RECYCLE.BIN", "System Volume Information", "__MACOSX",
-    "lost+found", "ehthumbs.db", "Icon\r", ".DS_Store", ".Spotlight-V100", ".Trashes", ".fseventsd",
-))
-
-# Failure reasons that say the file's content is bad (the decoder's wording): retrying an unchanged
-# file cannot help. Every other reason ("cannot read file: Permission denied", "unexpected error: …",
-# a model fault) is transient and retried on every run.
 CONTENT_FAILURES = ("empty file", "not an image", "unsupported format", "truncated", "damaged", "corrupt",
                     "image too large", "not a video", "video has no readable frames", "cannot decode image")
 
 SCAN_PROBLEMS = "scan_problems"  # meta key: JSON list of {"path", "error"} found by the last walks
 RETRY_FAILED = "retry_failed_before"  # meta key: failures recorded before this time are retried
-
-_GONE = (errno.ENOENT, errno.ENOTDIR)  # vanished during the walk: really gone, not unreadable
-_SPECIAL = ((_stat.S_ISFIFO, "named pipe"), (_stat.S_ISSOCK, "socket"), (_stat.S_ISCHR, "device file"),
-            (_stat.S_ISBLK, "device file"))
 
 
 @dataclass
@@ -50,20 +37,6 @@ class FileEntry:
     kind: str
     size: int
     mtime: float
-
-
-@dataclass
-class WalkReport:
-    """What a walk could not see: paths whose known entries must be kept, and rows for `status`."""
-
-    unreadable: list[str] = field(default_factory=list)  # folders or files: their rows stay as they are
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), shown in `status`
-    outside_links: list[tuple[str, str]] = field(default_factory=list)  # (link, target) to folders outside
-
-    def cannot_read(self, path: str, reason: str, show: bool = True) -> None:
-        self.unreadable.append(path)
-        if show:
-            self.problems.append((path, reason))
 
 
 @dataclass
@@ -80,133 +53,27 @@ class Plan:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-def is_clutter(name: str) -> bool:
-    return name.startswith(".") or name.startswith("~$") or name.lower() in CLUTTER
-
-
-def is_excluded(rel_path: str, patterns: Iterable[str]) -> bool:
-    """A glob pattern matches the path relative to its root, or any single part of it."""
-    rel = rel_path.replace(os.sep, "/")
-    parts = rel.split("/")
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(rel, pattern) or any(fnmatch.fnmatchcase(p, pattern) for p in parts):
-            return True
-    return False
-
-
 def is_content_failure(error: str | None) -> bool:
     """True when a failure reason says the file itself is bad (retry only once it changes)."""
     text = (error or "").lower()
     return any(text.startswith(reason) for reason in CONTENT_FAILURES)
 
 
-def is_under(path: str, base: str) -> bool:
-    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def _why(exc: OSError) -> str:
-    return "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
-
-
-def _not_regular(mode: int) -> str:
-    what = next((name for test, name in _SPECIAL if test(mode)), "special file")
-    return f"not a regular file ({what})"
-
-
-def _list_folder(path: str, seen_dirs: set[tuple[int, int]], report: WalkReport) -> list[os.DirEntry] | None:
-    """A folder's entries sorted by name; None when already walked, gone, or unreadable (reported)."""
-    try:
-        st = os.stat(path)
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:  # a bind mount back up the tree: walked already
-            return None
-        seen_dirs.add(key)
-        with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        if exc.errno in _GONE:
-            return None
-        logger.warning("cannot list %s: %s", path, exc)
-        report.cannot_read(path, f"cannot list folder: {_why(exc)}")
-        return None
-
-
-def _note_link(entry: os.DirEntry, root: str, report: WalkReport) -> None:
-    """Links are not followed; one pointing at a folder outside the root is worth telling about."""
-    target = os.path.realpath(entry.path)  # never raises; a loop resolves to some path
-    if not is_under(target, root) and os.path.isdir(target):
-        report.outside_links.append((entry.path, target))
-
-
-def _entry_stat(entry: os.DirEntry, report: WalkReport) -> os.stat_result | None:
-    """lstat of an entry; an unreadable one is kept (and shown when it is a folder or looks like media)."""
-    try:
-        return entry.stat(follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in _GONE:
-            try:
-                folder = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                folder = False
-            what = "folder" if folder else "file"
-            report.cannot_read(entry.path, f"cannot read {what}: {_why(exc)}",
-                               show=folder or bool(media_kind(entry.name)))
-        return None
-
-
-def _first_link(st: os.stat_result, seen: set[tuple[int, int]]) -> bool:
-    """False for another hard link to a file already walked (DirEntry's nlink is 0 on Windows: no check)."""
-    if st.st_nlink > 1:
-        if (st.st_dev, st.st_ino) in seen:
-            return False
-        seen.add((st.st_dev, st.st_ino))
-    return True
-
-
-def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[str] = (),
-         report: WalkReport | None = None) -> Iterator[tuple[str, os.stat_result]]:
-    """Media files under `folder` (path, lstat), each real file once, by its real path.
-
-    Symbolic links are not followed: a link inside the root is an alias of a file or folder the
-    walk reaches anyway by its real path (following it would store that file twice, or under the
-    link's name), and a link out of the root would crawl whatever it points at (`/`, another disk).
-    Without following links no link loop is possible; hard links are deduplicated by inode.
-    What cannot be read goes to `report`."""
-    folder, root = str(folder), str(root or folder)
-    excludes = tuple(excludes)
-    report = report if report is not None else WalkReport()
-    seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[tuple[int, int]] = set()
-    stack = [folder]
-    while stack:
-        entries = _list_folder(stack.pop(), seen_dirs, report)
-        subdirs = []
-        for entry in entries or ():
-            if is_clutter(entry.name) or (excludes and is_excluded(os.path.relpath(entry.path, root), excludes)):
-                continue
-            try:
-                link = entry.is_symlink()
-            except OSError:
-                link = False  # lstat below says what it is
-            if link:
-                _note_link(entry, root, report)
-                continue
-            est = _entry_stat(entry, report)
-            if est is None:
-                continue
-            if _stat.S_ISDIR(est.st_mode):
-                subdirs.append(entry.path)
-            elif _stat.S_ISREG(est.st_mode):
-                if media_kind(entry.name) and _first_link(est, seen_files):
-                    yield entry.path, est
-            elif media_kind(entry.name):
-                report.problems.append((entry.path, _not_regular(est.st_mode)))
-        stack.extend(reversed(subdirs))
-
-
 def root_for(path: str, roots: list[dict]) -> dict | None:
     """The deepest root containing `path`."""
     return max((r for r in roots if is_under(path, r["path"])), key=lambda r: len(r["path"]), default=None)
+
+
+def _inside_library(path: str, root: str) -> bool:
+    """True when `path` lies in a library folder at or below `root` (the walk skips those)."""
+    folder = Path(path).parent
+    while is_under(str(folder), root):
+        if is_library_folder(str(folder)):
+            return True
+        if str(folder) == root or folder.parent == folder:
+            return False
+        folder = folder.parent
+    return False
 
 
 def _looks_unmounted(root: str, known: int) -> bool:
@@ -264,12 +131,14 @@ def _scan_paths(store: Store, roots: list[dict], scope: Iterable[str], scan: _Sc
         rel = os.path.relpath(path, root["path"])
         if rel != "." and (any(is_clutter(p) for p in Path(rel).parts) or is_excluded(rel, root["excludes"])):
             continue
+        if _inside_library(path, root["path"]):
+            continue  # thumbnails being written into a library folder under a watched root
         scan.known.update(store.media_under(prefix=path))
         try:
             st = os.lstat(path)  # a link is not followed: its rows (from older versions) go or move
         except OSError as exc:
-            if exc.errno not in _GONE:  # unreadable, not gone: keep what is known under it
-                scan.report.cannot_read(path, f"cannot read: {_why(exc)}")
+            if exc.errno not in GONE:  # unreadable, not gone: keep what is known under it
+                scan.report.cannot_read(path, f"cannot read: {os_error_reason(exc)}")
             continue  # gone: its rows (if any) are in `known` and will be removed or matched
         if _stat.S_ISDIR(st.st_mode):
             scan.add_walk(path, root)
@@ -278,7 +147,7 @@ def _scan_paths(store: Store, roots: list[dict], scope: Iterable[str], scan: _Sc
         elif _stat.S_ISREG(st.st_mode):
             scan.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
         else:
-            scan.report.problems.append((path, _not_regular(st.st_mode)))
+            scan.report.problems.append((path, not_regular_reason(st.st_mode)))
 
 
 def _compare(scan: _Scan, plan: Plan, retry: set[str]) -> tuple[list[FileEntry], list[MediaRow]]:
@@ -332,10 +201,11 @@ def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan) -> None
 
 def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
     rows = list(scan.report.problems)
-    for link, target in scan.report.outside_links:
-        if root_for(target, roots) is None:  # a folder inside another root is indexed there anyway
-            rows.append((link, f"link to a folder outside this library folder, not followed "
-                               f"(add {target} as a folder to index it)"))
+    for link, target, what in scan.report.outside_links:
+        if root_for(target, roots) is None:  # a target inside another root is indexed there anyway
+            folder = target if what == "folder" else os.path.dirname(target)
+            rows.append((link, f"link to a {what} outside the indexed folders, not followed "
+                               f"(add {folder} as a folder to index it)"))
     return rows
 
 

@@ -141,6 +141,8 @@ class AppController(LibraryControl, QObject):
             if outcome.reembedding is not None:  # new models for this library: re-embed it now
                 self.reembedding.emit(outcome.models.name, outcome.reembedding.name)
                 self.index(None)
+            elif self.config.watching and outcome.has_folders:
+                self.index(None)  # catch up: files changed while the app was closed, a run cut short by closing
             self._startup.submit(warm_slow, outcome, on_finished=self.warmed.emit)
             if self.config.watching:
                 self._tasks.submit(self._start_watching, outcome.library,

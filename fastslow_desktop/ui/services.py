@@ -43,6 +43,7 @@ class Services:
     # The models the library is re-embedding with, when they differ from `models` (which answer
     # searches from the library's current embeddings until the re-embedding is complete).
     reembedding: Models | None = None
+    has_folders: bool = False  # the library has folders to keep up to date
 
 
 # (library, models) -> engine; the default imports fastslow_desktop.search lazily (torch).
