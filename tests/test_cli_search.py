@@ -154,6 +154,25 @@ def test_a_folder_as_queries_file_is_refused(indexed, capsys, tmp_path):
     assert "cannot read the queries file" in capsys.readouterr().err
 
 
+def test_bad_image_or_queries_arguments_are_refused_before_any_model_loads(indexed, capsys, tmp_path, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("models were loaded for a command line that cannot run")
+
+    monkeypatch.setattr(models_module, "load_bundle", no_loading)
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "one.txt").write_text("red\n")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    cases = [(["--image", str(tmp_path)], "a folder, not a file"),
+             (["--image", str(tmp_path / "missing.png")], "No such file"),
+             (["--image", str(tmp_path / "broken.png")], "Cannot search with the picture"),
+             (["--queries", str(tmp_path / "empty.txt")], "has no queries"),
+             (["red", "--queries", str(tmp_path / "one.txt")], "not both")]
+    for args, message in cases:
+        assert cli_main(_search(indexed, *args)) == 2, args
+        [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert line.startswith("fastslow: ") and message in line and "Errno" not in line, line
+
+
 def test_queries_from_stdin_print_json_lines_without_the_json_flag(indexed, capsys, monkeypatch):
     import io
 

@@ -26,9 +26,12 @@ class NotARegularFile(DecodeError, OSError):
     """A FIFO, device or socket where a file was: refused without reading (also an OSError, so
     callers that skip unreadable files skip it too)."""
 
-    def __init__(self, path: str | Path):
-        super().__init__("not a regular file")
+    def __init__(self, path: str | Path, reason: str = "not a regular file"):
+        super().__init__(reason)
         self.filename = str(path)
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno None] None: 'path'"
+        return self.reason
 
 
 def read_error(exc: OSError) -> DecodeError:
@@ -45,8 +48,9 @@ def open_regular(path: str | Path) -> BinaryIO:
     nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs in the file system
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotARegularFile(path)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(path, "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file")
         if nonblock:
             os.set_blocking(fd, True)  # a regular file: ordinary reads from here on
         return os.fdopen(fd, "rb")

@@ -71,14 +71,32 @@ def read_queries_file(name: str) -> str:
 def _queries(args: argparse.Namespace) -> Iterator[str] | str:
     """The queries to run, or an error message."""
     if args.queries:
+        if args.query:
+            return f"give QUERY or --queries FILE, not both ({args.query!r} would not be searched)"
         try:
             lines = read_queries_file(args.queries).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             return f"cannot read the queries file {args.queries}: {getattr(exc, 'strerror', None) or exc}"
-        return iter([line.strip() for line in lines if line.strip()])
+        queries = [line.strip() for line in lines if line.strip()]
+        return iter(queries) if queries else f"the queries file {args.queries} has no queries (one per line)"
     if not args.query and not args.image:
         return "give a QUERY, --image PATH or --queries FILE"
     return iter([args.query or ""])
+
+
+def _image_problem(path: str | None) -> str | None:
+    """Why --image cannot be used, found before the models load (seconds) rather than after."""
+    if path is None:
+        return None
+    from ..media import DecodeError, load_image
+
+    try:
+        load_image(path)
+    except DecodeError as exc:
+        return f"Cannot search with the picture {path}: {exc}"
+    except OSError as exc:
+        return f"Cannot read the picture {path}: {exc.strerror or exc}"
+    return None
 
 
 def _day(text: str | None, option: str) -> datetime.date | None:
@@ -156,6 +174,9 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
         return _fail(filters)
     if args.only_matches and args.no_rerank:
         return _fail("--only-matches needs re-ranking: the slow model judges what matches (drop --no-rerank)")
+    problem = _image_problem(args.image)
+    if problem is not None:
+        return _fail(problem)
     models = load_models(args.models)
     if models is None:  # load_models has said why
         return EXIT_USAGE
