@@ -26,6 +26,8 @@ from fastslow_desktop.media import (
     partial_hash,
     video_frames,
 )
+from fastslow_desktop.library.scan import is_content_failure
+from fastslow_desktop.media import images as images_module
 from tests.media_samples import (
     HAVE_RAWPY,
     ROTATED_UPRIGHT,
@@ -270,6 +272,8 @@ def test_heic_or_avif_this_install_cannot_read_says_what_to_install(tmp_path, mo
         raise UnidentifiedImageError("cannot identify image file")  # as without pillow-heif / AVIF
 
     monkeypatch.setattr(Image, "open", no_plugin)
+    monkeypatch.setattr(images_module, "HAVE_HEIF", False)
+    monkeypatch.setattr(images_module, "HAVE_AVIF", False)
     reasons = {}
     for ext in ("heic", "avif"):
         with pytest.raises(DecodeError) as info:
@@ -277,6 +281,16 @@ def test_heic_or_avif_this_install_cannot_read_says_what_to_install(tmp_path, mo
         reasons[ext] = info.value.reason
     assert "pip install pillow-heif" in reasons["heic"] and "AVIF" in reasons["avif"], reasons
     assert all(r.startswith("unsupported format") for r in reasons.values())
+
+
+@pytest.mark.skipif(not images_module.HAVE_HEIF, reason="pillow-heif is not installed")
+def test_a_damaged_heic_is_damaged_not_a_missing_plugin(tmp_path):
+    write_rotated(tmp_path / "whole.heic", ROTATED_FORMATS["heic"])
+    data = (tmp_path / "whole.heic").read_bytes()
+    (tmp_path / "half.heic").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecodeError) as info:
+        open_image(tmp_path / "half.heic")
+    assert "pip install" not in info.value.reason and is_content_failure(info.value.reason), info.value.reason
 
 
 @pytest.mark.skipif(not HAVE_RAWPY, reason="rawpy is not installed (the optional raw extra)")

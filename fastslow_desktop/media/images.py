@@ -177,17 +177,19 @@ def _reason_for(exc: Exception, fmt: str | None) -> str:
 
 
 def _unknown_reason(fh: BinaryIO) -> str:
-    """HEIC/AVIF this install cannot read is 'unsupported format' (with what to install); anything
-    else Pillow cannot place is 'not an image'."""
+    """HEIC/AVIF this install cannot read is 'unsupported format' (with what to install), and one its
+    decoder is installed for but cannot open is damaged; anything else Pillow cannot place is 'not an image'."""
     try:
         fh.seek(0)
         head = fh.read(32)
     except OSError:
         return "not an image"
     if any(brand in head for brand in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc")):
-        return "unsupported format (HEIC needs pillow-heif: pip install pillow-heif)"
+        return ("damaged HEIC image" if HAVE_HEIF
+                else "unsupported format (HEIC needs pillow-heif: pip install pillow-heif)")
     if b"ftypavif" in head or b"ftypavis" in head:
-        return "unsupported format (AVIF needs a Pillow with AVIF support: pip install -U Pillow)"
+        return ("damaged AVIF image" if HAVE_AVIF
+                else "unsupported format (AVIF needs a Pillow with AVIF support: pip install -U Pillow)")
     return "not an image"
 
 
