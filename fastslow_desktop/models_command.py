@@ -47,7 +47,12 @@ def fetch_with_bar(name: str, fetch) -> int:
     from .models import ModelUnavailableError
 
     cancel = threading.Event()
-    with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}", file=sys.stderr) as bar:
+    failure = None
+    # The bar is for a person at a terminal; in a log or a pipe its carriage returns are noise: one line instead.
+    if not sys.stderr.isatty():
+        print(f"fastslow: downloading {name}…", file=sys.stderr, flush=True)
+    with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}", file=sys.stderr,
+              disable=not sys.stderr.isatty(), leave=False) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
@@ -55,13 +60,13 @@ def fetch_with_bar(name: str, fetch) -> int:
         try:
             fetch(progress, cancel)
         except ModelUnavailableError as exc:
-            bar.leave = False
-            print(f"fastslow: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            failure = (str(exc), EXIT_USAGE)
         except KeyboardInterrupt:
             cancel.set()
-            print("fastslow: download interrupted; run the same command again to resume it", file=sys.stderr)
-            return 130
+            failure = ("download interrupted; run the same command again to resume it", 130)
+    if failure is not None:  # after the bar is closed, so the message starts its own line
+        print(f"fastslow: {failure[0]}", file=sys.stderr)
+        return failure[1]
     print(f"fastslow: {name} is downloaded and checked", file=sys.stderr)
     return EXIT_OK
 
@@ -80,6 +85,10 @@ def run_models(args: argparse.Namespace) -> int:
     if args.action == "download":
         if not args.name:
             print(f"fastslow models download: name a preset ({', '.join(names())})", file=sys.stderr)
+            return EXIT_USAGE
+        if args.name not in names():
+            print(f"fastslow models download: no preset named {args.name!r} (the presets: {', '.join(names())})",
+                  file=sys.stderr)
             return EXIT_USAGE
         return download_with_bar(args.name)
     rows = preset_infos()

@@ -77,6 +77,15 @@ def test_an_unreachable_hub_fails_index_quickly_with_exit_2_and_the_way_out(tmp_
     assert "fastslow demo" in err and "--models PATH" in err
     assert seconds < 5, f"took {seconds:.1f} s to say the hub is unreachable"
     assert not (tmp_path / "lib" / "library.db").exists(), "nothing is written for a run that cannot start"
+    assert "\r" not in err and "Error)" not in err  # no bar in a pipe; the reason in words, not ConnectionRefusedError
+    assert any(line.startswith("fastslow: FastSlow could not download") for line in err.splitlines())
+    assert "the connection was refused" in err
+
+
+def test_models_download_of_an_unknown_name_is_a_usage_error_with_the_names(capsys):
+    assert main(["models", "download", "no-such-preset"]) == 2
+    err = capsys.readouterr().err
+    assert "no preset named 'no-such-preset'" in err and "balanced" in err and "downloading" not in err
 
 
 def test_index_without_models_on_a_new_library_downloads_balanced_indexes_and_searches(test_hub, tmp_path,

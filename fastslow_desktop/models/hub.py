@@ -117,6 +117,17 @@ def verified_snapshot(repo: str) -> Path:
     return folder
 
 
+def _network_reason(exc: OSError) -> str:
+    """A person's words for why a connection failed (not 'gaierror')."""
+    if isinstance(exc, socket.gaierror):
+        return "no network, or its name cannot be looked up"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    return exc.strerror or exc.__class__.__name__
+
+
 def check_reachable(timeout: float = REACH_TIMEOUT_S, what: str | None = None) -> None:
     """Raise ModelUnavailableError within `timeout` seconds when the hub cannot be reached.
 
@@ -128,7 +139,7 @@ def check_reachable(timeout: float = REACH_TIMEOUT_S, what: str | None = None) -
         with socket.create_connection((url.hostname, port), timeout=timeout):
             pass
     except OSError as exc:
-        why = f"the model hub {url.hostname}:{port} is unreachable ({exc.__class__.__name__})"
+        why = f"the model hub {url.hostname} is unreachable ({_network_reason(exc)})"
         raise ModelUnavailableError(OFFLINE_HELP.format(what=what or url.geturl(), why=why)) from exc
 
 
