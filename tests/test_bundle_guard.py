@@ -142,6 +142,9 @@ def _mutated(tiny_bundle, tmp_path, edit) -> Path:
     (lambda m: m["fast"].update(type=["open_clip"]), "'fast.type'"),
     (lambda m: m["slow"].update(weights=7), "'slow.weights' must be a str"),
     (lambda m: m.update(format_version=True), "format version True"),
+    (lambda m: m.setdefault("rerank", {}).update(beta="x"), "beta must be a finite number"),
+    (lambda m: m.setdefault("rerank", {}).update(k=-3), "k must be a whole number"),
+    (lambda m: m.setdefault("rerank", {}).update(k=2.5), "k must be a whole number"),
 ])
 def test_malformed_manifests_are_refused_with_a_sentence(tiny_bundle, tmp_path, edit, message):
     bundle = _mutated(tiny_bundle, tmp_path, edit)

@@ -7,8 +7,9 @@ bundle manifest (chosen on the validation split at training time).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,12 @@ class RerankConfig:
         cfg = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         if cfg.normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {cfg.normalization!r}; expected one of {NORMALIZATIONS}")
-        return cfg
+        # JSON gives any type: a string β failed only at the first search, a negative K turned re-ranking off.
+        if isinstance(cfg.k, bool) or not isinstance(cfg.k, int) or cfg.k < 0:
+            raise ValueError(f"k must be a whole number of at least 0, not {cfg.k!r}")
+        if isinstance(cfg.beta, bool) or not isinstance(cfg.beta, (int, float)) or not math.isfinite(cfg.beta):
+            raise ValueError(f"beta must be a finite number, not {cfg.beta!r}")
+        return replace(cfg, beta=float(cfg.beta))
 
 
 def normalize_slow(h: np.ndarray, normalization: str, n_tokens: int = 1) -> np.ndarray:
