@@ -154,3 +154,26 @@ def test_indexing_leaves_the_process_wide_torch_thread_count_alone(tmp_path, mod
         library.add_root(tmp_path / "photos")
         assert library.index().indexed == 4
     assert calls == []  # searches on other threads keep the count start-up chose
+
+
+def test_a_full_disk_warns_about_thumbnails_once_not_per_file(tmp_path, caplog, monkeypatch):
+    import errno
+    import logging
+
+    from PIL import Image
+
+    from fastslow_desktop.catalog import thumbs
+
+    monkeypatch.setattr(thumbs, "_last_warning", {})
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(thumbs.tempfile, "mkstemp", no_space)
+    image = Image.new("RGB", (32, 32))
+    with caplog.at_level(logging.DEBUG, logger=thumbs.__name__):
+        for n in range(20):
+            assert thumbs.write_thumbnail(tmp_path, image, f"/photos/{n}.jpg", 100, 1.0, 0) is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "No space left" in warnings[0].getMessage()
+    assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 19

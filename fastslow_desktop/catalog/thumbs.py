@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,6 +15,18 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 THUMB_SIZE = 256  # longest side of a thumbnail, pixels
+WARN_EVERY_S = 60.0  # one warning per kind of failure a minute: a full disk fails every thumbnail
+_last_warning: dict[int | None, float] = {}  # errno -> when it was last warned about (monotonic)
+
+
+def _log_failure(path: str, exc: OSError) -> None:
+    now = time.monotonic()
+    if now - _last_warning.get(exc.errno, -WARN_EVERY_S) >= WARN_EVERY_S:
+        _last_warning[exc.errno] = now
+        logger.warning("cannot write thumbnail for %r: %s (more like it this minute are logged at debug level)",
+                       path, exc)
+    else:
+        logger.debug("cannot write thumbnail for %r: %s", path, exc)
 
 
 def thumbnail_name(path: str, size: int, mtime: float, index: int) -> str:
@@ -40,7 +53,7 @@ def write_thumbnail(library_root: Path, image: Image.Image, path: str, size: int
             thumb.save(fh, "JPEG", quality=85)
         os.replace(tmp, out)
     except OSError as exc:
-        logger.warning("cannot write thumbnail for %r: %s", path, exc)
+        _log_failure(path, exc)
         if tmp is not None:
             try:
                 os.unlink(tmp)
