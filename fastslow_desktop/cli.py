@@ -165,7 +165,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError
 
     folder = _library_dir(args)
+    if folder.exists() and not folder.is_dir():
+        print(f"fastslow: {folder} is a file, not a library folder", file=sys.stderr)
+        return EXIT_USAGE
     if not (folder / "library.db").exists():
+        if not args.json:
+            print(f"fastslow: no library at {folder} yet; `fastslow index PATH` makes one", file=sys.stderr)
         status = {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None, "failed": []}
     else:
         try:
@@ -295,6 +300,16 @@ def _log_crash(args: argparse.Namespace | None, exc: BaseException) -> str:
         return "nowhere (no writable folder)"
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush into the closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it): nothing to flush into
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error ends here as one line on stderr and an exit code."""
     args = build_parser().parse_args(argv)
@@ -313,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fastslow: interrupted; what was done so far is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fastslow search … | head`: the reader has all it wanted; nothing to say
+        _silence_stdout()
+        return EXIT_OK
     except Exception as exc:  # the one boundary: a sentence for people, the traceback for the log
         if is_expected(exc):
             logger.debug("command failed", exc_info=True)

@@ -60,7 +60,11 @@ def test_status_of_an_empty_library_and_the_environment_default(tmp_path, monkey
     assert status == {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None,
                       "failed": []}
     assert main(["status"]) == 0
-    assert str(tmp_path / "from-env") in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert str(tmp_path / "from-env") in out and "no library at" in err
+    (tmp_path / "a file").write_text("")
+    assert main(["status", "--library", str(tmp_path / "a file")]) == 2
+    assert "is a file, not a library folder" in capsys.readouterr().err
 
 
 def test_missing_models_or_folder_exit_with_code_two_and_a_message(photos, tmp_path, capsys):

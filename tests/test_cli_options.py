@@ -140,3 +140,14 @@ def test_console_log_follows_stderr_when_it_is_replaced_and_the_old_one_closed(m
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("fastslow_desktop.test").warning("still heard")
     assert "WARNING fastslow_desktop.test: still heard" in second.getvalue()
+
+
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    from fastslow_desktop import cli
+
+    def closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")  # what print() raises under `fastslow search … | head -1`
+
+    monkeypatch.setitem(cli.COMMANDS, "status", (cli.COMMANDS["status"][0], closed_pipe))
+    assert cli.main(["status"]) == 0
+    assert capsys.readouterr().err == ""
