@@ -96,6 +96,17 @@ def _say_which_models(folder: Path, spec: str, given: bool) -> None:
               f"{spec!r}; searches use the old models until this run completes", file=sys.stderr)
 
 
+def _say_if_excluded(path: str, root: str, library) -> None:
+    """A folder asked for by name that its enclosing folder's --exclude patterns skip gets a note, not silence."""
+    from .library.walk import is_excluded
+
+    rel = os.path.relpath(Path(path).resolve(), root)
+    patterns = next((r.excludes for r in library.roots() if r.path == root), [])
+    if rel != "." and patterns and is_excluded(rel, patterns):
+        print(f"fastslow: note: {path} is inside {root}, whose --exclude patterns ({', '.join(patterns)}) skip it; "
+              f"`fastslow index {root} --exclude GLOB` sets other patterns", file=sys.stderr)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError, TqdmProgress
     from .library.models_spec import choose_spec
@@ -128,7 +139,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     try:
         with Library.open(folder, models) as library:
             for path in args.paths:
-                library.add_root(path, exclude=args.exclude)
+                _say_if_excluded(path, library.add_root(path, exclude=args.exclude), library)
             if args.retry_failed:
                 library.retry_failed()
             report = library.index(progress=bar)
@@ -189,7 +200,8 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{len(status['failed'])} failed")
     for root in status["roots"]:
         state = "" if root["online"] else "  [offline]"
-        print(f"  {root['path']}: {root['indexed']} indexed, {root['failed']} failed{state}")
+        skipped = f" (skipping {', '.join(root['excludes'])})" if root.get("excludes") else ""
+        print(f"  {root['path']}: {root['indexed']} indexed, {root['failed']} failed{skipped}{state}")
     for failure in status["failed"]:
         print(f"  ! {failure['path']}: {failure['error']}")
     return EXIT_OK

@@ -113,3 +113,15 @@ def test_a_relative_library_folder_works_for_every_command(photos, tmp_path, tin
     monkeypatch.setenv("FASTSLOW_LIBRARY", "lib")
     assert main(["search", "a photo", "--no-rerank", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["results"]) == 6
+
+
+def test_a_folder_its_parent_excludes_gets_a_note_and_status_lists_the_patterns(photos, tmp_path, tiny_bundle,
+                                                                                 capsys):
+    library = ["--library", str(tmp_path / "lib"), "--models", str(tiny_bundle)]
+    assert main(["index", str(photos), "--exclude", "raw", *library]) == 0
+    capsys.readouterr()
+    assert main(["index", str(photos / "raw"), *library]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {photos / 'raw'} is inside {photos.resolve()}" in err and "(raw) skip it" in err
+    assert main(["status", *library]) == 0
+    assert "(skipping raw)" in capsys.readouterr().out

@@ -212,7 +212,7 @@ class Library:
         counts = self.catalog.store.counts()
         return {
             "roots": [{"path": r.path, "online": r.online, "media": r.n_media, "indexed": r.n_indexed,
-                       "failed": r.n_errors} for r in self.roots()],
+                       "failed": r.n_errors, "excludes": list(r.excludes)} for r in self.roots()],
             "media": counts["media"],
             "images": counts["images"],
             "videos": counts["videos"],
