@@ -101,6 +101,15 @@ def test_without_json_prints_a_readable_table(indexed, capsys):
     out = capsys.readouterr().out
     assert out.startswith("a red circle  (3 results; fast ") and "score" in out and "path" in out
     assert len([line for line in out.splitlines() if str(indexed["media"]) in line]) == 3
+    assert "no longer on disk" not in out
+
+
+def test_the_table_keeps_each_result_on_one_line_and_marks_files_gone_since_indexing():
+    from fastslow_desktop.search.cli import _shown_path
+
+    assert _shown_path("/photos/two\nlines.jpg") == "/photos/two\\nlines.jpg  (no longer on disk)"
+    assert _shown_path("/photos/\udcff.jpg").startswith("/photos/\\xff.jpg")
+    assert _shown_path(__file__) == __file__
 
 
 @pytest.mark.parametrize("case, message", [

@@ -128,6 +128,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _shown_path(path: str) -> str:
+    """A path on one printable line: control characters and undecodable bytes escaped, and a file that is
+    gone since it was indexed marked (the library learns of it at the next index run or watcher batch)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if os.path.lexists(path) else f"{text}  (no longer on disk)"
+
+
 def format_table(query: str, result: StageResult) -> str:
     """A readable listing of one query's results."""
     slow = f", slow {result.slow_ms:.0f} ms" if result.slow_ms is not None else ", not re-ranked"
@@ -141,7 +149,7 @@ def format_table(query: str, result: StageResult) -> str:
         moment = f"{r.t_start:.1f}-{r.t_end:.1f}s" if r.t_start is not None and r.t_end is not None else ""
         match = "-" if r.match is None else f"{r.match} {r.match_probability:.2f}"
         lines.append(f"{rank:>3}  {_fmt(r.score):>8}  {_fmt(r.fast_score):>7}  {_fmt(r.slow_score, 2):>8}  "
-                     f"{match:<10}  {r.kind:<5}  {moment:<13}  {r.path}")
+                     f"{match:<10}  {r.kind:<5}  {moment:<13}  {_shown_path(r.path)}")
     return "\n".join(lines)
 
 
