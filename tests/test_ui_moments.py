@@ -191,6 +191,33 @@ def test_play_from_here_starts_the_system_player_at_the_moment(qtbot, ui_setting
     assert pane.play_note.isVisible(), "the pane says why the video plays outside the app"
 
 
+def test_with_no_player_anywhere_the_note_says_so_once_however_often_play_is_clicked(qtbot, ui_settings, tmp_path,
+                                                                                    tiny_bundle, video_library,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(preview_module, "multimedia_problem", lambda: "QtMultimedia is not installed.")
+    monkeypatch.setattr(desktop.shutil, "which", lambda name: None)
+    monkeypatch.setattr(desktop.QDesktopServices, "openUrl", lambda url: False)
+    window = _indexed_window(qtbot, ui_settings, tmp_path, tiny_bundle, video_library)
+    pane = window.preview
+    for _ in range(3):
+        qtbot.mouseClick(pane.play_button, preview_module.Qt.MouseButton.LeftButton)
+    note = pane.play_note.text()
+    assert note.count("No video player was found") == 1 and note.count("QtMultimedia is not installed.") == 1
+    assert "\n" in note  # two sentences from two places: each starts its own paragraph
+
+
+def test_open_and_show_in_folder_say_so_when_nothing_on_the_computer_can(qtbot, ui_settings, tmp_path, tiny_bundle,
+                                                                         video_library, monkeypatch):
+    monkeypatch.setattr(desktop.shutil, "which", lambda name: None)  # no dbus-send
+    monkeypatch.setattr(desktop.QDesktopServices, "openUrl", lambda url: False)
+    window = _indexed_window(qtbot, ui_settings, tmp_path, tiny_bundle, video_library)
+    result = replace(window.preview.result, kind="image")
+    window._open(result)
+    assert "No application on this computer opens" in window.status.currentMessage()
+    window._reveal(result)
+    assert "No file manager could show" in window.status.currentMessage()
+
+
 def test_play_from_here_starts_the_in_app_player_at_the_moment(qtbot, ui_settings, tmp_path, tiny_bundle,
                                                                 video_library):
     problem = desktop.multimedia_problem()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,12 +27,18 @@ def reveal(path: str) -> bool:
         return QProcess.startDetached("explorer", [f"/select,{Path(path)}"])
     if shutil.which("dbus-send"):
         # The freedesktop FileManager1 interface selects the file (Nautilus, Dolphin, Nemo, Thunar…).
-        ok = QProcess.startDetached("dbus-send", [
-            "--session", "--print-reply", "--dest=org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
-            "org.freedesktop.FileManager1.ShowItems", f"array:string:{QUrl.fromLocalFile(path).toString()}",
-            "string:"])
-        if ok:
-            return True
+        # Waited for (it answers in milliseconds): without a session bus or a file manager it fails, and
+        # the folder is opened instead rather than nothing happening.
+        try:
+            done = subprocess.run([
+                "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.FileManager1",
+                "/org/freedesktop/FileManager1", "org.freedesktop.FileManager1.ShowItems",
+                f"array:string:{QUrl.fromLocalFile(path).toString()}", "string:"],
+                capture_output=True, timeout=3)
+            if done.returncode == 0:
+                return True
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.info("dbus-send could not show %s: %s", path, exc)
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
 
 

@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (QFileDialog, QMainWindow, QSplitter, QStackedWidg
                                QWidget)
 
 from ..media import is_photo
-from . import desktop
 from .controller import AppController
 from .menus import build_menus
+from .result_actions import ResultActions
 from .models.results import ResultRoles, ResultsModel
 from .settings import AppSettings
 from .views.banner import Banner
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 RESULTS_TOP = 500  # results shown per query (the grid stays smooth far beyond this)
 
 
-class MainWindow(WindowDialogs, QMainWindow):
+class MainWindow(ResultActions, WindowDialogs, QMainWindow):
     closed = Signal()  # after close: the services have stopped and the library is saved (the app may quit)
 
     def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
@@ -149,7 +149,7 @@ class MainWindow(WindowDialogs, QMainWindow):
         self.reindex_action.triggered.connect(lambda: c.index(None))
         self.retry_action.triggered.connect(c.retry_failed)
         self.preview.open_requested.connect(self._open)
-        self.preview.reveal_requested.connect(lambda r: desktop.reveal(r.path))
+        self.preview.reveal_requested.connect(self._reveal)
         self.preview.copy_requested.connect(self._copy_path)
         self.preview.more_like_requested.connect(self.more_like_this)
         self.preview.play_requested.connect(self._play_externally)
@@ -274,23 +274,6 @@ class MainWindow(WindowDialogs, QMainWindow):
         else:
             self.preview_action.setChecked(True)
             self.preview.show_result(result)
-
-    def _open(self, result) -> None:
-        if result is None:
-            return
-        if result.kind == "video":
-            self._play_externally(result)
-        else:
-            desktop.open_file(result.path)
-
-    def _play_externally(self, result) -> None:
-        if not desktop.play_externally(result.path, result.t_start):
-            self.preview.show_play_problem(self.preview.play_note.text() + " No video player was found on this "
-                                           "computer either (VLC or mpv can play from the moment).")
-
-    def _copy_path(self, result) -> None:
-        desktop.copy_path(result.path)
-        self.status.showMessage("Path copied", 2000)
 
     # -- folders --------------------------------------------------------------------------
     def choose_folders(self) -> None:

@@ -326,6 +326,10 @@ class PreviewPane(QWidget):
         self.play_note.setText(message)
         self.play_note.setVisible(True)
 
+    def show_no_player(self, message: str) -> None:
+        """Why it plays nowhere: why not here (if known), then `message`; set whole, never appended to."""
+        self.show_play_problem("\n\n".join(part for part in (self._cannot_play, message) if part))
+
     def _stop_player(self) -> None:
         if self._player is not None:
             self._player.stop()
