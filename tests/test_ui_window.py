@@ -177,3 +177,20 @@ def test_ctrl_f_focuses_search_and_down_arrow_moves_into_results(qtbot, ui_setti
     assert window.preview.isHidden()
     qtbot.keyClick(window.results_view, Qt.Key.Key_Space)
     assert not window.preview.isHidden()
+
+
+def test_removing_a_folder_takes_its_results_off_the_screen(qtbot, ui_settings, tmp_path, tiny_bundle):
+    kept, dropped = write_photos(tmp_path / "Kept", 3), write_photos(tmp_path / "Dropped", 3, seed=4)
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
+        window.add_folders([str(kept), str(dropped)])
+    with qtbot.waitSignal(window.controller.stage2, timeout=30_000):
+        window.search_bar.field.setText(QUERY)
+        window.run_query(QUERY)
+    model = window.results_model
+    paths = lambda: {model.index(row, 0).data(ResultRoles.Result).path for row in range(model.rowCount())}  # noqa: E731
+    assert any(p.startswith(str(dropped.resolve())) for p in paths())
+    with qtbot.waitSignal(window.controller.stage1, timeout=30_000):  # the query on screen runs again
+        window.controller.remove_folder(str(dropped.resolve()))
+    qtbot.waitUntil(lambda: paths() and not any(p.startswith(str(dropped.resolve())) for p in paths()),
+                    timeout=30_000)

@@ -45,6 +45,7 @@ class AppController(LibraryControl, QObject):
     # library
     roots_changed = Signal(list)  # [RootInfo]
     status_changed = Signal(dict)  # library.status()
+    folder_removed = Signal(str)  # a folder and everything indexed in it left the library
     index_started = Signal()
     index_progress = Signal(object)  # library Progress
     index_finished = Signal(object)  # IndexReport, or None after an error

@@ -40,7 +40,8 @@ class LibraryControl:
             library = self.library
             if self._index_running:
                 self._index_cancel.set()  # removing waits for the index lock: stop the run first
-            self._tasks.submit(library.remove_root, path, on_result=lambda _: self.refresh(),
+            self._tasks.submit(library.remove_root, path,
+                               on_result=lambda _: (self.refresh(), self.folder_removed.emit(path)),
                                on_error=self.library_error.emit)
         self._with_library(go)
 

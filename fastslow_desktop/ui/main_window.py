@@ -123,6 +123,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         c.index_progress.connect(self.status.index_progress)
         c.index_finished.connect(self.status.index_finished)
         c.index_finished.connect(self._refresh_results)
+        c.folder_removed.connect(self._run_again)
         c.stopping_changed.connect(self._on_stopping)
         c.index_error.connect(lambda msg: self.banner.show_message(f"Indexing stopped: {msg}", None))
         c.library_error.connect(lambda msg: self.banner.show_message(msg, None))

@@ -68,9 +68,13 @@ class WindowDialogs:
 
     def _refresh_results(self, report) -> None:
         """An index run added, changed or removed media: the query on screen runs again."""
-        changed = report is not None and any(getattr(report, key, 0) for key in ("indexed", "moved", "removed"))
+        if report is not None and any(getattr(report, key, 0) for key in ("indexed", "moved", "removed")):
+            self._run_again()
+
+    def _run_again(self, *_) -> None:
+        """The library changed under the results on screen (an index run, a folder removed): search again."""
         query = self.search_bar.field.text().strip()
-        if changed and query and query == self._query and self.controller.is_ready:
+        if query and query == self._query and self.controller.is_ready:
             self.run_query(query, self.search_bar.kind_filter)
 
     def _show_models(self, models) -> None:
