@@ -84,6 +84,24 @@ def test_each_filter_reruns_the_query_and_changes_the_results(qtbot, ui_settings
     assert names == ["b2023.jpg", "d2022.mp4", "c2021.jpg", "a2020.jpg"]
 
 
+def test_filters_that_leave_nothing_are_named_and_cleared_in_one_click(qtbot, ui_settings, dated_library,
+                                                                        tiny_bundle):
+    library_dir, media = dated_library
+    window = open_window(qtbot, ui_settings, library_dir, tiny_bundle, k=0)
+    bar = window.filter_bar
+    window.search_bar.field.setText(QUERY)
+    assert len(_after(qtbot, window, window.search_bar.submit)) == 4
+    _after(qtbot, window, lambda: bar.kind.setCurrentIndex(bar.kind.findData("video")))
+    assert _after(qtbot, window, lambda: bar.dates.setCurrentIndex(bar.dates.findData("last_year"))) == []
+    assert window.pages.currentWidget() is window.welcome
+    body = window.welcome.body.text()
+    assert "filters set (Videos · Last year)" in body and "add more folders" not in body
+    assert not window.welcome.clear_button.isHidden()
+    assert sorted(_after(qtbot, window, window.welcome.clear_button.click)) == \
+        ["a2020.jpg", "b2023.jpg", "c2021.jpg", "d2022.mp4"]
+    assert bar.active() == [] and bar.sort.currentData() == "relevance"
+
+
 def test_preview_taken_row_says_where_the_time_came_from(qtbot, ui_settings, dated_library, tiny_bundle):
     library_dir, _media = dated_library
     window = open_window(qtbot, ui_settings, library_dir, tiny_bundle, k=0)

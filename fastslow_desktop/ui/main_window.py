@@ -138,6 +138,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self.sidebar.remove_requested.connect(self._remove_folder)
         self.sidebar.exclusions_requested.connect(self._edit_exclusions)
         self.welcome.add_requested.connect(self.choose_folders)
+        self.welcome.clear_filters_requested.connect(self.filter_bar.clear)
         self.status.pause_toggled.connect(c.pause_indexing)
         self.status.cancel_clicked.connect(c.cancel_indexing)
         self.status.errors_clicked.connect(self._show_errors)
@@ -309,7 +310,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         if not self._has_roots:
             self.welcome.show_first_run()
         elif self._query:
-            self.welcome.show_no_results(self._query)
+            self.welcome.show_no_results(self._query, self.filter_bar.active())
         else:
             self.welcome.show_hint(*self._counts)
         self.pages.setCurrentWidget(self.welcome)

@@ -131,6 +131,32 @@ class FilterBar(QWidget):
         return {"folder": folder if folder != CHOOSE else None, "date_from": start, "date_to": end,
                 "sort": self.sort.currentData()}
 
+    def active(self) -> list[str]:
+        """The filters that narrow the search now, in words ("Videos", "in Holiday", "Last year")."""
+        words = []
+        if self.kind is not None and self.kind.currentData():
+            words.append(self.kind.currentText())
+        if self.folder.currentData() not in (ANY_FOLDER, CHOOSE, None):
+            words.append(f"in {self.folder.currentText()}")
+        if self.dates.currentData() == "custom":
+            start, end = sorted((_pydate(self.after.date()), _pydate(self.before.date())))
+            words.append(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}")
+        elif self.dates.currentData() != "any":
+            words.append(self.dates.currentText())
+        return words
+
+    def clear(self) -> None:
+        """Every filter back to 'all' (the sort order is not a filter); one `changed` for the lot."""
+        widgets = [w for w in (self.kind, self.folder, self.dates) if w is not None]
+        for widget in widgets:
+            widget.blockSignals(True)
+            widget.setCurrentIndex(0)
+            widget.blockSignals(False)
+        self._last_folder = 0
+        for widget in (self.after, self._to, self.before):
+            widget.setVisible(False)
+        self.changed.emit()
+
     # -- folders ---------------------------------------------------------------------------------
     def set_roots(self, roots: list) -> None:
         """The library's folders (RootInfo or paths); a chosen folder and the selection are kept."""

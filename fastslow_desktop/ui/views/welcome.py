@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 class WelcomePage(QWidget):
     add_requested = Signal()
+    clear_filters_requested = Signal()
 
     def __init__(self, icon: QIcon | None = None, parent=None):
         super().__init__(parent)
@@ -28,6 +29,8 @@ class WelcomePage(QWidget):
         self.add_button = QPushButton("Add folders…", self)
         self.add_button.setObjectName("primary")
         self.add_button.clicked.connect(self.add_requested)
+        self.clear_button = QPushButton("Clear filters", self)
+        self.clear_button.clicked.connect(self.clear_filters_requested)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         layout.addWidget(self.logo)
@@ -35,6 +38,7 @@ class WelcomePage(QWidget):
         layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addSpacing(12)
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(3)
         self.show_first_run()
 
@@ -53,18 +57,25 @@ class WelcomePage(QWidget):
         self.heading.setText("Welcome to FastSlow")
         self.body.setText("Find photos and moments in videos by describing them. Drag your photo and video "
                           "folders onto this window, or add them here. Everything stays on this computer.")
-        self.add_button.setVisible(True)
-        self._fit()
+        self._buttons(add=True)
 
     def show_hint(self, photos: int, videos: int) -> None:
         self.heading.setText("What are you looking for?")
         self.body.setText(f"Type a description above to search {photos} photo{'s' if photos != 1 else ''} and "
                           f"{videos} video{'s' if videos != 1 else ''}.")
-        self.add_button.setVisible(False)
-        self._fit()
+        self._buttons()
 
-    def show_no_results(self, query: str) -> None:
+    def show_no_results(self, query: str, filters: list[str] | None = None) -> None:
+        """Nothing to show for `query`; when filters narrow the search, they are the likely reason: say so."""
         self.heading.setText("Nothing found")
-        self.body.setText(f"No photos or videos match “{query}” yet. Try other words, or add more folders.")
-        self.add_button.setVisible(False)
+        if filters:
+            self.body.setText(f"Nothing matches “{query}” with the filters set ({' · '.join(filters)}). "
+                              "Clear them to search everything.")
+        else:
+            self.body.setText(f"No photos or videos match “{query}” yet. Try other words, or add more folders.")
+        self._buttons(clear=bool(filters))
+
+    def _buttons(self, add: bool = False, clear: bool = False) -> None:
+        self.add_button.setVisible(add)
+        self.clear_button.setVisible(clear)
         self._fit()
