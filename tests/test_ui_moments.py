@@ -296,3 +296,11 @@ def test_stage_two_choosing_another_moment_keeps_the_video_selected_and_moves_ba
     pane.update_scores(model.result(model.row_of_media(7)))
     assert model.index(0, 0).data(ResultRoles.Moment) == pane.fields["moment"].text() == "0:00–0:04"
     assert pane.strip.current == (0.0, 4.0)
+
+
+def test_next_moment_says_match_only_for_a_video_judged_a_match():
+    from fastslow_desktop.ui.views.preview import moments_tip
+
+    assert "match the query" in moments_tip(2, "yes")
+    for judged in ("no", "maybe", None):
+        assert "match the query" not in moments_tip(1, judged) and "1 moment of this video" in moments_tip(1, judged)

@@ -36,6 +36,17 @@ def match_text(result) -> str:
     return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")
 
 
+def moments_tip(n: int, match: str | None) -> str:
+    """What Next moment steps through: the video's moments that score near its best for the query. They
+    "match" only when the slow model judged the video a match; otherwise they are just its closest."""
+    moments = f"{n} moment{'s' if n != 1 else ''} of this video"
+    if match == "yes":
+        return f"{moments} match the query: go to the next one"
+    if match in ("no", "maybe"):
+        return f"{moments} come closest to the query (the video is not judged a clear match): go to the next one"
+    return f"{moments} come closest to the query: go to the next one"
+
+
 class ImageLabel(QLabel):
     """Keeps the full preview and re-scales it to fit the label (small pictures enlarged up to 3×)."""
 
@@ -248,8 +259,7 @@ class PreviewPane(QWidget):
         self.strip.set_moments(self._moments, getattr(result.info, "duration", None), self._moment)
         # Only worth a button when there is somewhere else to go.
         self.next_button.setEnabled(len(matching) > 1 or (len(matching) == 1 and not self._at(matching[0])))
-        self.next_button.setToolTip(f"{len(matching)} moment{'s' if len(matching) != 1 else ''} of this video "
-                                    "match the query: go to the next one")
+        self.next_button.setToolTip(moments_tip(len(matching), getattr(result, "match", None)))
         self._loader.submit(load_preview, self._token, result.path, result.kind, t_start, t_end,
                             PREVIEW_SIZE, on_result=self._on_loaded)
 
