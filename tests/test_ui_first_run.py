@@ -23,7 +23,11 @@ def test_a_new_library_offline_offers_the_chooser_then_explains_how_to_work_offl
     text = window.banner.label.text()
     assert "--models PATH" in text and "fastslow demo" in text
     assert window.status.models.text() == "Models unavailable"
+    assert window.status.message.text() != "Starting…"  # start-up is over, even without models
     assert window.pages.currentWidget() is window.welcome  # still usable: folders can be added meanwhile
+    again = window.open_model_chooser()
+    assert "in use" not in " ".join(again.table.item(r, 0).text() for r in range(again.table.rowCount()))
+    again.reject()
 
 
 def test_new_models_that_cannot_be_downloaded_leave_the_previous_ones_working(qtbot, ui_settings, tmp_path,

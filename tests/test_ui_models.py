@@ -91,8 +91,15 @@ def test_an_offline_download_in_the_chooser_says_so_and_keeps_the_dialog(qtbot, 
     chooser.use_button.click()
     qtbot.waitUntil(lambda: not chooser.downloading, timeout=30_000)
     text = chooser.detail.text()
-    assert "balanced" in text and "keep working" in text and "fastslow demo" in text
+    assert "balanced" in text and "(synthscenes) keep working" in text and "fastslow demo" in text
     assert chooser.isVisible() and chooser.result() != QDialog.DialogCode.Accepted
+
+
+def test_speeds_are_shown_to_three_significant_figures():
+    from fastslow_desktop.ui.dialogs.models import speed_text
+
+    assert speed_text({"images_per_s": 928.61, "text_ms": 3.61}) == "929 photos/s, 3.61 ms per query"
+    assert speed_text({"images_per_s": 0.2213}) == "0.221 photos/s"
 
 
 def test_changing_the_preset_re_embeds_while_the_old_models_answer(qtbot, ui_settings, tmp_path, test_hub,

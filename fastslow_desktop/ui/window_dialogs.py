@@ -32,8 +32,10 @@ class WindowDialogs:
         from .dialogs.settings import cuda_available
 
         config = self.controller.config
-        dialog = ModelChooser(preset_infos(), current=None if first_run else config.models, parent=self,
-                              cuda=cuda_available(), preselect=config.models)
+        # "In use" only for models that are loaded and answering, not ones that never came (offline).
+        in_use = config.models if self.controller.is_ready and not first_run else None
+        dialog = ModelChooser(preset_infos(), current=in_use, parent=self, cuda=cuda_available(),
+                              preselect=config.models)
         self._model_chooser = dialog
         dialog.accepted.connect(lambda: self._use_models(dialog.chosen()))
         # Closing the app stops a download under way (its worker would otherwise hold the quit).
@@ -62,6 +64,7 @@ class WindowDialogs:
 
     def _on_failed(self, message: str, offline: bool) -> None:
         self.status.set_models("Models unavailable")
+        self.status.end_starting()
         # the hub's own message already gives the way out; say it once
         text = message if not offline or "fastslow demo" in message else f"{message}<br>{OFFLINE_HELP}"
         self.banner.show_message(text, "Settings…")

@@ -37,7 +37,9 @@ def speed_text(speed: dict) -> str:
     images, text = speed.get("images_per_s"), speed.get("text_ms")
     if images is None and text is None:
         return "not measured"
-    parts = [f"{images:g} photos/s" if images is not None else "", f"{text:g} ms per query" if text is not None else ""]
+    # Three significant figures: the measurements vary by more than that between runs.
+    parts = [f"{images:.3g} photos/s" if images is not None else "",
+             f"{text:.3g} ms per query" if text is not None else ""]
     return ", ".join(p for p in parts if p)
 
 
@@ -63,6 +65,7 @@ class ModelChooser(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Choose the search models")
         self.rows = [r for r in rows if not r.legacy or r.name in (current, preselect)]
+        self._current = current
         self._cancel: threading.Event | None = None
         self._runner = JobRunner("model-download", 1, self)
         intro = QLabel("FastSlow searches your photos with these models, on this computer. Downloading one "
@@ -94,6 +97,9 @@ class ModelChooser(QDialog):
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().setVisible(False)
         table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        table.setWordWrap(True)  # "What it is for" wraps in its stretched column instead of ending in "…"
+        table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        table.horizontalHeader().sectionResized.connect(lambda *_: table.resizeRowsToContents())
         selected = 0
         for i, row in enumerate(self.rows):
             about = row.description
@@ -187,7 +193,8 @@ class ModelChooser(QDialog):
 
     def _on_failed(self, message: str) -> None:
         self._finish_download()
-        self.detail.setText(f"{message}\nThe models in use keep working.")
+        kept = f"\nThe models in use ({self._current}) keep working." if self._current else ""
+        self.detail.setText(message + kept)
 
     def _cancel_clicked(self) -> None:
         if self._cancel is not None:

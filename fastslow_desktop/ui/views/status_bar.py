@@ -41,6 +41,8 @@ def report_text(report) -> str:
     return text
 
 
+STARTING = "Starting…"  # the message until the library has something to say
+
 class AppStatusBar(QStatusBar):
     pause_toggled = Signal(bool)  # True: pause
     cancel_clicked = Signal()  # stop indexing (what is done is kept)
@@ -48,7 +50,7 @@ class AppStatusBar(QStatusBar):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.message = QLabel("Starting…", self)
+        self.message = QLabel(STARTING, self)
         self.message.setObjectName("indexMessage")
         self.progress = QProgressBar(self)
         self.progress.setMaximumWidth(180)
@@ -135,6 +137,11 @@ class AppStatusBar(QStatusBar):
     def set_failures(self, count: int) -> None:
         self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
         self.errors.setVisible(count > 0)
+
+    def end_starting(self) -> None:
+        """Start-up ended without models: "Starting…" would otherwise stay for good."""
+        if self.message.text() == STARTING:
+            self.message.setText("")
 
     def set_models(self, text: str) -> None:
         self.models.setText(text)
