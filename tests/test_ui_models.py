@@ -155,6 +155,7 @@ def test_settings_to_a_preset_not_on_disk_asks_downloads_with_speed_and_re_embed
     qtbot.waitUntil(lambda: window._download_dialog is not None and window._download_dialog.isVisible(),
                     timeout=60_000)
     dialog = window._download_dialog
+    assert window.sidebar.list.count() == 1, "the library's folders stay in view while the new models come"
     details: list[str] = []
     window.controller.download_progress.connect(lambda _p: details.append(dialog.detail.text()))
     test_hub.delay_per_chunk = 0.01

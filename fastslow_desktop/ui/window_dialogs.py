@@ -153,8 +153,9 @@ class WindowDialogs:
             library = Path(s.library).expanduser() if s.library else config.library_dir
             new = ServiceConfig(library_dir=library, models=s.models, device=s.device, k=s.k, beta=s.beta,
                                 exclusions=s.exclusions, watching=s.watching)
-            self.results_model.set_results([])
-            self.sidebar.set_roots([])
+            if new.library_dir != config.library_dir:  # other models for the same library keep its folders shown
+                self.results_model.set_results([])
+                self.sidebar.set_roots([])
             self.controller.restart(new)  # "Stopping…", then "Loading…": the GUI thread never waits
             if self._query:
                 self.run_query(self._query, self.search_bar.kind_filter)
