@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -177,6 +178,12 @@ def test_ctrl_f_focuses_search_and_down_arrow_moves_into_results(qtbot, ui_setti
     assert window.preview.isHidden()
     qtbot.keyClick(window.results_view, Qt.Key.Key_Space)
     assert not window.preview.isHidden()
+    qtbot.keyClick(window.results_view, Qt.Key.Key_Escape)  # back up to the query
+    qtbot.waitUntil(lambda: window.search_bar.field.hasFocus())
+    window.search_bar.field.setText(QUERY)
+    qtbot.keyClick(window.search_bar.field, Qt.Key.Key_Escape)  # Escape there clears it, as the clear button does
+    assert window.search_bar.field.text() == ""
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.welcome)
 
 
 def test_removing_a_folder_takes_its_results_off_the_screen(qtbot, ui_settings, tmp_path, tiny_bundle):
@@ -194,3 +201,18 @@ def test_removing_a_folder_takes_its_results_off_the_screen(qtbot, ui_settings, 
         window.controller.remove_folder(str(dropped.resolve()))
     qtbot.waitUntil(lambda: paths() and not any(p.startswith(str(dropped.resolve())) for p in paths()),
                     timeout=30_000)
+
+
+def test_more_like_this_says_in_the_search_field_what_the_results_are_like(qtbot, ui_settings, indexed_library,
+                                                                           tiny_bundle):
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    with qtbot.waitSignal(window.controller.stage1, timeout=10_000):
+        window.search_bar.field.setText(QUERY)
+        window.run_query(QUERY)
+    first = window.results_model.result(0)
+    with qtbot.waitSignal(window.controller.stage1, timeout=10_000):
+        window.more_like_this(first)
+    field = window.search_bar.field
+    assert field.text() == "" and f"like {Path(first.path).name}" in field.placeholderText()
+    qtbot.keyClicks(field, "a")
+    assert "like" not in field.placeholderText()

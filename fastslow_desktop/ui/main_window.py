@@ -133,6 +133,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self.results_view.selectionModel().currentChanged.connect(self._on_current)
         self.results_view.open_requested.connect(lambda index: self._open(index.data(ResultRoles.Result)))
         self.results_view.preview_requested.connect(self._toggle_preview)
+        self.results_view.back_requested.connect(self.focus_search)
         self.results_model.modelReset.connect(self._on_reset)
         self.sidebar.add_requested.connect(self.choose_folders)
         self.sidebar.remove_requested.connect(self._remove_folder)
@@ -203,14 +204,14 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
                                **self.filter_bar.request_fields())
 
     def more_like_this(self, result) -> None:
-        self.search_bar.field.clear()
+        self.search_bar.show_like(Path(result.path).name)
         self._query = f"like {Path(result.path).name}"
         self.status.showMessage(f"Showing results like {Path(result.path).name}", 5000)
         self.controller.search(like_segment=result.segment_id, top=RESULTS_TOP, k=self.controller.config.k,
                                kind=self.search_bar.kind_filter, **self.filter_bar.request_fields())
 
     def search_image(self, path: str) -> None:
-        self.search_bar.field.clear()
+        self.search_bar.show_like(Path(path).name)
         self._query = f"like {Path(path).name}"
         self.status.showMessage(f"Showing results like {path}", 5000)
         self.controller.search(image=path, top=RESULTS_TOP, k=self.controller.config.k,

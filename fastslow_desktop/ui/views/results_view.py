@@ -109,6 +109,7 @@ class ResultsView(QListView):
 
     open_requested = Signal(QModelIndex)
     preview_requested = Signal(QModelIndex)
+    back_requested = Signal()  # Escape: back to the search field
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -208,6 +209,10 @@ class ResultsView(QListView):
             return
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
             self.open_requested.emit(self.currentIndex())
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.back_requested.emit()
             event.accept()
             return
         super().keyPressEvent(event)

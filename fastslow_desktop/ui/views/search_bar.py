@@ -9,16 +9,23 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgre
 DEBOUNCE_MS = 250
 KINDS = (("Photos and videos", None), ("Photos", "image"), ("Videos", "video"))
 WIDEST_TIMING = "fast 9999 ms · slow 99.9 s"
+PLACEHOLDER = "Describe what you remember — “a red circle to the left of a blue square”"
 
 
 class SearchField(QLineEdit):
-    """Down arrow hands the focus to the results, so the keyboard alone goes type → arrows → Enter."""
+    """Down arrow hands the focus to the results, so the keyboard alone goes type → arrows → Enter;
+    Escape clears the query (as the clear button does)."""
 
     move_down = Signal()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Down:
             self.move_down.emit()
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            self.textEdited.emit("")  # a user's edit: the search bar runs the (empty) query
             event.accept()
             return
         super().keyPressEvent(event)
@@ -33,7 +40,7 @@ class SearchBar(QWidget):
         super().__init__(parent)
         self.field = SearchField(self)
         self.field.setObjectName("searchField")
-        self.field.setPlaceholderText("Describe what you remember — “a red circle to the left of a blue square”")
+        self.field.setPlaceholderText(PLACEHOLDER)
         self.field.setClearButtonEnabled(True)
         self.field.setMinimumHeight(34)
         self.kind = QComboBox(self)
@@ -72,6 +79,7 @@ class SearchBar(QWidget):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.submit)
         self.field.textEdited.connect(self._debounce.start)
+        self.field.textEdited.connect(lambda _text: self.field.setPlaceholderText(PLACEHOLDER))
         self.field.returnPressed.connect(self.submit)
         self.kind.currentIndexChanged.connect(self.submit)
 
@@ -82,6 +90,11 @@ class SearchBar(QWidget):
     @property
     def kind_filter(self) -> str | None:
         return self.kind.currentData()
+
+    def show_like(self, name: str) -> None:
+        """Results like a picture are on screen: the empty field says so (until the next typed query)."""
+        self.field.clear()
+        self.field.setPlaceholderText(f"Showing results like {name} — type to search by words")
 
     def submit(self) -> None:
         self._debounce.stop()
