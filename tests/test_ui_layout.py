@@ -183,3 +183,26 @@ def test_the_in_app_player_and_its_controls_fit_the_preview(qtbot, ui_settings, 
     assert controls.isVisible() and controls.time.text().endswith("/ 0:09")
     _actions_visible(window.preview)
     _assert_fits(window)
+
+
+def test_a_wrapped_path_keeps_its_lines_when_stage_2_adds_the_match_row(qtbot, ui_settings, indexed_library,
+                                                                         tiny_bundle):
+    """QScrollArea sizes the details by sizeHint (a wrapped row counts as one line): when stage 2 added the
+    match row to the result on show, a two-line path was squeezed into one line and cut in half."""
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    _settle(qtbot, window)
+    with qtbot.waitSignal(window.controller.stage2, timeout=30_000) as stage2:
+        window.run_query(QUERY)
+    qtbot.waitUntil(lambda: window.search_bar.refining.isHidden())
+    model, preview = window.results_model, window.preview
+    row = next(r for r in range(model.rowCount()) if model.result(r).kind == "video")
+    window.results_view.setCurrentIndex(model.index(row, 0))
+    window._user_picked = True
+    qtbot.wait(20)
+    assert preview.fields["match"].isHidden()  # the tiny bundle judges nothing: no match row yet
+    window._on_stage2(_judged(stage2.args[0], 0))
+    qtbot.wait(50)
+    assert not preview.fields["match"].isHidden()
+    path = preview.fields["path"]
+    assert path.heightForWidth(path.width()) > path.fontMetrics().height() * 1.5, "the test path should wrap"
+    _assert_fits(window)

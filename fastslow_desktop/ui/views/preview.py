@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
@@ -225,6 +225,19 @@ class PreviewPane(QWidget):
             self.image.set_image(QPixmap(str(result.thumb)))
         self._show_moment(result.t_start, result.t_end)
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self, self._remeasure_details)  # another width, other wrapped heights
+
+    def _remeasure_details(self) -> None:
+        """QScrollArea sizes its widget by sizeHint, which counts a wrapped row (a long path) as one line, so
+        the rows got squeezed once a row was added (stage 2's match): give it the height they need."""
+        details = self.scroll.widget()
+        layout = details.layout()
+        layout.invalidate()  # the box layout caches its height for a width; the rows may have changed since
+        if layout.hasHeightForWidth():
+            details.setMinimumHeight(layout.totalHeightForWidth(details.width()))
+
     def _fill_fields(self, result) -> None:
         info = result.info
         values = {
@@ -246,6 +259,7 @@ class PreviewPane(QWidget):
             label = self._meta.labelForField(self.fields[key])
             if label is not None:
                 label.setVisible(bool(value))
+        QTimer.singleShot(0, self, self._remeasure_details)  # after the layout has placed the rows shown now
 
     def _show_moment(self, t_start: float | None, t_end: float | None) -> None:
         """Point the pane at a moment of the shown result: its times, the strip, the frame there."""
