@@ -23,6 +23,9 @@ from .walk import (GONE, WalkReport, is_clutter, is_excluded, is_library_folder,
 
 logger = logging.getLogger(__name__)
 
+# Failure reasons that say the file's content is bad (the decoder's wording): retrying an unchanged
+# file cannot help. Every other reason ("cannot read file: Permission denied", "unexpected error: …",
+# a model fault) is transient and retried on every run.
 CONTENT_FAILURES = ("empty file", "not an image", "unsupported format", "truncated", "damaged", "corrupt",
                     "image too large", "not a video", "video has no readable frames", "cannot decode image")
 

@@ -23,8 +23,6 @@ CLUTTER = frozenset(name.lower() for name in (
     "lost+found", "ehthumbs.db", "Icon\r", ".DS_Store", ".Spotlight-V100", ".Trashes", ".fseventsd",
 ))
 
-# Failure reasons that say the file's content is bad (the decoder's wording): retrying an unchanged
-# file cannot help. Every other reason ("cannot read file: Permission denied", "unexpected error: …",
 GONE = (errno.ENOENT, errno.ENOTDIR)  # vanished during the walk: really gone, not unreadable
 _SPECIAL = ((_stat.S_ISFIFO, "named pipe"), (_stat.S_ISSOCK, "socket"), (_stat.S_ISCHR, "device file"),
             (_stat.S_ISBLK, "device file"))
