@@ -80,6 +80,33 @@ def test_interrupted_stage_resumes_from_its_last_checkpoint(tmp_path, monkeypatc
     assert checkpoint.done_info(out / "stages" / "slow")["steps_run"] == 20
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--fast-steps", "-5"], "--fast-steps must be at least 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 2"),
+    (["--fast-arch", "no-such-arch"], "unknown architecture 'no-such-arch'"),
+    (["--data", "coco:/no/such/folder"], "/no/such/folder does not exist"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", *flags, "--out", str(out), "--log-level", "WARNING"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_folder_made_with_other_settings_is_refused_not_resumed(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"preset": "smoke", "fast_steps": 40, "seed_runs": 1}))
+    assert main(["--preset", "smoke", "--fast-steps", "80", "--out", str(out), "--log-level", "WARNING"]) == 2
+    err = capsys.readouterr().err
+    assert "fast_steps=40 (now 80)" in err and "another --out" in err and "seed_runs" not in err
+    assert json.loads((out / "config.json").read_text())["fast_steps"] == 40  # left as it was
+    (tmp_path / "a file").write_text("")
+    assert main(["--preset", "smoke", "--out", str(tmp_path / "a file"), "--log-level", "WARNING"]) == 2
+    assert "is a file, not a run folder" in capsys.readouterr().err
+
+
 def test_identical_captions_in_a_batch_are_not_negatives():
     torch.manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from functools import partial
@@ -29,7 +30,7 @@ from . import data as datasets
 from . import seeds
 from .ablations import run_attentive, run_decomposed
 from .loop import Dist, finish_distributed, init_distributed
-from .params import TrainConfig, add_arguments, config_from_args
+from .params import TrainConfig, add_arguments, config_from_args, config_problems
 from .results import DISTILLED_NAMES, Evaluation
 from .stages import run_distill, run_fast, run_slow
 
@@ -122,16 +123,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Settings a finished run folder may be resumed with changed: each only adds models or runs beside the others.
+RESUMABLE_CHANGES = frozenset({"seed_runs", "ablations", "num_workers"})
+
+
+def run_folder_problem(out: Path, cfg: TrainConfig) -> str | None:
+    """Why `out` cannot hold this run: not a folder, or made with other settings (its finished stages would
+    be reused as if they had been trained with these)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a run folder"
+    try:
+        old = json.loads((out / "config.json").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return f"cannot read {out / 'config.json'}: {exc}"
+    new = asdict(cfg)
+    changed = sorted(k for k in new if k in old and old[k] != new[k] and k not in RESUMABLE_CHANGES)
+    if not changed:
+        return None
+    listed = ", ".join(f"{k}={old[k]!r} (now {new[k]!r})" for k in changed)
+    return (f"--out {out} holds a run made with {listed}; re-running resumes it, so its finished stages would "
+            "be reused with the new settings. Use another --out for this configuration.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
     cfg = config_from_args(args)
+    problems = config_problems(cfg)
+    problem = run_folder_problem(args.out, cfg)
+    if problems or problem:
+        for line in [*problems, *([problem] if problem else [])]:
+            print(f"python -m training.distill: error: {line}", file=sys.stderr)
+        return 2
     env = init_distributed()
     torch.manual_seed(cfg.seed + env.rank)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    if env.main:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if env.main:
+            (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    except OSError as exc:
+        print(f"python -m training.distill: error: cannot write the run folder {out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     t_start = time.perf_counter()
 
     train, val, test, shifted = load_splits(cfg, out, env)
