@@ -33,8 +33,28 @@ def test_missing_xcb_cursor_names_the_debian_and_fedora_packages():
     ({"QT_QPA_PLATFORM": "xcb"}, "linux", "no display"),
 ])
 def test_which_desktops_are_checked(env, platform, expected):
-    problem = display_problem(env, platform, lambda soname: True)
+    problem = display_problem(env, platform, lambda soname: True, reach=lambda display: True)
     assert problem is None if expected is None else expected in problem
+
+
+def test_a_display_no_x_server_answers_is_named_instead_of_qts_abort(tmp_path):
+    assert "no X server answers at DISPLAY=:0" in display_problem(DESKTOP, "linux", lambda soname: True,
+                                                                   reach=lambda display: False)
+    assert not system_libs.x_server_answers(":987")  # nothing listens there
+    assert not system_libs.x_server_answers("127.0.0.1:987", timeout=0.5)
+    assert system_libs.x_server_answers("/private/tmp/com.apple.launchd.x/org.xquartz:0")  # not judged here
+
+
+def test_a_local_x_socket_counts_as_an_answer(tmp_path, monkeypatch):
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0/tmp/.X11-unix/X986")  # where an X server listens (the abstract socket)
+    server.listen(1)
+    try:
+        assert system_libs.x_server_answers(":986.0")
+    finally:
+        server.close()
 
 
 def test_wayland_session_does_not_need_the_xcb_libraries():
@@ -74,6 +94,7 @@ def test_fastslow_without_any_display_says_so_and_exits_2(monkeypatch, capsys):
 def test_fastslow_with_everything_installed_starts_the_app(monkeypatch):
     started = _bare_desktop(monkeypatch, DISPLAY=":0")
     monkeypatch.setattr(system_libs, "loadable", lambda soname: True)
+    monkeypatch.setattr(system_libs, "x_server_answers", lambda display: True)
     assert cli.main([]) == 0 and len(started) == 1
 
 

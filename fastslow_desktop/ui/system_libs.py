@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -95,8 +96,33 @@ def uses_xcb(env: Mapping[str, str]) -> bool:
     return not wayland
 
 
+def x_server_answers(display: str, timeout: float = 1.0) -> bool:
+    """Whether an X server listens at DISPLAY ([host]:N[.screen]): its local socket (abstract or file) for
+    ":N", TCP port 6000 + N for "host:N" (as SSH X forwarding gives). Forms not known here count as yes."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit() or host.startswith("/"):  # macOS launchd sockets and the like: let Qt judge
+        return True
+    if host in ("", "unix"):
+        for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+                return True
+            except OSError:
+                continue
+        return False
+    try:
+        socket.create_connection((host, 6000 + int(number)), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def display_problem(env: Mapping[str, str] | None = None, platform: str | None = None,
-                    load: Callable[[str], bool] | None = None) -> str | None:
+                    load: Callable[[str], bool] | None = None,
+                    reach: Callable[[str], bool] | None = None) -> str | None:
     """Why the GUI cannot start on this desktop, in words a person can act on; None when it can."""
     env = os.environ if env is None else env
     platform = sys.platform if platform is None else platform
@@ -112,11 +138,15 @@ def display_problem(env: Mapping[str, str] | None = None, platform: str | None =
     if not uses_xcb(env) or not env.get("DISPLAY"):
         return None
     gone = missing(XCB_LIBS, load)
-    if not gone:
-        return None
-    names = ", ".join(lib.soname for lib in gone)
-    return (f"the desktop app needs system libraries that are not installed ({names}). Install them with\n"
-            f"  {install_hint(gone)}\nthen start FastSlow again.")
+    if gone:
+        names = ", ".join(lib.soname for lib in gone)
+        return (f"the desktop app needs system libraries that are not installed ({names}). Install them with\n"
+                f"  {install_hint(gone)}\nthen start FastSlow again.")
+    if not (reach or x_server_answers)(env["DISPLAY"]):  # Qt would print "could not connect to display" and abort
+        return (f"no X server answers at DISPLAY={env['DISPLAY']} (a display that has gone, or an SSH session "
+                "without X forwarding). Run FastSlow from your desktop, or use `fastslow index`, "
+                "`fastslow search` and `fastslow status` here.")
+    return None
 
 
 def multimedia_problem(load: Callable[[str], bool] | None = None) -> str | None:
