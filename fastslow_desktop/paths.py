@@ -24,14 +24,17 @@ def cache_dir() -> Path:
 
 
 def resources_dir() -> Path:
-    """resources/ from a source checkout, an installed copy, or a PyInstaller bundle."""
+    """resources/ from a source checkout (or an editable install), a PyInstaller bundle, or a wheel's
+    <prefix>/share/fastslow (pyproject's data-files)."""
     env = os.environ.get("FASTSLOW_RESOURCES")
     if env:
         return Path(env)
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
+    checkout = Path(__file__).resolve().parent.parent / "resources"
+    installed = Path(sys.prefix) / "share" / "fastslow"
+    return installed if not checkout.is_dir() and installed.is_dir() else checkout
 
 
 def bundled_models_dir() -> Path:

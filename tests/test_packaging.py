@@ -179,3 +179,34 @@ def test_desktop_entry_installs_with_an_absolute_exec_and_the_icon(tmp_path):
     done = subprocess.run(["bash", str(PACKAGING / "install-desktop-entry.sh"), "--uninstall"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not (data / "applications" / "fastslow.desktop").exists()
+
+
+def test_a_wheel_carries_the_demo_bundle_and_icons_where_an_installed_copy_looks(tmp_path):
+    """`pip install .` (not -e) has no checkout beside the package: the shipped bundle must be in the wheel."""
+    import zipfile
+
+    source = tmp_path / "source"  # built from a copy: setuptools leaves build/ in the folder it builds
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "fastslow_desktop", "training", "resources"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                            if (REPO / name).is_dir() else {}))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    [wheel] = tmp_path.glob("*.whl")
+    names = {name.split(".data/data/", 1)[-1] for name in zipfile.ZipFile(wheel).namelist()}
+    shipped = {f"share/fastslow/{p.relative_to(REPO / 'resources').as_posix()}"
+               for p in (REPO / "resources").rglob("*") if p.is_file()}
+    assert shipped <= names, sorted(shipped - names)
+
+
+def test_an_installed_copy_finds_its_resources_under_the_prefix(tmp_path, monkeypatch):
+    from fastslow_desktop import paths
+
+    (tmp_path / "share" / "fastslow" / "models").mkdir(parents=True)
+    monkeypatch.delenv("FASTSLOW_RESOURCES", raising=False)
+    monkeypatch.setattr(paths.sys, "prefix", str(tmp_path))
+    assert paths.resources_dir() == REPO / "resources"  # a checkout wins
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "fastslow_desktop" / "paths.py"))
+    assert paths.resources_dir() == tmp_path / "share" / "fastslow"
