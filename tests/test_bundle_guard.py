@@ -299,3 +299,10 @@ def test_score_by_length_batches_equal_lengths_and_keeps_order():
 
 def test_every_refusal_is_a_model_error():
     assert issubclass(BundleError, ModelError)
+
+
+def test_a_training_run_folder_given_as_a_bundle_points_at_its_bundle(tiny_bundle, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_bundle, run / "bundle")
+    with pytest.raises(BundleError, match=f"its bundle is {run / 'bundle'}"):
+        load_bundle(run, device="cpu")

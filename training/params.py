@@ -108,7 +108,8 @@ OVERRIDABLE = ("data", "fast_arch", "batch_size", "fast_steps", "fast_extra_step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
+    parser.add_argument("--preset", default="smoke", choices=sorted(PRESETS),
+                        help="the run's settings (default: smoke, the quick check); flags below override some")
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=None,
                         help="also train the measured variants (default: the preset's choice)")
     for name in OVERRIDABLE:

@@ -79,7 +79,9 @@ def read_manifest(folder: Path, verify: bool = True) -> dict:
     """The manifest of a bundle folder, after checking its structure, paths and weight files' sha256."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise BundleError(f"{folder} is not a FastSlow model bundle: {MANIFEST} is missing.")
+        inside = Path(folder) / "bundle" / MANIFEST
+        hint = f" It looks like a training run folder: its bundle is {inside.parent}." if inside.is_file() else ""
+        raise BundleError(f"{folder} is not a FastSlow model bundle: {MANIFEST} is missing.{hint}")
     manifest = check_manifest(parse_manifest(path), path)
     files = {name: inside_bundle(Path(folder), name, path) for name in manifest["files"]}
     if verify:
