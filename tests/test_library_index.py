@@ -311,6 +311,33 @@ def test_unplugged_folder_is_marked_offline_and_keeps_its_entries(tmp_path, tiny
         assert library.status()["roots"][0]["online"] is True
 
 
+def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_the_old_place_goes(
+        tmp_path, tiny_bundle, synth_dataset):
+    photos = tmp_path / "Photos"
+    shutil.copytree(synth_dataset / "images", photos, ignore=lambda d, names: sorted(names)[6:])
+    with Library.open(tmp_path / "lib", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        assert library.index().indexed == 6
+        segments = set(library.segment_ids().tolist())
+        photos.rename(tmp_path / "Photos 2024")  # `mv Photos "Photos 2024"`, then index the new name
+        library.add_root(tmp_path / "Photos 2024")
+        report = library.index()
+        assert (report.moved, report.indexed, report.removed, report.offline_roots) == (6, 0, 0, ())
+        assert [r.path for r in library.roots()] == [str((tmp_path / "Photos 2024").resolve())]
+        assert set(library.segment_ids().tolist()) == segments and library.status()["media"] == 6
+        # Half of a drive's files copied elsewhere is not a move of the drive: it stays, offline, with the rest.
+        drive = tmp_path / "drive"
+        shutil.copytree(synth_dataset / "images", drive, ignore=lambda d, names: sorted(names)[:6] + sorted(names)[10:])
+        library.add_root(drive)
+        assert library.index().indexed == 4
+        shutil.copytree(drive, tmp_path / "backup", ignore=lambda d, names: sorted(names)[2:])
+        drive.rename(tmp_path / "unplugged")
+        library.add_root(tmp_path / "backup")
+        report = library.index()
+        assert report.moved == 2 and report.offline_roots == (str(drive.resolve()),)
+        assert str(drive.resolve()) in [r.path for r in library.roots()]
+
+
 def test_new_model_reembeds_while_the_old_one_keeps_serving(tmp_path, tiny_bundle, synth_dataset):
     folder = tmp_path / "photos"
     shutil.copytree(synth_dataset / "images", folder, ignore=lambda d, names: sorted(names)[30:])

@@ -232,9 +232,14 @@ class Indexer:
         """Reconcile the disk with the catalog, apply moves and removals; returns the decode jobs."""
         plan = reconcile(self.catalog.store, scope)
         report.unchanged = plan.unchanged
-        report.offline_roots = tuple(plan.offline_roots)
         self.catalog.apply_moves(plan.moves)
         report.moved = len(plan.moves)
+        paths = {root["id"]: root["path"] for root in self.catalog.store.roots()}
+        for root_id in plan.moved_roots:  # every file of this unavailable folder was found moved: forget it
+            logger.info("folder %s moved: its files were found in another folder; forgetting it", paths[root_id])
+            self.catalog.remove_root(root_id)
+        moved = {paths[root_id] for root_id in plan.moved_roots}
+        report.offline_roots = tuple(path for path in plan.offline_roots if path not in moved)
         self.catalog.remove_media(plan.removed)
         report.removed = len(plan.removed)
         queued = {e.path for e in plan.to_index}

@@ -53,6 +53,7 @@ class Plan:
     retried: int = 0  # unchanged files whose last attempt failed, tried again
     kept_unreadable: int = 0  # known files not seen because their folder could not be read
     offline_roots: list[str] = field(default_factory=list)
+    moved_roots: list[int] = field(default_factory=list)  # offline roots whose every file was found elsewhere
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -97,6 +98,7 @@ class _Scan:
 
     seen: dict[str, FileEntry] = field(default_factory=dict)
     known: dict[str, MediaRow] = field(default_factory=dict)
+    offline: dict[str, MediaRow] = field(default_factory=dict)  # kept, unless found moved into a root walked now
     report: WalkReport = field(default_factory=WalkReport)
 
     def add_walk(self, folder: str, root: dict) -> None:
@@ -117,6 +119,7 @@ def _scan_roots(store: Store, roots: list[dict], scan: _Scan, plan: Plan) -> Non
                                root["path"], len(rows))
                 store.set_root_online(root["id"], False)
             plan.offline_roots.append(root["path"])
+            scan.offline.update(rows)
             continue
         if not root["online"]:
             store.set_root_online(root["id"], True)
@@ -178,10 +181,11 @@ def _compare(scan: _Scan, plan: Plan, retry: set[str]) -> tuple[list[FileEntry],
     return new, gone
 
 
-def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan) -> None:
-    """Renames and moves: a new file with the size and partial hash of a vanished one takes its place."""
+def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan, elsewhere: Iterable[MediaRow] = ()) -> None:
+    """Renames and moves: a new file with the size and partial hash of a vanished one takes its place.
+    `elsewhere` (an offline root's files) may be matched too, but is never removed when not found."""
     by_size: dict[int, list[MediaRow]] = defaultdict(list)
-    for row in gone:
+    for row in [*gone, *elsewhere]:
         if row.hash:
             by_size[row.size].append(row)
     matched: set[int] = set()
@@ -200,6 +204,16 @@ def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan) -> None
             matched.add(hit.id)
             plan.moves.append((hit, entry))
     plan.removed = [row for row in gone if row.id not in matched]
+
+
+def _moved_roots(offline: dict[str, MediaRow], plan: Plan) -> list[int]:
+    """Offline roots all of whose files turned up in a folder walked now (`mv Photos Photos2`, then
+    `fastslow index Photos2`): the folder moved, it is not an unplugged drive to wait for."""
+    moved = {row.id for row, _ in plan.moves}
+    by_root: dict[int, list[MediaRow]] = defaultdict(list)
+    for row in offline.values():
+        by_root[row.root_id].append(row)
+    return [root_id for root_id, rows in by_root.items() if all(row.id in moved for row in rows)]
 
 
 def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
@@ -264,7 +278,8 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
         rescanned = [os.path.abspath(p) for p in scope]
         _scan_paths(store, roots, rescanned, scan)
     new, gone = _compare(scan, plan, _retry_paths(store))
-    _match_moves(new, gone, plan)
+    _match_moves(new, gone, plan, scan.offline.values())
+    plan.moved_roots = _moved_roots(scan.offline, plan)
     plan.problems = _problem_rows(scan, roots)
     _save_problems(store, plan.problems, rescanned, roots)
     if plan.kept_unreadable:
