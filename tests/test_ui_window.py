@@ -216,3 +216,41 @@ def test_more_like_this_says_in_the_search_field_what_the_results_are_like(qtbot
     assert field.text() == "" and f"like {Path(first.path).name}" in field.placeholderText()
     qtbot.keyClicks(field, "a")
     assert "like" not in field.placeholderText()
+
+
+def test_a_device_change_keeps_the_models_in_use_and_a_file_is_no_library(qtbot, ui_settings, indexed_library,
+                                                                          tiny_bundle, tmp_path, monkeypatch):
+    from fastslow_desktop.ui import window_dialogs
+
+    ui_settings.models = "balanced"  # the stored preference; this library's own models are the tiny bundle
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    with qtbot.waitSignal(window.controller.ready, timeout=60_000):
+        ui_settings.device = "cpu"
+        window.apply_settings({"device"})
+    assert window.controller.config.models == str(tiny_bundle) and window.controller.config.device == "cpu"
+
+    warned: list[str] = []
+    monkeypatch.setattr(window_dialogs.QMessageBox, "warning", lambda parent, title, text: warned.append(text))
+    (tmp_path / "photo.jpg").write_bytes(b"")
+    ui_settings.library = str(tmp_path / "photo.jpg")
+    window.apply_settings({"library"})
+    assert warned and "is a file, not a folder" in warned[0]
+    assert ui_settings.library == str(indexed_library) and window.controller.config.library_dir == indexed_library
+    assert not window.controller.stopping
+
+
+def test_turning_watching_back_on_catches_up(qtbot, ui_settings, tmp_path, tiny_bundle):
+    photos = write_photos(tmp_path / "Photos", 2)
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
+        window.add_folders([str(photos)])
+    write_photos(tmp_path / "more", 1, seed=3)
+    next((tmp_path / "more").iterdir()).rename(photos / "added unwatched.png")
+    window.controller.set_watching(True)
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "3 / 3 indexed", timeout=60_000)
+
+
+def test_the_window_fits_the_screen_it_opens_on(qtbot, ui_settings, indexed_library, tiny_bundle):
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    screen = window.screen().availableGeometry()
+    assert window.width() <= screen.width() and window.height() <= screen.height()

@@ -189,6 +189,7 @@ class LibraryControl:
             return
         if on:
             self._tasks.submit(self._start_watching, self.library, on_error=self.library_error.emit)
+            self.index(None)  # what changed while nobody watched
         else:
             self._tasks.submit(self.library.stop_watching, on_error=self.library_error.emit)
 

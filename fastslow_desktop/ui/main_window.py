@@ -162,6 +162,9 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
             self.restoreGeometry(self.settings.geometry)
         if self.settings.window_state is not None:
             self.restoreState(self.settings.window_state)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and screen.isValid():  # 1280×800, or a size saved on a larger screen, may not fit
+            self.resize(min(self.width(), screen.width()), min(self.height(), screen.height()))
         last = self.settings.last_query
         # Only on the library it was typed in: the demo's query must not replace a new library's first run.
         if last and self.settings.last_query_library == str(self.controller.config.library_dir):

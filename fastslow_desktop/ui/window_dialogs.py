@@ -140,6 +140,9 @@ class WindowDialogs:
 
     # -- settings -------------------------------------------------------------------------
     def open_settings(self) -> None:
+        in_use = self.controller.config.models
+        if in_use and self.settings.models != in_use:  # the library's own models, not a default never used
+            self.settings.models = in_use
         dialog = SettingsDialog(self.settings, self.controller.presets(), self,
                                 current_library=self.controller.config.library_dir)
         if dialog.exec():
@@ -149,9 +152,25 @@ class WindowDialogs:
         """Take changed settings into use: reload services only when models or library changed."""
         s = self.settings
         config = self.controller.config
+        if "library" in changed and s.library and Path(s.library).expanduser().exists() \
+                and not Path(s.library).expanduser().is_dir():
+            QMessageBox.warning(self, "Library folder", f"{s.library} is a file, not a folder: FastSlow keeps "
+                                f"the library at {config.library_dir}.")
+            s.library = str(config.library_dir)
+            changed = changed - {"library"}
         if changed & {"models", "device", "library"}:
             library = Path(s.library).expanduser() if s.library else config.library_dir
-            new = ServiceConfig(library_dir=library, models=s.models, device=s.device, k=s.k, beta=s.beta,
+            # Other models only when asked for: a device change keeps the ones in use, another library
+            # brings its own (as at start-up).
+            if "models" in changed:
+                models = s.models
+            elif library != config.library_dir:
+                from fastslow_desktop.library.models_spec import stored_spec
+
+                models = stored_spec(library) or s.models
+            else:
+                models = config.models
+            new = ServiceConfig(library_dir=library, models=models, device=s.device, k=s.k, beta=s.beta,
                                 exclusions=s.exclusions, watching=s.watching)
             if new.library_dir != config.library_dir:  # other models for the same library keep its folders shown
                 self.results_model.set_results([])
