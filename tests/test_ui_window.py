@@ -254,3 +254,16 @@ def test_the_window_fits_the_screen_it_opens_on(qtbot, ui_settings, indexed_libr
     window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
     screen = window.screen().availableGeometry()
     assert window.width() <= screen.width() and window.height() <= screen.height()
+
+
+def test_search_with_a_picture_from_the_file_menu(qtbot, ui_settings, indexed_library, tiny_bundle, monkeypatch,
+                                                 tmp_path):
+    from fastslow_desktop.ui import main_window
+
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    [photo] = write_photos(tmp_path / "query", 1).iterdir()
+    monkeypatch.setattr(main_window.QFileDialog, "getOpenFileName", lambda *args: (str(photo), ""))
+    with qtbot.waitSignal(window.controller.stage1, timeout=30_000) as stage1:
+        window.picture_action.trigger()
+    assert stage1.args[0].results and f"like {photo.name}" in window.search_bar.field.placeholderText()
+    assert window.picture_action.shortcut().toString() == "Ctrl+Shift+I"

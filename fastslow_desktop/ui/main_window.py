@@ -145,6 +145,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self.status.errors_clicked.connect(self._show_errors)
         self.banner.action_clicked.connect(self.open_settings)
         self.add_action.triggered.connect(self.choose_folders)
+        self.picture_action.triggered.connect(self.choose_picture)
         self.settings_action.triggered.connect(self.open_settings)
         self.models_action.triggered.connect(lambda: self.open_model_chooser())
         c.reembedding.connect(self._on_reembedding)
@@ -282,6 +283,15 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
             self.preview.show_result(result)
 
     # -- folders --------------------------------------------------------------------------
+    def choose_picture(self) -> None:
+        from ..media import IMAGE_EXTENSIONS, RAW_EXTENSIONS
+
+        patterns = " ".join(f"*{e} *{e.upper()}" for e in sorted(IMAGE_EXTENSIONS | RAW_EXTENSIONS))
+        path, _ = QFileDialog.getOpenFileName(self, "Search with a picture", str(Path.home()),
+                                              f"Pictures ({patterns})")
+        if path:
+            self.search_image(path)
+
     def choose_folders(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos and videos", str(Path.home()))
         if folder:

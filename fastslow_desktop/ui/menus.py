@@ -7,9 +7,10 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from fastslow_desktop import __version__
 
-KEYS_HELP = ("Ctrl+F — search\n↓ — from the search field to the results\nArrows — move\n"
+KEYS_HELP = ("Ctrl+F — search\nEscape — clear the search (in the results: back to the search field)\n"
+             "↓ — from the search field to the results\nArrows — move\n"
              "Enter — open (videos play from the moment)\nSpace — preview\nCtrl+Shift+O — add a folder\n"
-             "Ctrl+Q — quit")
+             "Ctrl+Shift+I — search with a picture\nCtrl+Q — quit")
 ABOUT = ("<b>FastSlow</b> {version}<br>Find photos and moments in videos by describing them. A fast dual encoder "
          "shortlists at once; a slow captioner re-ranks the best matches a moment later "
          "(Miech et al., <i>Thinking Fast and Slow</i>, CVPR 2021).<br><br>Everything runs on this computer.")
@@ -32,6 +33,8 @@ def build_menus(window: QMainWindow) -> None:
     file_menu = window.menuBar().addMenu("&File")
     window.add_action = QAction("&Add folder…", window)
     window.add_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+    window.picture_action = QAction("Search with a &picture…", window)  # as dropping a photo on the window does
+    window.picture_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
     window.models_action = QAction("&Models…", window)  # the preset catalogue: choose, download
     window.settings_action = QAction("&Settings…", window)
     window.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
@@ -40,7 +43,7 @@ def build_menus(window: QMainWindow) -> None:
     quit_action = QAction("&Quit", window)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)
     quit_action.triggered.connect(window.close)
-    for action in (window.add_action, window.reindex_action, window.retry_action, window.models_action,
+    for action in (window.add_action, window.picture_action, window.reindex_action, window.retry_action, window.models_action,
                    window.settings_action):
         file_menu.addAction(action)
     file_menu.addSeparator()
