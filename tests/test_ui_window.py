@@ -267,3 +267,14 @@ def test_search_with_a_picture_from_the_file_menu(qtbot, ui_settings, indexed_li
         window.picture_action.trigger()
     assert stage1.args[0].results and f"like {photo.name}" in window.search_bar.field.placeholderText()
     assert window.picture_action.shortcut().toString() == "Ctrl+Shift+I"
+
+
+def test_a_new_k_reranks_the_query_on_screen(qtbot, ui_settings, indexed_library, tiny_bundle):
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    with qtbot.waitSignal(window.controller.stage2, timeout=30_000):
+        window.search_bar.field.setText(QUERY)
+        window.run_query(QUERY)
+    with qtbot.waitSignal(window.controller.stage2, timeout=30_000) as again:
+        ui_settings.k = 3
+        window.apply_settings({"k"})
+    assert sum(r.slow_score is not None for r in again.args[0].results) == 3

@@ -181,5 +181,7 @@ class WindowDialogs:
             return
         if changed & {"k", "beta", "exclusions"}:
             self.controller.update_search(k=s.k, beta=s.beta, exclusions=s.exclusions)
+            if changed & {"k", "beta"}:
+                self._run_again()  # the results on screen were ranked with the old K and β
         if "watching" in changed:
             self.controller.set_watching(s.watching)
