@@ -315,6 +315,7 @@ def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_th
         tmp_path, tiny_bundle, synth_dataset):
     photos = tmp_path / "Photos"
     shutil.copytree(synth_dataset / "images", photos, ignore=lambda d, names: sorted(names)[6:])
+    (photos / "broken.png").write_bytes(b"not a picture")  # its failure row moves along with the rest
     with Library.open(tmp_path / "lib", load_bundle(tiny_bundle)) as library:
         library.add_root(photos)
         assert library.index().indexed == 6
@@ -322,8 +323,10 @@ def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_th
         photos.rename(tmp_path / "Photos 2024")  # `mv Photos "Photos 2024"`, then index the new name
         library.add_root(tmp_path / "Photos 2024")
         report = library.index()
-        assert (report.moved, report.indexed, report.removed, report.offline_roots) == (6, 0, 0, ())
+        assert (report.moved, report.indexed, report.removed, report.offline_roots) == (7, 0, 0, ())
         assert [r.path for r in library.roots()] == [str((tmp_path / "Photos 2024").resolve())]
+        failed = [f["path"] for f in library.status()["failed"]]
+        assert failed == [str((tmp_path / "Photos 2024" / "broken.png").resolve())]
         assert set(library.segment_ids().tolist()) == segments and library.status()["media"] == 6
         # Half of a drive's files copied elsewhere is not a move of the drive: it stays, offline, with the rest.
         drive = tmp_path / "drive"

@@ -60,7 +60,8 @@ class IndexReport:
     def throughput_line(self) -> str:
         loading = f" (+{self.load_seconds:.1f} s loading models)" if self.load_seconds >= 0.05 else ""
         again = f", re-embedded {self.reembedded} with new models" if self.reembedded else ""
-        return (f"indexed {self.indexed} files{again} ({self.segments} segments) in {self.work_seconds:.1f} s{loading}: "
+        return (f"indexed {self.indexed} files{again} ({self.segments} segments) "
+                f"in {self.work_seconds:.1f} s{loading}: "
                 f"{self.files_per_s:.1f} files/s, {self.segments_per_s:.1f} segments/s; "
                 f"{self.moved} moved, {self.unchanged} unchanged, {self.removed} removed, {self.failed} failed"
                 + (" (cancelled)" if self.cancelled else ""))

@@ -213,7 +213,9 @@ def _moved_roots(offline: dict[str, MediaRow], plan: Plan) -> list[int]:
     by_root: dict[int, list[MediaRow]] = defaultdict(list)
     for row in offline.values():
         by_root[row.root_id].append(row)
-    return [root_id for root_id, rows in by_root.items() if all(row.id in moved for row in rows)]
+    # A failed file has nothing to keep (no hash, no embedding): it is tried again at the new place.
+    return [root_id for root_id, rows in by_root.items()
+            if any(row.id in moved for row in rows) and all(row.id in moved or row.status == "error" for row in rows)]
 
 
 def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:

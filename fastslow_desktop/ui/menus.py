@@ -43,8 +43,8 @@ def build_menus(window: QMainWindow) -> None:
     quit_action = QAction("&Quit", window)
     quit_action.setShortcut(QKeySequence.StandardKey.Quit)
     quit_action.triggered.connect(window.close)
-    for action in (window.add_action, window.picture_action, window.reindex_action, window.retry_action, window.models_action,
-                   window.settings_action):
+    for action in (window.add_action, window.picture_action, window.reindex_action, window.retry_action,
+                   window.models_action, window.settings_action):
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
