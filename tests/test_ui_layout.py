@@ -114,13 +114,19 @@ def test_welcome_and_empty_states_are_not_clipped(qtbot, ui_settings, tmp_path, 
     _assert_fits(window)
 
 
-def test_photo_and_video_previews_fit_with_their_actions_in_view(qtbot, ui_settings, indexed_library, tiny_bundle,
-                                                                  tmp_path):
-    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+def _window_after_query(qtbot, ui_settings, library, bundle):
+    """The window at its default size with QUERY re-ranked on screen; and the stage-2 signal's record."""
+    window = open_window(qtbot, ui_settings, library, bundle)
     _settle(qtbot, window)
     with qtbot.waitSignal(window.controller.stage2, timeout=30_000) as stage2:
         window.run_query(QUERY)
     qtbot.waitUntil(lambda: window.search_bar.refining.isHidden())
+    return window, stage2
+
+
+def test_photo_and_video_previews_fit_with_their_actions_in_view(qtbot, ui_settings, indexed_library, tiny_bundle,
+                                                                  tmp_path):
+    window, stage2 = _window_after_query(qtbot, ui_settings, indexed_library, tiny_bundle)
     model, preview = window.results_model, window.preview
     for kind in ("image", "video"):
         row = next(r for r in range(model.rowCount()) if model.result(r).kind == kind)
@@ -189,11 +195,7 @@ def test_a_wrapped_path_keeps_its_lines_when_stage_2_adds_the_match_row(qtbot, u
                                                                          tiny_bundle):
     """QScrollArea sizes the details by sizeHint (a wrapped row counts as one line): when stage 2 added the
     match row to the result on show, a two-line path was squeezed into one line and cut in half."""
-    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
-    _settle(qtbot, window)
-    with qtbot.waitSignal(window.controller.stage2, timeout=30_000) as stage2:
-        window.run_query(QUERY)
-    qtbot.waitUntil(lambda: window.search_bar.refining.isHidden())
+    window, stage2 = _window_after_query(qtbot, ui_settings, indexed_library, tiny_bundle)
     model, preview = window.results_model, window.preview
     row = next(r for r in range(model.rowCount()) if model.result(r).kind == "video")
     window.results_view.setCurrentIndex(model.index(row, 0))
