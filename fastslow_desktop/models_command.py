@@ -49,10 +49,11 @@ def fetch_with_bar(name: str, fetch) -> int:
     cancel = threading.Event()
     failure = None
     # The bar is for a person at a terminal; in a log or a pipe its carriage returns are noise: one line instead.
-    if not sys.stderr.isatty():
+    terminal = sys.stderr.isatty()
+    if not terminal:
         print(f"fastslow: downloading {name}…", file=sys.stderr, flush=True)
     with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}", file=sys.stderr,
-              disable=not sys.stderr.isatty(), leave=False) as bar:
+              disable=not terminal, leave=False) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done

@@ -122,22 +122,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train fast and the distilled students with this many seeds; report mean ± sd")
 
 
+def _flag(name: str) -> str:
+    """The command-line option of a config field."""
+    return "--seeds" if name == "seed_runs" else f"--{name.replace('_', '-')}"
+
+
 def config_problems(cfg: TrainConfig) -> list[str]:
     """What makes a config unrunnable, in words; found before any folder is made or any data drawn."""
     from pathlib import Path
 
     from fastslow_desktop.models.config import load_arch
 
-    problems = [f"--{name.replace('_', '-')} must be at least {least}, not {getattr(cfg, name)}"
+    problems = [f"{_flag(name)} must be at least {least}, not {getattr(cfg, name)}"
                 for name, least in (("fast_steps", 0), ("fast_extra_steps", 0), ("slow_steps", 1), ("batch_size", 2),
                                     ("seed_runs", 1), ("train_images", 1), ("val_images", 1), ("test_images", 1),
                                     ("shifted_test_images", 0), ("eval_queries", 1), ("num_workers", 0),
                                     ("render_size_max", 0), ("alpha", 0))
                 if getattr(cfg, name) < least]
-    problems = [p.replace("--seed-runs", "--seeds") for p in problems]
     if cfg.fast_steps + cfg.fast_extra_steps < 1:
         problems.append("--fast-steps and --fast-extra-steps together must be at least 1")
-    problems += [f"--{f.name.replace('_', '-')} must not be negative" for f in dataclasses.fields(cfg)
+    problems += [f"{_flag(f.name)} must not be negative" for f in dataclasses.fields(cfg)
                  if f.name.startswith("augment_") and getattr(cfg, f.name) < 0]
     if not cfg.fast_arch.startswith("open_clip:"):
         try:

@@ -234,12 +234,10 @@ class Indexer:
         report.unchanged = plan.unchanged
         self.catalog.apply_moves(plan.moves)
         report.moved = len(plan.moves)
-        paths = {root["id"]: root["path"] for root in self.catalog.store.roots()}
-        for root_id in plan.moved_roots:  # every file of this unavailable folder was found moved: forget it
-            logger.info("folder %s moved: its files were found in another folder; forgetting it", paths[root_id])
+        for root_id, path in plan.moved_roots.items():  # every file of this unavailable folder was found moved
+            logger.info("folder %s moved: its files were found in another folder; forgetting it", path)
             self.catalog.remove_root(root_id)
-        moved = {paths[root_id] for root_id in plan.moved_roots}
-        report.offline_roots = tuple(path for path in plan.offline_roots if path not in moved)
+        report.offline_roots = tuple(p for p in plan.offline_roots if p not in plan.moved_roots.values())
         self.catalog.remove_media(plan.removed)
         report.removed = len(plan.removed)
         queued = {e.path for e in plan.to_index}

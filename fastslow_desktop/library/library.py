@@ -97,6 +97,11 @@ class Library:
         if self._watcher is not None:
             self._watcher.remove_root(path)
 
+    @property
+    def has_folders(self) -> bool:
+        """Whether any folder is added (without the per-folder counts `roots()` computes)."""
+        return bool(self.catalog.store.roots())
+
     def roots(self) -> list[RootInfo]:
         counts = self.catalog.store.root_counts()
         return [RootInfo(r["path"], r["online"], r["excludes"],

@@ -53,7 +53,7 @@ class Plan:
     retried: int = 0  # unchanged files whose last attempt failed, tried again
     kept_unreadable: int = 0  # known files not seen because their folder could not be read
     offline_roots: list[str] = field(default_factory=list)
-    moved_roots: list[int] = field(default_factory=list)  # offline roots whose every file was found elsewhere
+    moved_roots: dict[int, str] = field(default_factory=dict)  # id -> path of offline roots found moved
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -206,7 +206,7 @@ def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan, elsewhe
     plan.removed = [row for row in gone if row.id not in matched]
 
 
-def _moved_roots(offline: dict[str, MediaRow], plan: Plan) -> list[int]:
+def _moved_roots(offline: dict[str, MediaRow], plan: Plan, roots: list[dict]) -> dict[int, str]:
     """Offline roots all of whose files turned up in a folder walked now (`mv Photos Photos2`, then
     `fastslow index Photos2`): the folder moved, it is not an unplugged drive to wait for."""
     moved = {row.id for row, _ in plan.moves}
@@ -214,8 +214,9 @@ def _moved_roots(offline: dict[str, MediaRow], plan: Plan) -> list[int]:
     for row in offline.values():
         by_root[row.root_id].append(row)
     # A failed file has nothing to keep (no hash, no embedding): it is tried again at the new place.
-    return [root_id for root_id, rows in by_root.items()
-            if any(row.id in moved for row in rows) and all(row.id in moved or row.status == "error" for row in rows)]
+    paths = {root["id"]: root["path"] for root in roots}
+    return {root_id: paths[root_id] for root_id, rows in by_root.items()
+            if any(row.id in moved for row in rows) and all(row.id in moved or row.status == "error" for row in rows)}
 
 
 def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
@@ -281,7 +282,7 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
         _scan_paths(store, roots, rescanned, scan)
     new, gone = _compare(scan, plan, _retry_paths(store))
     _match_moves(new, gone, plan, scan.offline.values())
-    plan.moved_roots = _moved_roots(scan.offline, plan)
+    plan.moved_roots = _moved_roots(scan.offline, plan, roots)
     plan.problems = _problem_rows(scan, roots)
     _save_problems(store, plan.problems, rescanned, roots)
     if plan.kept_unreadable:

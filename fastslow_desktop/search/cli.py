@@ -86,16 +86,13 @@ def _queries(args: argparse.Namespace) -> Iterator[str] | str:
 
 def _image_problem(path: str | None) -> str | None:
     """Why --image cannot be used, found before the models load (seconds) rather than after."""
-    if path is None:
-        return None
-    from ..media import DecodeError, load_image
+    from .query import load_query_image
 
     try:
-        load_image(path)
-    except DecodeError as exc:
-        return f"Cannot search with the picture {path}: {exc}"
-    except OSError as exc:
-        return f"Cannot read the picture {path}: {exc.strerror or exc}"
+        if path is not None:
+            load_query_image(path)
+    except SearchError as exc:
+        return str(exc)
     return None
 
 

@@ -14,7 +14,6 @@ from dataclasses import replace
 import numpy as np
 
 from ..library import Library, LibraryError
-from ..media import DecodeError, load_image
 from ..models import Models, Reranker
 from ..models.tokenizer import normalize_query
 from .decoding import CandidateDecoder
@@ -22,7 +21,7 @@ from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
 from .matching import judge_results
 from .moments import frames_for, narrow, needs_narrowing
-from .query import ParsedQuery, request_terms
+from .query import ParsedQuery, load_query_image, request_terms
 from .slowcache import CachedSlowScorer, Cancelled, SegmentPixels, TokenCache
 from .types import Candidate, SearchError, SearchRequest, SearchResult, StageResult
 
@@ -124,13 +123,7 @@ class SearchEngine:
 
     def image_vector(self, path: str) -> np.ndarray:
         """f(x) of a picture on disk."""
-        try:
-            image = load_image(path)
-        except DecodeError as exc:
-            raise SearchError(f"Cannot search with the picture {path}: {exc}") from exc
-        except OSError as exc:
-            raise SearchError(f"Cannot read the picture {path}: {exc.strerror or exc}") from exc
-        return self._encoder().encode_images([image])[0]
+        return self._encoder().encode_images([load_query_image(path)])[0]
 
     def segment_vector(self, segment_id: int) -> np.ndarray:
         """The stored embedding of a photo or video segment ("more like this")."""

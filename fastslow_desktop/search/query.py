@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..media import is_photo
+from ..media import DecodeError, is_photo, load_image
 from .types import SearchError
 
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*:\s*(?=\S)")
@@ -113,3 +113,13 @@ def request_terms(text: str, image: str | None = None, like_segment: int | None 
     if not any(t.weight > 0 for t in terms):
         raise SearchError("A query needs at least one term that is added, not only subtracted ones.")
     return ParsedQuery(terms)
+
+
+def load_query_image(path: str):
+    """The picture of an image term, decoded; SearchError with a person's reason when it cannot be."""
+    try:
+        return load_image(path)
+    except DecodeError as exc:
+        raise SearchError(f"Cannot search with the picture {path}: {exc}") from exc
+    except OSError as exc:
+        raise SearchError(f"Cannot read the picture {path}: {exc.strerror or exc}") from exc

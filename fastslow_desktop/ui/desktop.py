@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, QUrl
@@ -19,27 +19,35 @@ def open_file(path: str) -> bool:
     return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
 
-def reveal(path: str) -> bool:
-    """Show the file selected in the file manager (or at least its folder)."""
+def _open_folder(path: str) -> bool:
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+
+
+def reveal(path: str, on_failure: Callable[[], None] | None = None) -> bool:
+    """Show the file selected in the file manager (or at least its folder). False when nothing could;
+    on Linux the file manager answers later, so that failure reaches `on_failure` instead."""
     if sys.platform == "darwin":
         return QProcess.startDetached("open", ["-R", path])
     if sys.platform.startswith("win"):
         return QProcess.startDetached("explorer", [f"/select,{Path(path)}"])
-    if shutil.which("dbus-send"):
-        # The freedesktop FileManager1 interface selects the file (Nautilus, Dolphin, Nemo, Thunar…).
-        # Waited for (it answers in milliseconds): without a session bus or a file manager it fails, and
-        # the folder is opened instead rather than nothing happening.
-        try:
-            done = subprocess.run([
-                "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.FileManager1",
-                "/org/freedesktop/FileManager1", "org.freedesktop.FileManager1.ShowItems",
-                f"array:string:{QUrl.fromLocalFile(path).toString()}", "string:"],
-                capture_output=True, timeout=3)
-            if done.returncode == 0:
-                return True
-        except (OSError, subprocess.SubprocessError) as exc:
-            logger.info("dbus-send could not show %s: %s", path, exc)
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
+    if not shutil.which("dbus-send"):
+        return _open_folder(path)
+    # The freedesktop FileManager1 interface selects the file (Nautilus, Dolphin, Nemo, Thunar…). Its answer
+    # is awaited off the GUI thread's hands: without a session bus or a file manager it fails, and the
+    # folder is opened instead rather than nothing happening.
+    process = QProcess(QGuiApplication.instance())
+
+    def answered(code: int = 1, status: QProcess.ExitStatus = QProcess.ExitStatus.CrashExit) -> None:
+        process.deleteLater()
+        if (code != 0 or status != QProcess.ExitStatus.NormalExit) and not _open_folder(path) and on_failure:
+            on_failure()
+
+    process.finished.connect(answered)
+    process.errorOccurred.connect(lambda error: error == QProcess.ProcessError.FailedToStart and answered())
+    process.start("dbus-send", [
+        "--session", "--print-reply", "--dest=org.freedesktop.FileManager1", "/org/freedesktop/FileManager1",
+        "org.freedesktop.FileManager1.ShowItems", f"array:string:{QUrl.fromLocalFile(path).toString()}", "string:"])
+    return True
 
 
 def copy_path(path: str) -> None:

@@ -24,9 +24,12 @@ class ResultActions:
                                     "Copy path or Show in folder can help.", 8000)
 
     def _reveal(self, result) -> None:
-        if not desktop.reveal(result.path):
+        def say() -> None:
             self.status.showMessage(f"No file manager could show {Path(result.path).parent}; "
                                     "Copy path puts the file's path on the clipboard.", 8000)
+
+        if not desktop.reveal(result.path, on_failure=say):
+            say()
 
     def _play_externally(self, result) -> None:
         if not desktop.play_externally(result.path, result.t_start):

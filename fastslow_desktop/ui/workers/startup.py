@@ -90,7 +90,7 @@ def load_services(config: ServiceConfig, engine_factory: EngineFactory, cancel: 
     logger.info("fast model ready in %.1f s", time.perf_counter() - t0)
     settle_heap()
     return Services(library, search_models, engine, presets=tuple(list_presets()),
-                    reembedding=models if moving else None, has_folders=bool(library.roots()))
+                    reembedding=models if moving else None, has_folders=library.has_folders)
 
 
 def _load_in_background(models) -> None:
