@@ -15,7 +15,8 @@ import pytest
 
 from fastslow_desktop.catalog import Catalog, LibraryError, MediaRecord, NewSegment
 from fastslow_desktop.catalog import ann as ann_module
-from fastslow_desktop.catalog import catalog as catalog_module
+from fastslow_desktop.catalog import ann_file
+from fastslow_desktop.catalog import idle_saver
 from fastslow_desktop.catalog.ann import AnnIndex
 
 DIM = 16
@@ -49,12 +50,30 @@ def _ann_file(catalog: Catalog) -> Path:
     return catalog.ann("m").file
 
 
+def test_the_library_files_are_as_private_as_the_umask_makes_them(tmp_path):
+    """Under umask 077 nobody else may read the index or the thumbnails (pictures of private photos)."""
+    from PIL import Image
+
+    from fastslow_desktop.catalog.thumbs import write_thumbnail
+
+    old = os.umask(0o077)
+    try:
+        catalog, _, _ = _filled(tmp_path, 400)
+        thumb = write_thumbnail(catalog.paths.root, Image.new("RGB", (32, 32)), "/p/a.jpg", 1, 0.0, 0)
+        files = (catalog.paths.db, _ann_file(catalog), catalog.paths.root / thumb)
+        catalog.close()
+    finally:
+        os.umask(old)
+    for file in files:
+        assert file.stat().st_mode & 0o777 == 0o600, file
+
+
 def test_one_new_photo_does_not_rewrite_the_hnsw_file_but_close_saves_it(tmp_path):
     catalog, root_id, vectors = _filled(tmp_path, 400)
     file = _ann_file(catalog)
     before = file.stat().st_mtime_ns, file.stat().st_size
     assert not catalog.ann("m").dirty  # 400 changes ≥ 5 %: the first run saved
-    assert file.stat().st_mode & 0o777 == 0o644  # readable like the rest of the library (not mkstemp's 0600)
+    assert file.stat().st_mode & 0o777 == catalog.paths.db.stat().st_mode & 0o777  # not mkstemp's 0600
     extra = _unit(np.random.default_rng(5), 1)
     catalog.write_media(_records(tmp_path / "photos", root_id, extra, start=400), "m", DIM)
     catalog.finish_run("m", complete=True)
@@ -85,7 +104,7 @@ def test_a_crash_before_the_save_loses_nothing(tmp_path):
 
 
 def test_an_idle_library_saves_its_hnsw_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog_module, "IDLE_SAVE_SECONDS", 0.2)
+    monkeypatch.setattr(idle_saver, "IDLE_SAVE_SECONDS", 0.2)
     catalog, root_id, _ = _filled(tmp_path, 300)
     # 5 changes: under the 5 % that saves at once, over the 1 % that an idle library saves.
     catalog.write_media(_records(tmp_path / "photos", root_id, _unit(np.random.default_rng(7), 5), start=300),
@@ -107,7 +126,7 @@ def test_a_full_disk_during_a_save_keeps_the_good_file_and_says_so(tmp_path, mon
     catalog, root_id, _ = _filled(tmp_path, 300)
     file = _ann_file(catalog)
     good = file.read_bytes()
-    real = ann_module._write_index
+    real = ann_file._write_index
 
     def broken(index, path):
         if fault == "ENOSPC":
@@ -116,14 +135,14 @@ def test_a_full_disk_during_a_save_keeps_the_good_file_and_says_so(tmp_path, mon
         with open(path, "r+b") as fh:  # what hnswlib leaves when the disk fills mid-write
             fh.truncate(os.path.getsize(path) // 3)
 
-    monkeypatch.setattr(ann_module, "_write_index", broken)
+    monkeypatch.setattr(ann_file, "_write_index", broken)
     catalog.write_media(_records(tmp_path / "photos", root_id, _unit(np.random.default_rng(8), 50), start=300),
                         "m", DIM)
     with pytest.raises(LibraryError, match="disk full"):
         catalog.finish_run("m", complete=True)
     assert file.read_bytes() == good
     assert not [p for p in file.parent.iterdir() if p.name.endswith(".tmp")]
-    monkeypatch.setattr(ann_module, "_write_index", real)
+    monkeypatch.setattr(ann_file, "_write_index", real)
     catalog.close()  # space again: the close saves
     reopened = Catalog(tmp_path / "lib")
     try:
@@ -165,14 +184,14 @@ def test_queries_run_while_a_save_is_writing(tmp_path, monkeypatch):
     catalog, _, vectors = _filled(tmp_path, 300)
     ann = catalog.ann("m")
     writing, release = threading.Event(), threading.Event()
-    real = ann_module._write_index
+    real = ann_file._write_index
 
     def slow(index, path):
         writing.set()
         release.wait(30)
         real(index, path)
 
-    monkeypatch.setattr(ann_module, "_write_index", slow)
+    monkeypatch.setattr(ann_file, "_write_index", slow)
     saver = threading.Thread(target=ann.save)
     saver.start()
     assert writing.wait(10)

@@ -183,7 +183,7 @@ def test_kill_nine_in_twenty_runs_that_save_hnsw_then_reopen(tmp_path, crash_fol
 
 def _run_cli_hanging_in_hnsw_save(argv: list[str], marker: str) -> None:
     """A child whose HNSW save writes part of its temp file, then hangs there until killed."""
-    from fastslow_desktop.catalog import ann
+    from fastslow_desktop.catalog import ann_file
 
     def partial(index, path: str) -> None:
         with open(path, "wb") as fh:
@@ -193,7 +193,7 @@ def _run_cli_hanging_in_hnsw_save(argv: list[str], marker: str) -> None:
         Path(marker).write_text("in save")
         threading.Event().wait(120)
 
-    ann._write_index = partial
+    ann_file._write_index = partial
     _run_cli(argv)
 
 

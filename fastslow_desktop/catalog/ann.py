@@ -11,11 +11,8 @@ against SQLite and repaired (missing ids added, stale ids marked deleted) or reb
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,9 +22,9 @@ import hnswlib
 import numpy as np
 
 from ..models.backends import torch_threads
+from .ann_file import save_atomically
 from .filtered import EXACT_SUBSET, EXACT_SUBSET_SHARE, MIN_OVERFETCH_SHARE, as_sorted_ids, keep_allowed, overfetch_size
 from .locks import ReadWriteLock
-from .records import LibraryError
 
 logger = logging.getLogger(__name__)
 
@@ -80,52 +77,6 @@ def exact_top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
 
 def _add_threads(n: int) -> int:  # threads for n vectors: inference's count for a bulk batch, else one
     return torch_threads() if n >= BULK_ADD else 1
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open directories; rename is durable enough there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_index(index: hnswlib.Index, path: str) -> None:
-    """hnswlib's own writer (a seam the disk-full tests replace)."""
-    index.save_index(path)
-
-
-def save_atomically(index: hnswlib.Index, file: Path) -> int:
-    """Write `index` to a unique temp file beside `file`, verify its size, fsync, rename over `file`.
-    A short write or a full disk raises LibraryError and leaves the old file as it was."""
-    expected = int(index.index_file_size())
-    fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the library's other files are readable
-        _write_index(index, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        written = os.path.getsize(tmp)
-        if written != expected:
-            raise OSError(errno.ENOSPC, f"short write ({written} of {expected} bytes)")
-        os.replace(tmp, file)
-    except (OSError, RuntimeError) as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise LibraryError(f"Cannot save the search index {file.name} ({reason}): is the disk full? "
-                           "The previous index file is kept and the library database is intact; "
-                           "free some space and it is saved again.") from exc
-    _fsync_dir(file.parent)
-    return expected
 
 
 class AnnIndex:
@@ -222,6 +173,18 @@ class AnnIndex:
         self._changed(max(1, len(missing) + len(stale)))
         logger.info("HNSW index for %s repaired: %d added, %d stale", self.model_id, len(missing), len(stale))
         return "repaired"
+
+    def sync(self, sqlite_ids: np.ndarray, fetch_vectors: FetchVectors) -> tuple[int, int]:
+        """Take in another process's changes: add the ids SQLite has and the graph lacks, drop those
+        it no longer has. Returns (added, removed)."""
+        wanted = set(int(i) for i in sqlite_ids)
+        with self._rw.reading():
+            missing, stale = wanted - self._live, self._live - wanted
+        if missing:
+            ids, vectors = fetch_vectors(sorted(missing))
+            self.add(ids, vectors)
+        self.remove(stale)
+        return len(missing), len(stale)
 
     def _rebuild(self, fetch_vectors: FetchVectors) -> None:
         ids, vectors = fetch_vectors(None)

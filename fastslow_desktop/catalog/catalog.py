@@ -22,6 +22,7 @@ import numpy as np
 
 from .ann import AnnIndex, exact_top_k, index_file_name
 from .filtered import as_sorted_ids
+from .idle_saver import IdleSaver
 from .locks import WRITER_WAIT_SECONDS, WriterLock
 from .records import LibraryError, LibraryPaths, MediaRecord, MediaRow, SegmentInfo, py_path
 from .store import Store
@@ -34,8 +35,7 @@ SERVING_MODEL = "serving_model"
 SAVE_CHANGES = 5000  # after this many changes …
 SAVE_FRACTION = 0.05  # … or changes reaching this share of the index …
 SAVE_SECONDS = 1800.0  # … or when unsaved changes are this old …
-IDLE_SAVE_SECONDS = 20.0  # … or after this long without a change, once changes reach IDLE_FRACTION …
-IDLE_FRACTION = 0.01
+# … or when the library has been idle for a while (idle_saver.py) …
 # … and always on close.
 
 
@@ -51,50 +51,6 @@ def folder_is_read_only(folder: Path) -> bool:
     if folder.is_dir() and not os.access(folder, os.W_OK):
         return True
     return db.is_file() and not os.access(db, os.W_OK)
-
-
-class _IdleSaver:
-    """A background thread that saves dirty HNSW files once no change has come for a while."""
-
-    def __init__(self, catalog: Catalog, idle: float | None = None):
-        self._catalog = catalog
-        self._idle = idle
-        self._last_change = 0.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def idle(self) -> float:
-        return IDLE_SAVE_SECONDS if self._idle is None else self._idle
-
-    def poke(self) -> None:
-        with self._lock:
-            self._last_change = time.monotonic()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="fastslow-hnsw-saver", daemon=True)
-                self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                wait = self._last_change + self.idle - time.monotonic()
-            if wait > 0:
-                self._stop.wait(wait)
-                continue
-            if not self._catalog.dirty_anns(IDLE_FRACTION):
-                if not self._catalog.dirty_anns(0.0):
-                    return
-                self._stop.wait(max(self.idle, 60.0))  # a few changes: saved when they grow old or on close
-                continue
-            if self._catalog.save_dirty(wait=0.0):
-                return
-            self._stop.wait(self.idle)  # a writer is busy: its run ends with a save check anyway
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
 
 
 class Catalog:
@@ -115,9 +71,9 @@ class Catalog:
         self._writer = WriterLock(self.paths.lock, self.paths.lock_owner, writer_wait)
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
-        self._saver = _IdleSaver(self)
-        self._kind_ids: dict[tuple[str, str], tuple[int, np.ndarray]] = {}  # see kind_ids()
-        self._per_media: dict[str, tuple[int, float]] = {}  # see segments_per_media()
+        self._saver = IdleSaver(self)
+        self._kind_ids: dict[tuple[str, str], tuple[AnnIndex, int, np.ndarray]] = {}  # see kind_ids()
+        self._per_media: dict[str, tuple[AnnIndex, int, float]] = {}  # see segments_per_media()
 
     def close(self) -> None:
         self._saver.stop()
@@ -291,6 +247,27 @@ class Catalog:
         finally:
             self._writer.release()
 
+    # -- other writers --------------------------------------------------------------------
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (e.g. `fastslow index` while the app runs) wrote to this library
+        since the last call; if so, the HNSW indexes in memory take in its changes from SQLite."""
+        if not self.store.changed_elsewhere():
+            return False
+        models = self.store.model_ids()
+        with self._anns_lock:
+            anns = dict(self._anns)
+            for model_id in set(anns) - set(models):  # dropped by the other writer's model switch
+                del self._anns[model_id]
+        for model_id, ann in anns.items():
+            if model_id in models:
+                added, removed = ann.sync(self.store.embedding_ids(model_id),
+                                          lambda ids, m=model_id: self.store.vectors(m, ids))
+                logger.info("another process changed the library: %d vectors added, %d removed (%s)",
+                            added, removed, model_id)
+                if ann.dirty and not self.read_only:
+                    self._saver.poke()  # this process's copy of the file is saved in time, as after its own runs
+        return True
+
     # -- reads ----------------------------------------------------------------------------
     def serving_model_id(self) -> str | None:
         return self.store.get_meta(SERVING_MODEL)
@@ -321,10 +298,10 @@ class Catalog:
         ann = self.ann(model_id)
         version = ann.version
         cached = self._kind_ids.get((model_id, kind))
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached[0] is ann and cached[1] == version:
+            return cached[2]
         ids = np.sort(self.store.segment_ids(kind=kind, model_id=model_id))
-        self._kind_ids[(model_id, kind)] = (version, ids)
+        self._kind_ids[(model_id, kind)] = (ann, version, ids)
         return ids
 
     def segments_per_media(self, model_id: str) -> float:
@@ -333,10 +310,10 @@ class Catalog:
         ann = self.ann(model_id)
         version = ann.version
         cached = self._per_media.get(model_id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached[0] is ann and cached[1] == version:
+            return cached[2]
         ratio = len(ann) / max(1, self.store.media_count())
-        self._per_media[model_id] = (version, ratio)
+        self._per_media[model_id] = (ann, version, ratio)
         return ratio
 
     def _allowed(self, model_id: str, kind: str | None, filter_ids: Iterable[int] | None,

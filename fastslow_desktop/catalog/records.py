@@ -31,6 +31,26 @@ def disk_full_message(folder: Path) -> str:
             "so far is kept; free some space and run the same command again to go on.")
 
 
+def new_file_mode() -> int:
+    """The permissions a file created now gets (0666 less the umask): what a temp file made private by
+    mkstemp is given before it is renamed into place, so the library stays as private as the user's
+    umask makes the database."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it; changing it, even for an instant, races other threads
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: read by setting it (private for that instant), put back at once
+    os.umask(mask)
+    return mask
+
+
 @dataclass(frozen=True)
 class LibraryPaths:
     """What lives in a library folder."""

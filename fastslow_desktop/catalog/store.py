@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from . import generations
 from .queries import StoreQueries
 from .records import LibraryError, MediaRecord, chunks, db_path, disk_full_message, disk_is_full, mtime_iso
 
@@ -110,6 +111,7 @@ class Store(StoreQueries):
             raise LibraryError(f"{self.path.parent} is read-only and holds no library yet.")
         self._migrate()
         self._probe()
+        self._writes = generations.WriteCounter(self.generation)
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -170,17 +172,31 @@ class Store(StoreQueries):
             conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                generation = None
                 try:
                     yield conn
+                    generation = self._writes.bump(conn)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
+                    if generation is not None:
+                        self._writes.rolled_back(generation)
                     raise
             except (sqlite3.OperationalError, OSError) as exc:
                 if disk_is_full(exc):
                     raise LibraryError(disk_full_message(self.path.parent)) from exc
                 raise
+
+    # -- other writers --------------------------------------------------------------------
+    def generation(self) -> int:
+        """How many write transactions the library has committed (by any process)."""
+        row = self.conn.execute(generations.READ).fetchone()
+        return int(row[0]) if row else 0
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another writer (another process, another Store) committed since the last call."""
+        return self._writes.changed_elsewhere()
 
     # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:

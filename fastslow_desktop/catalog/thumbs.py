@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .records import new_file_mode
+
 logger = logging.getLogger(__name__)
 
 THUMB_SIZE = 256  # longest side of a thumbnail, pixels
@@ -48,7 +50,7 @@ def write_thumbnail(library_root: Path, image: Image.Image, path: str, size: int
         thumb = image.copy()
         thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
         fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; thumbnails are as readable as the library
+        os.chmod(tmp, new_file_mode())  # mkstemp makes it private; thumbnails are as private as the library
         with os.fdopen(fd, "wb") as fh:
             thumb.save(fh, "JPEG", quality=85)
         os.replace(tmp, out)

@@ -97,6 +97,20 @@ class Library:
         if self._watcher is not None:
             self._watcher.remove_root(path)
 
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (`fastslow index` while the app runs) changed this library since the
+        last call; if so, searches see its changes from now on and the watcher its folders."""
+        if not self.catalog.changed_elsewhere():
+            return False
+        watcher = self._watcher
+        if watcher is not None:
+            online = {r["path"] for r in self.catalog.store.roots() if r["online"]}
+            for path in sorted(online - watcher.roots):
+                watcher.add_root(path)
+            for path in sorted(watcher.roots - online):
+                watcher.remove_root(path)
+        return True
+
     @property
     def has_folders(self) -> bool:
         """Whether any folder is added (without the per-folder counts `roots()` computes)."""

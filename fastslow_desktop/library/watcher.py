@@ -156,6 +156,10 @@ class Watcher:
         except OSError as exc:  # e.g. inotify watch limit reached
             logger.warning("cannot watch %s: %s", root, exc)
 
+    @property
+    def roots(self) -> set[str]:
+        return set(self._watches)
+
     def remove_root(self, root: str) -> None:
         watch = self._watches.pop(root, None)
         if watch is not None:

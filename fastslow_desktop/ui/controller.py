@@ -23,6 +23,7 @@ from .workers.startup import NeedsDownload, StartupFailed, StartupStep, load_ser
 logger = logging.getLogger(__name__)
 
 ROOTS_REFRESH_MS = 1000  # sidebar counts while indexing
+OTHER_WRITERS_MS = 2000  # how often the app asks whether another process wrote to the library (one row read)
 STOP_WAIT_MS = 30_000  # per pool, on the stop thread: an uninterruptible import of torch may take this long
 
 
@@ -95,6 +96,11 @@ class AppController(LibraryControl, QObject):
         self._roots_timer.setInterval(ROOTS_REFRESH_MS)
         self._roots_timer.timeout.connect(self.refresh)
         self._watch_batch.connect(self._on_watch_batch)
+        self._polling_writers = False  # a check for other writers is queued or running
+        self._written_elsewhere = False  # another process wrote; the query on screen runs again when it stops
+        self._writers_timer = QTimer(self)
+        self._writers_timer.setInterval(OTHER_WRITERS_MS)
+        self._writers_timer.timeout.connect(self._check_other_writers)
 
     # -- start-up -------------------------------------------------------------------------
     @property
@@ -118,6 +124,7 @@ class AppController(LibraryControl, QObject):
         self.loading.emit(step.message)
         if step.library is not None and self.library is None:
             self.library = step.library
+            self._writers_timer.start()
             self.refresh()
             for action in self._until_library:
                 action()
@@ -137,6 +144,7 @@ class AppController(LibraryControl, QObject):
         else:
             self.services = outcome
             self.library = outcome.library
+            self._writers_timer.start()
             self._fallback = None
             self.ready.emit()
             if outcome.reembedding is not None:  # new models for this library: re-embed it now
@@ -245,6 +253,7 @@ class AppController(LibraryControl, QObject):
         self._startup_cancel.set()
         self._generation += 1
         self._roots_timer.stop()
+        self._writers_timer.stop()
         if self._refine_cancel is not None:
             self._refine_cancel.set()
         self._index_cancel.set()
@@ -289,6 +298,7 @@ class AppController(LibraryControl, QObject):
 
     def _on_stop_finished(self) -> None:
         self._stopping = False
+        self._polling_writers = self._written_elsewhere = False  # a poll dropped by the stop never finished
         self._adopting = False  # a take-over job dropped by the stop must not hold searches back
         self._stop_thread = None
         self._index_running = False

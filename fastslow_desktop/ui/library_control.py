@@ -6,11 +6,14 @@ Every method returns at once; the work runs in the controller's job pools.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 
 from .workers.indexing import index_library
+
+logger = logging.getLogger(__name__)
 
 
 class LibraryControl:
@@ -71,6 +74,33 @@ class LibraryControl:
         roots, status = outcome
         self.roots_changed.emit(roots)
         self.status_changed.emit(status)
+
+    # -- other writers --------------------------------------------------------------------
+    def _check_other_writers(self) -> None:
+        """On a timer: has another process (`fastslow index` on this library) written to it? Its folders
+        and counts show at once; the query on screen runs again once that writer has gone quiet, not
+        after each of its batches."""
+        if self.library is None or self._closing or self._polling_writers:
+            return
+        library, self._polling_writers = self.library, True
+
+        def done() -> None:
+            self._polling_writers = False
+
+        self._tasks.submit(library.changed_elsewhere, on_result=lambda changed: self._on_other_writers(library, changed),
+                           on_error=lambda message: logger.warning("checking for other writers: %s", message),
+                           on_finished=done)
+
+    def _on_other_writers(self, library, changed: bool) -> None:
+        if self._closing or library is not self.library:
+            return
+        if changed:
+            self._written_elsewhere = True
+            self.refresh()
+        elif self._written_elsewhere:
+            self._written_elsewhere = False
+            if self._last_request is not None and self._pending_request is None:
+                self.search(**self._last_request)
 
     # -- indexing -------------------------------------------------------------------------
     @property

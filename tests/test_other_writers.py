@@ -1,0 +1,117 @@
+"""A library written by two processes: the app sees what `fastslow index` writes while it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastslow_desktop.catalog.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_store_counts_only_the_other_writers_commits(tmp_path):
+    mine, theirs = Store(tmp_path / "library.db"), Store(tmp_path / "library.db")
+    assert not mine.changed_elsewhere()
+    mine.set_meta("a", "1")
+    mine.add_root("/photos")
+    assert not mine.changed_elsewhere()  # its own writes are not news
+    assert theirs.changed_elsewhere()  # they are to the other one …
+    assert not theirs.changed_elsewhere()  # … once
+    theirs.set_meta("b", "2")
+    mine.set_meta("c", "3")  # interleaved: the other's commit is still seen
+    assert mine.changed_elsewhere()
+    with pytest.raises(RuntimeError):
+        with mine.transaction() as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES ('d', '4')")
+            raise RuntimeError("rolled back")
+    theirs.set_meta("e", "5")  # takes the generation the rolled-back write had counted as its own
+    assert mine.changed_elsewhere()
+    mine.close()
+    theirs.close()
+
+
+def _index_in_another_process(library: Path, folder: Path, bundle: Path) -> None:
+    code = textwrap.dedent(f"""
+        from fastslow_desktop.library import Library
+        from fastslow_desktop.models import load_bundle
+        with Library.open({str(library)!r}, load_bundle({str(bundle)!r})) as library:
+            library.add_root({str(folder)!r})
+            report = library.index()
+            assert report.indexed == {len(list(folder.iterdir()))}, report
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_searches_see_what_another_process_indexed_and_the_watcher_its_folder(tmp_path, tiny_bundle):
+    from tests.ui_helpers import write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 3)
+    library = Library.open(tmp_path / "library", load_bundle(tiny_bundle))
+    library.add_root(photos)
+    library.index()
+    library.watch(on_batch=lambda paths: None)
+    try:
+        assert len(library.ann()) == 3  # opened: the copy in memory that must take in the news
+        assert not library.changed_elsewhere()
+        more = write_photos(tmp_path / "more", 4, seed=7)
+        _index_in_another_process(tmp_path / "library", more, tiny_bundle)
+        assert library.changed_elsewhere()
+        assert not library.changed_elsewhere()
+        assert len(library.ann()) == 7
+        ids, _ = library.vectors()
+        found, _ = library.query(library.vectors(ids=ids[-1:])[1][0], 1)
+        assert found.tolist() == [ids[-1]]  # the other process's vector, found through the graph
+        assert str(more.resolve()) in library._watcher.roots
+        # A file the other process forgets leaves this one's graph too.
+        _remove_in_another_process(tmp_path / "library", more)
+        assert library.changed_elsewhere()
+        assert len(library.ann()) == 3
+        assert str(more.resolve()) not in library._watcher.roots
+    finally:
+        library.close()
+
+
+def _remove_in_another_process(library: Path, folder: Path) -> None:
+    code = f"from fastslow_desktop.library import Library\n" \
+           f"with Library.open({str(library)!r}) as library:\n    library.remove_root({str(folder)!r})\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_again(qtbot, ui_settings, tmp_path,
+                                                                                    tiny_bundle):
+    from tests.ui_helpers import open_window, write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 3)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        library.index()
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.stage1, timeout=60_000):
+        window.run_query("a large green star")
+    assert window.results_model.rowCount() == 3
+    more = write_photos(tmp_path / "more", 4, seed=7)
+    # Another library object has its own database connection and write count: to this window it is
+    # another writer, as `fastslow index` in a terminal is.
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as other:
+        other.add_root(more)
+        other.index()
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "4 / 4 indexed", timeout=30_000)
+    qtbot.waitUntil(lambda: window.results_model.rowCount() == 7, timeout=30_000)
+    paths = {window.results_model.result(r).path for r in range(7)}
+    assert {str(p) for p in more.resolve().iterdir()} <= paths
