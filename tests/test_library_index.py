@@ -311,6 +311,34 @@ def test_unplugged_folder_is_marked_offline_and_keeps_its_entries(tmp_path, tiny
         assert library.status()["roots"][0]["online"] is True
 
 
+def test_an_emptied_folder_loses_its_files_but_an_empty_mount_point_keeps_them(tmp_path, tiny_bundle, synth_dataset):
+    from fastslow_desktop.catalog.store import root_device_key
+
+    photos = tmp_path / "photos"
+    shutil.copytree(synth_dataset / "images", photos, ignore=lambda d, names: sorted(names)[5:])
+    with Library.open(tmp_path / "lib", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        assert library.index().indexed == 5
+        for file in photos.iterdir():  # every photo deleted, the folder kept
+            file.unlink()
+        report = library.index()
+        assert (report.removed, report.offline_roots) == (5, ())
+        assert library.status()["media"] == 0 and library.roots()[0].online
+        assert len(library.ann()) == 0
+        # A drive's mount point once the drive is unplugged: an empty folder too, but on the parent's
+        # device, not the one the drive's files were walked on (a recorded device that differs stands in).
+        shutil.copytree(synth_dataset / "images", photos, ignore=lambda d, names: sorted(names)[3:], dirs_exist_ok=True)
+        assert library.index().indexed == 3
+        root_id = library.catalog.store.roots()[0]["id"]
+        assert library.catalog.store.get_meta(root_device_key(root_id)) == str(photos.stat().st_dev)
+        library.catalog.store.set_meta(root_device_key(root_id), str(photos.stat().st_dev + 1))
+        for file in photos.iterdir():
+            file.unlink()
+        report = library.index()
+        assert (report.removed, report.offline_roots) == (0, (str(photos.resolve()),))
+        assert library.status()["media"] == 3 and not library.roots()[0].online
+
+
 def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_the_old_place_goes(
         tmp_path, tiny_bundle, synth_dataset):
     photos = tmp_path / "Photos"

@@ -97,6 +97,11 @@ _PROBES = ("SELECT COUNT(*) FROM roots", "SELECT COUNT(*) FROM media INDEXED BY 
            "SELECT COUNT(*) FROM embeddings INDEXED BY embeddings_model", "SELECT COUNT(*) FROM meta")
 
 
+def root_device_key(root_id: int) -> str:
+    """The meta key of the device (st_dev) a root was last walked on (library/scan.py)."""
+    return f"root_device:{root_id}"
+
+
 class Store(StoreQueries):
     """The library database. Thread-safe: one connection per thread, one write lock."""
 
@@ -278,11 +283,13 @@ class Store(StoreQueries):
         with self.transaction() as conn:
             conn.execute("UPDATE media SET root_id = ? WHERE root_id = ?", (new_root, old_root))
             conn.execute("DELETE FROM roots WHERE id = ?", (old_root,))
+            conn.execute("DELETE FROM meta WHERE key = ?", (root_device_key(old_root),))
 
     def delete_root(self, root_id: int) -> None:
         """Forget a root row (its media must be deleted first)."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM roots WHERE id = ?", (root_id,))
+            conn.execute("DELETE FROM meta WHERE key = ?", (root_device_key(root_id),))
 
     # -- media writes ---------------------------------------------------------------------
     def move_media(self, media_id: int, new_path: str, root_id: int, mtime: float) -> None:

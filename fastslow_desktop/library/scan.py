@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..catalog.records import MediaRow
-from ..catalog.store import Store
+from ..catalog.store import Store, root_device_key
 from ..media import media_kind, partial_hash
 from .walk import (GONE, WalkReport, is_clutter, is_excluded, is_library_folder, is_under, not_regular_reason,
                    os_error_reason, walk)
@@ -80,16 +80,36 @@ def _inside_library(path: str, root: str) -> bool:
     return False
 
 
-def _looks_unmounted(root: str, known: int) -> bool:
-    """A root that vanished, or is an empty mount point while the database knows files in it."""
-    if not os.path.isdir(root):
+def _device(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
+
+
+def _looks_unmounted(root: dict, known: int, store: Store) -> bool:
+    """A root that vanished, or an empty mount point while the database knows files in it. An empty
+    folder on the same device (filesystem) as at its last walk was emptied, not unplugged: its files
+    are gone. A folder never walked with its device recorded (older libraries) counts as unplugged."""
+    path = root["path"]
+    if not os.path.isdir(path):
         return True
     if known == 0:
         return False
     try:
-        return not any(True for _ in os.scandir(root))
+        if any(True for _ in os.scandir(path)):
+            return False
     except OSError:
         return True
+    recorded = store.get_meta(root_device_key(root["id"]))
+    return recorded is None or recorded != str(_device(path))
+
+
+def _record_device(store: Store, root: dict) -> None:
+    """The device a root was walked on, so that an emptied folder can be told from an empty mount point."""
+    device = _device(root["path"])
+    if device is not None and store.get_meta(root_device_key(root["id"])) != str(device):
+        store.set_meta(root_device_key(root["id"]), str(device))
 
 
 @dataclass
@@ -113,7 +133,7 @@ def _scan_roots(store: Store, roots: list[dict], scan: _Scan, plan: Plan) -> Non
     """Every root; an unplugged one keeps its entries and is marked offline."""
     for root in roots:
         rows = store.media_under(root_id=root["id"])
-        if _looks_unmounted(root["path"], len(rows)):
+        if _looks_unmounted(root, len(rows), store):
             if root["online"]:
                 logger.warning("folder %s is not available (unplugged drive?); keeping its %d entries",
                                root["path"], len(rows))
@@ -123,6 +143,7 @@ def _scan_roots(store: Store, roots: list[dict], scan: _Scan, plan: Plan) -> Non
             continue
         if not root["online"]:
             store.set_root_online(root["id"], True)
+        _record_device(store, root)
         scan.known.update(rows)
         scan.add_walk(root["path"], root)
 
