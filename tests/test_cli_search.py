@@ -31,7 +31,7 @@ def _json_lines(out: str) -> list[dict]:
 
 
 def _check_contract(obj: dict, query: str) -> None:
-    assert set(obj) == {"query", "results", "timing", "any_match"} and obj["query"] == query
+    assert set(obj) == {"query", "results", "timing", "any_match", "notes"} and obj["query"] == query
     assert set(obj["timing"]) == {"fast_ms", "slow_ms"} and obj["timing"]["fast_ms"] > 0
     for r in obj["results"]:
         assert set(r) == RESULT_KEYS and r["kind"] in ("image", "video") and Path(r["path"]).is_file()
@@ -51,6 +51,21 @@ def test_search_json_follows_the_design_contract(indexed, capsys):
     assert sum(r["slow_score"] is not None for r in obj["results"]) == 4
     scores = [r["score"] for r in obj["results"][:4]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_words_the_models_cannot_read_are_named_not_searched_silently(indexed, capsys):
+    assert cli_main(_search(indexed, "a red circle", "--json", "--no-rerank")) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["notes"] == []  # every word known: nothing to say
+    queries = ["a red 🐱 circle", "猫", "a red circle to the left of a blue square above a large green star"]
+    notes = []
+    for query in queries:
+        assert cli_main(_search(indexed, query, "--json", "--no-rerank")) == 0
+        notes.append(_json_lines(capsys.readouterr().out)[0]["notes"])
+    assert notes[0] == ["These models do not know “🐱”: the results match the rest of the query."]
+    assert notes[1] == ["These models know none of the words of “猫”: the results are not about it."]
+    assert notes[2] == ["The query is longer than these models read: “star” was left out."]
+    assert cli_main(_search(indexed, "a red 🐱 circle", "--top", "2", "--no-rerank")) == 0
+    assert "\nnote: These models do not know “🐱”" in capsys.readouterr().out
 
 
 def test_no_rerank_leaves_slow_score_null(indexed, capsys):

@@ -278,3 +278,14 @@ def test_a_new_k_reranks_the_query_on_screen(qtbot, ui_settings, indexed_library
         ui_settings.k = 3
         window.apply_settings({"k"})
     assert sum(r.slow_score is not None for r in again.args[0].results) == 3
+
+
+def test_words_the_models_do_not_know_are_named_in_the_status_bar(qtbot, ui_settings, indexed_library, tiny_bundle):
+    window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle)
+    with qtbot.waitSignal(window.controller.stage1, timeout=30_000):
+        window.run_query("a red 🐱 circle")
+    assert window.status.currentMessage() == "These models do not know “🐱”: the results match the rest of the query."
+    assert window.results_model.rowCount() > 0  # the rest of the query still finds the closest photos
+    with qtbot.waitSignal(window.controller.stage1, timeout=30_000):
+        window.run_query(QUERY)
+    assert window.status.currentMessage() == ""  # read whole: the last query's note goes

@@ -107,13 +107,17 @@ class ClipBpe:
         self._merged[word] = result = tuple(parts)
         return result
 
-    def encode(self, text: str) -> list[int]:
-        """The BPE ids of `text` after CLIP's cleaning."""
-        ids: list[int] = []
+    def words(self, text: str) -> list[tuple[str, list[int]]]:
+        """`text` after CLIP's cleaning as its words (and punctuation runs), each with its BPE ids."""
+        out = []
         for word in self._words.findall(clean(text)):
             chars = "".join(self.byte_char[b] for b in word.encode("utf-8"))
-            ids.extend(self.encoder[piece] for piece in self._merge(chars))
-        return ids
+            out.append((word, [self.encoder[piece] for piece in self._merge(chars)]))
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        """The BPE ids of `text` after CLIP's cleaning."""
+        return [i for _word, ids in self.words(text) for i in ids]
 
 
 @functools.lru_cache(maxsize=1)

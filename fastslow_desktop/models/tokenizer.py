@@ -9,6 +9,7 @@ training. Unknown pieces then map to UNK. Hub models use the full vocabulary unc
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -43,6 +44,15 @@ class TokenizerConfig:
     vocab: list[int] | None = None  # kept BPE ids (compact vocabulary); None = the full BPE vocabulary
     open_clip_name: str | None = None  # for hub models: the open_clip tokenizer name (e.g. ViT-B-32)
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryReading:
+    """How much of a query a tokenizer reads (TextTokenizer.reading)."""
+
+    unknown: tuple[str, ...]  # words the vocabulary lacks, in order, once each
+    dropped: str  # the end of the query past the context ("" when all of it is read)
+    known: int  # words read that the vocabulary holds
 
 
 class TextTokenizer:
@@ -81,6 +91,25 @@ class TextTokenizer:
         if self._compact is None:
             return pieces
         return [self._compact.get(p, self.unk_id) for p in pieces]
+
+    def reading(self, text: str) -> QueryReading:
+        """What of `text` these models cannot read: words with a piece outside a compact vocabulary
+        (they become UNK), and the words past the context (cut off by `ids`)."""
+        budget, used, known = self.context_length - 2, 0, 0  # the start and end tokens take two places
+        unknown: list[str] = []
+        dropped: list[str] = []
+        for word, pieces in self._bpe.words(normalize_query(text)):
+            if dropped or used + len(pieces) > budget:
+                dropped.append(word)
+                continue
+            used += len(pieces)
+            if all(c in string.punctuation for c in word):
+                continue
+            if self._compact is not None and any(p not in self._compact for p in pieces):
+                unknown.append(word)
+            else:
+                known += 1
+        return QueryReading(tuple(dict.fromkeys(unknown)), " ".join(dropped), known)
 
     def ids(self, texts: str | Sequence[str]) -> np.ndarray:
         """(n, context_length) int64 ids, as a numpy array (no torch)."""

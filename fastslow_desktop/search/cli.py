@@ -137,6 +137,7 @@ def format_table(query: str, result: StageResult) -> str:
     """A readable listing of one query's results."""
     slow = f", slow {result.slow_ms:.0f} ms" if result.slow_ms is not None else ", not re-ranked"
     lines = [f"{query}  ({len(result.results)} results; fast {result.fast_ms:.0f} ms{slow})"]
+    lines.extend(f"note: {note}" for note in result.notes)
     if result.any_match is False:
         lines.append(NO_MATCH)
     if result.results:

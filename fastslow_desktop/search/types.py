@@ -89,6 +89,7 @@ class StageResult:
     candidates: list[Candidate] = field(default_factory=list, repr=False)
     rerank_texts: list[tuple[float, str]] = field(default_factory=list, repr=False)
     judged: bool = False  # stage 2 ran the match judgement (the bundle has a calibration)
+    notes: list[str] = field(default_factory=list)  # what of the query the models could not read (reading.py)
 
     @property
     def any_match(self) -> bool | None:
@@ -107,6 +108,7 @@ class StageResult:
             "query": query if query is not None else (self.request.text or self.request.image or ""),
             "results": [r.to_json() for r in self.results],
             "any_match": self.any_match,
+            "notes": list(self.notes),
             "timing": {"fast_ms": round(self.fast_ms, 3),
                        "slow_ms": None if self.slow_ms is None else round(self.slow_ms, 3)},
         }

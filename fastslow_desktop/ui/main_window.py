@@ -229,6 +229,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self._user_picked = False
         self.results_model.set_results(stage.results, stage=1, candidates=stage.candidates)
         self.search_bar.set_timing(stage.fast_ms, None)
+        self.status.show_query_notes(stage.notes)  # part of the query unread: the results must not hide it
         if stage.results:
             self.pages.setCurrentWidget(self.results_view)
             self._select_row(0)

@@ -42,6 +42,8 @@ def report_text(report) -> str:
 
 
 STARTING = "Starting…"  # the message until the library has something to say
+QUERY_NOTE_MS = 20_000  # how long the note on an unread part of the query stays
+
 
 class AppStatusBar(QStatusBar):
     pause_toggled = Signal(bool)  # True: pause
@@ -75,6 +77,7 @@ class AppStatusBar(QStatusBar):
         self.models = QLabel(self)
         self.models.setObjectName("modelState")
         self._last_report = ""
+        self._query_note = ""
         self.addWidget(self.message, 1)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.pause)
@@ -145,3 +148,12 @@ class AppStatusBar(QStatusBar):
 
     def set_models(self, text: str) -> None:
         self.models.setText(text)
+
+    def show_query_notes(self, notes: list[str]) -> None:
+        """What of the query the models could not read (for a while); a query read whole clears the last one's."""
+        text = " ".join(notes)
+        if text:
+            self.showMessage(text, QUERY_NOTE_MS)
+        elif self.currentMessage() and self.currentMessage() == self._query_note:
+            self.clearMessage()
+        self._query_note = text
