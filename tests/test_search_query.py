@@ -56,3 +56,24 @@ def test_empty_or_only_subtracted_queries_are_refused():
         request_terms("   ")
     with pytest.raises(SearchError, match="added"):
         request_terms('- "blue"')
+
+
+@pytest.mark.parametrize("query, message", [
+    ('-1:"red circle"', "'-1' is not a weight"), ('nan:"red circle"', "'nan' is not a weight"),
+    ('"a" + inf:"b"', "'inf' is not a weight"), ('0:"red circle"', "A weight of 0 leaves its term out"),
+    ('"red" - 0:"blue"', "A weight of 0"),
+])
+def test_a_weight_that_is_no_positive_number_is_refused_not_searched_as_text(query, message):
+    with pytest.raises(SearchError, match=message):
+        request_terms(query)
+
+
+def test_a_missing_picture_alone_is_searched_as_words_with_a_note(tmp_path):
+    from fastslow_desktop.search.query import missing_picture
+
+    parsed = parse_query(str(tmp_path / "holiday.jpg"))
+    assert [t.kind for t in parsed.terms] == ["text"]
+    assert missing_picture(parsed) == f"There is no picture at {tmp_path / 'holiday.jpg'}: the words were searched " \
+                                      "for instead."
+    assert missing_picture(parse_query("a red circle")) is None
+    assert missing_picture(parse_query("2:30 pm")) is None

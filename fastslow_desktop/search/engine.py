@@ -21,7 +21,7 @@ from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
 from .matching import judge_results
 from .moments import frames_for, narrow, needs_narrowing
-from .query import ParsedQuery, load_query_image, request_terms
+from .query import ParsedQuery, load_query_image, missing_picture, request_terms
 from .reading import reading_notes
 from .slowcache import CachedSlowScorer, Cancelled, SegmentPixels, TokenCache
 from .types import Candidate, SearchError, SearchRequest, SearchResult, StageResult
@@ -195,8 +195,8 @@ class SearchEngine:
             candidates = [c for c in candidates if c.fast_score >= floor]
         results = [_result(c, c.fast_score, None) for c in itertools.islice(best_per_media(candidates, _media_of), want)]
         results = sort_results(results, request)
-        notes = reading_notes(getattr(self._text_encoder(), "tokenizer", None),
-                              [t.value for t in parsed.terms if t.kind == "text"])
+        notes = [note for note in [missing_picture(parsed)] if note] + reading_notes(
+            getattr(self._text_encoder(), "tokenizer", None), [t.value for t in parsed.terms if t.kind == "text"])
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts, notes=notes)
 

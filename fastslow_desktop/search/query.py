@@ -10,6 +10,8 @@ from ..media import DecodeError, is_photo, load_image
 from .types import SearchError
 
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*:\s*(?=\S)")
+# What a person may mean as a weight before a quoted term but is none: "-1:", "nan:", "1e9:", "+2:".
+_BAD_WEIGHT = re.compile(r'^([+-]?(?:[\d.]+(?:e[+-]?\d+)?|nan|inf(?:inity)?))\s*:\s*"', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,28 @@ def _split(query: str) -> list[tuple[int, str]]:
     return parts
 
 
+def _weight(match: re.Match) -> float:
+    weight = float(match.group(1))
+    if weight == 0:
+        raise SearchError("A weight of 0 leaves its term out: remove the term, or give it a weight above 0.")
+    return weight
+
+
+def _check_weight(raw: str) -> None:
+    """A weight-like prefix before a quote that is no positive number is refused, not searched as text."""
+    bad = _BAD_WEIGHT.match(raw)
+    if bad and not _WEIGHT.match(raw):
+        raise SearchError(f"{bad.group(1)!r} is not a weight: a weight is a number above 0, as in "
+                          '2:"red circle"; to subtract a term, write - "blue" instead.')
+
+
 def _term(sign: int, raw: str, combined: bool) -> QueryTerm:
     weight = 1.0
+    _check_weight(raw)
     match = _WEIGHT.match(raw)
     # A weight is only read where it cannot be part of ordinary text ("2:30 pm" stays text).
     if match and (combined or raw[match.end():].startswith('"')):
-        weight, raw = float(match.group(1)), raw[match.end():].strip()
+        weight, raw = _weight(match), raw[match.end():].strip()
     if raw.startswith('"'):
         body = raw[1:-1] if raw.endswith('"') and len(raw) > 1 else raw[1:]
         body = body.strip()
@@ -88,6 +106,7 @@ def parse_query(text: str) -> ParsedQuery:
     text = text.strip()
     if not text:
         return ParsedQuery(())
+    _check_weight(text)
     parts = _split(text)
     weighted_quote = (m := _WEIGHT.match(text)) is not None and text[m.end():].startswith('"')
     combined = len(parts) > 1 or parts[0][0] < 0 or text.startswith('"') or weighted_quote
@@ -97,6 +116,13 @@ def parse_query(text: str) -> ParsedQuery:
             return ParsedQuery((QueryTerm("image", text),))
         return ParsedQuery((QueryTerm("text", text),))
     return ParsedQuery(tuple(_term(sign, raw, True) for sign, raw in parts))
+
+
+def missing_picture(parsed: ParsedQuery) -> str | None:
+    """The note for a query that is one picture's name with no such file: it was searched as words."""
+    if len(parsed.terms) == 1 and parsed.terms[0].kind == "text" and is_photo(parsed.terms[0].value):
+        return f"There is no picture at {parsed.terms[0].value}: the words were searched for instead."
+    return None
 
 
 def request_terms(text: str, image: str | None = None, like_segment: int | None = None) -> ParsedQuery:
