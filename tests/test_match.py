@@ -17,7 +17,6 @@ from fastslow_desktop.media import load_image
 from fastslow_desktop.models import load_bundle
 from fastslow_desktop.models.match import LABELS, MatchCalibration, MatchJudge, match_features
 from fastslow_desktop.search import SearchEngine, SearchRequest
-from fastslow_desktop.search.cli import NO_MATCH
 from tests import test_hub
 from training.calibrate_bundle import fit_logistic, write_manifest
 
@@ -187,10 +186,12 @@ def test_cli_only_matches_without_calibration_says_why(tiny_bundle, indexed_libr
 def test_table_shows_the_judgement_and_says_when_nothing_matches(tiny_bundle, indexed_library, tmp_path, capsys):
     bundle = _calibrated(tiny_bundle, tmp_path / "yes", TOP_ONLY)
     code, out, _ = _cli(capsys, indexed_library, bundle, QUERY, "--top", "5", "--k", "5")
-    assert code == 0 and " match " in out.splitlines()[1] and re.search(r"yes [01]\.\d\d", out) and NO_MATCH not in out
+    assert code == 0 and " match " in out.splitlines()[1] and re.search(r"yes [01]\.\d\d", out)
+    assert "shows exactly that" not in out
     bundle = _calibrated(tiny_bundle, tmp_path / "none", NOTHING)
     code, out, _ = _cli(capsys, indexed_library, bundle, QUERY, "--top", "5", "--k", "5")
-    assert code == 0 and NO_MATCH in out and "no 0.00" in out and "yes " not in out
+    assert code == 0 and "no 0.00" in out and "yes " not in out
+    assert "\nNo photo shows exactly that — closest results below.\n" in out  # the library holds photos only
     code, out, _ = _cli(capsys, indexed_library, bundle, QUERY, "--json", "--only-matches")
     assert code == 0 and json.loads(out)["results"] == [] and json.loads(out)["any_match"] is False
 

@@ -75,6 +75,14 @@ def test_when_nothing_matches_the_grid_says_so_above_the_closest_results(qtbot):
     assert [view.model().result(r).segment_id for r in range(6)] == list(range(6)), "the order is kept"
 
 
+def test_the_heading_over_unmatched_videos_names_videos():
+    from fastslow_desktop.ui.views.results_view import section_heads
+
+    assert section_heads(("none", 0), 3, {"video"}) == [(0, "No video shows exactly that — closest results below")]
+    assert section_heads(("none", 0), 3, {"image", "video"}) == [(0, NOTHING_MATCHES)]
+    assert section_heads(("none", 0), 3, {"image"}) == [(0, NOTHING_MATCHES)]
+
+
 def test_before_the_slow_judgement_there_is_no_divider_and_no_message(qtbot):
     results = [_result(i, i, 1 - i / 10) for i in range(6)]
     view = _grid(qtbot, results, stage=1)

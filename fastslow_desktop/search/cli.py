@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .filters import SORTS
-from .types import SearchError, SearchRequest, StageResult
+from .types import SearchError, SearchRequest, StageResult, nothing_matches
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE = 0, 2
-NO_MATCH = "No photo shows exactly that — closest results below."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +138,7 @@ def format_table(query: str, result: StageResult) -> str:
     lines = [f"{query}  ({len(result.results)} results; fast {result.fast_ms:.0f} ms{slow})"]
     lines.extend(f"note: {note}" for note in result.notes)
     if result.any_match is False:
-        lines.append(NO_MATCH)
+        lines.append(nothing_matches({r.kind for r in result.results}) + ".")
     if result.results:
         lines.append(f"{'#':>3}  {'score':>8}  {'fast':>7}  {'slow':>8}  {'match':<10}  {'kind':<5}  "
                      f"{'moment':<13}  path")

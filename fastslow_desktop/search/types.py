@@ -67,6 +67,13 @@ class SearchResult:
                 "match_probability": None if self.match_probability is None else round(self.match_probability, 4)}
 
 
+def nothing_matches(kinds: set[str]) -> str:
+    """The heading over results none of which was judged a match: videos when they are all videos (the
+    Videos filter), else photos (a video among photos is one of the closest results all the same)."""
+    what = "video" if kinds == {"video"} else "photo"
+    return f"No {what} shows exactly that — closest results below"
+
+
 @dataclass
 class Candidate:
     """A segment of the fast shortlist (before grouping); stage 2 re-scores these."""

@@ -11,21 +11,23 @@ from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from ...search.types import nothing_matches
 from ..models.results import ResultRoles
 
 THUMB = 144  # thumbnail box, pixels
 CELL = QSize(THUMB + 20, THUMB + 42)
 BAND = 30  # height of a section heading above a section's first row
-NOTHING_MATCHES = "No photo shows exactly that — closest results below"
+NOTHING_MATCHES = nothing_matches({"image"})  # over photos; over videos it names videos
 MATCHES = "Matches"
 SIMILAR = "Similar, not exact"
 
 
-def section_heads(divider: tuple[str | None, int], count: int) -> list[tuple[int, str]]:
+def section_heads(divider: tuple[str | None, int], count: int, kinds: set[str] = frozenset({"image"})
+                  ) -> list[tuple[int, str]]:
     """(first row, heading) of each section of the grid; [] when the results are not judged."""
     state, n = divider
     if state == "none":
-        return [(0, NOTHING_MATCHES)] if count else []
+        return [(0, nothing_matches(kinds))] if count else []
     if state == "matches":
         return [(0, MATCHES)] + ([(n, SIMILAR)] if n < count else [])
     return []
@@ -143,7 +145,8 @@ class ResultsView(QListView):
     def _update_sections(self, *_args) -> None:
         model = self.model()
         divider = model.divider() if hasattr(model, "divider") else (None, 0)
-        self._heads = dict(section_heads(divider, model.rowCount()))
+        kinds = {model.result(row).kind for row in range(model.rowCount())} if divider[0] == "none" else set()
+        self._heads = dict(section_heads(divider, model.rowCount(), kinds))
         self.scheduleDelayedItemsLayout()
         self.viewport().update()
 
