@@ -247,15 +247,27 @@ def test_long_video_segments_are_narrowed_to_their_best_part_in_stage_two(small)
     assert long, "the test library should hold a long video segment"
     for r in stage2.results:
         assert r.info.t_start <= r.t_start < r.t_end <= r.info.t_end + 1e-9
-    for r in long:
-        n = frames_for(r.info.t_start, r.info.t_end)
-        assert r.t_end - r.t_start == pytest.approx((r.info.t_end - r.info.t_start) / n)
+    for r in long:  # a run of whole frames' shares: one frame's, or more where frames fit as well
+        share = (r.info.t_end - r.info.t_start) / frames_for(r.info.t_start, r.info.t_end)
+        frames = (r.t_end - r.t_start) / share
+        assert frames == pytest.approx(round(frames)) and round(frames) >= 1
 
 
 def test_moment_frames_cover_long_segments_and_narrowing_picks_the_frames_share():
     assert frames_for(None, None) == 1 and frames_for(0.0, 2.0) == 3 and frames_for(0.0, 7.5) == 5
     assert frames_for(0.0, 30.0) == 6
     assert narrow(2.0, 8.0, 6, 0) == (2.0, 3.0) and narrow(2.0, 8.0, 6, 5) == (7.0, 8.0)
+    assert narrow(2.0, 8.0, 6, 1, 3) == (3.0, 6.0)
+
+
+def test_a_moment_spans_the_neighbouring_frames_that_fit_the_query_as_well():
+    from fastslow_desktop.search.moments import NARROW_MARGIN, best_run
+
+    assert best_run([-30.0, -12.0, -31.0, -29.0]) == (1, 1)  # one frame clearly best: its share
+    static = [-20.0, -20.1, -19.9, -20.05, -20.2, -20.0]  # a static scene: every frame alike
+    assert best_run(static) == (0, 5)  # the whole segment, not one arbitrary slice of it
+    assert best_run([-25.0, -12.0, -12.5, -30.0, -12.2]) == (1, 2)  # contiguous around the best only
+    assert best_run([-10.0, -10.0 - NARROW_MARGIN, -40.0]) == (0, 1)
     assert needs_narrowing(0.0, 10.0, 6) and not needs_narrowing(0.0, 2.0, 3) and not needs_narrowing(None, None, 1)
 
 

@@ -20,7 +20,7 @@ from .decoding import CandidateDecoder
 from .filters import allowed_ids, sort_results
 from .grouping import best_per_media, cap_per_media
 from .matching import judge_results
-from .moments import frames_for, narrow, needs_narrowing
+from .moments import best_run, frames_for, narrow, needs_narrowing
 from .query import ParsedQuery, load_query_image, missing_picture, request_terms
 from .reading import reading_notes
 from .slowcache import CachedSlowScorer, Cancelled, SegmentPixels, TokenCache
@@ -283,7 +283,7 @@ class SearchEngine:
                 # Each frame scored on its own says where in the segment the query fits.
                 scores = sum(w / total * slow.score_frames(text, items[r.segment_id]) for w, text in texts)
                 if len(scores) == n:  # a frame that failed to decode would shift the times
-                    t_start, t_end = narrow(r.t_start, r.t_end, n, int(np.argmax(scores)))
+                    t_start, t_end = narrow(r.t_start, r.t_end, n, *best_run(scores.tolist()))
                     r = replace(r, t_start=t_start, t_end=t_end)
             out.append(r)
         return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +27,36 @@ def needs_narrowing(t_start: float | None, t_end: float | None, n_frames: int) -
     return t_start is not None and t_end is not None and t_end - t_start > NARROW_ABOVE_S and n_frames >= 2
 
 
-def narrow(t_start: float, t_end: float, n_frames: int, best: int) -> tuple[float, float]:
-    """The part of [t_start, t_end) that frame `best` of `n_frames` stands for.
+def narrow(t_start: float, t_end: float, n_frames: int, first: int, last: int | None = None) -> tuple[float, float]:
+    """The part of [t_start, t_end) that frames `first` to `last` (inclusive; default: `first`) of
+    `n_frames` stand for.
 
     Frames are sampled at the centres of n equal parts of the segment (media.frame_times),
     so frame i stands for the i-th part.
     """
     span = (t_end - t_start) / n_frames
-    return t_start + span * best, t_start + span * (best + 1)
+    last = first if last is None else last
+    return t_start + span * first, t_start + span * (last + 1)
+
+
+# Frames whose score is within this of the best frame's fit the query as well: the moment spans them all.
+# In the slow score's units (the caption's log-likelihood, both directions, in nats): 1 nat is the best
+# frame making the caption e ≈ 2.7 times likelier. A static scene's frames differ by far less, so it is
+# not cut to one arbitrary frame's share.
+NARROW_MARGIN = 1.0
+
+
+def best_run(scores: Sequence[float], margin: float = NARROW_MARGIN) -> tuple[int, int]:
+    """(first, last) frame of the run of neighbouring frames around the best one that score within
+    `margin` of it."""
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    floor = scores[best] - margin
+    first, last = best, best
+    while first > 0 and scores[first - 1] >= floor:
+        first -= 1
+    while last + 1 < len(scores) and scores[last + 1] >= floor:
+        last += 1
+    return first, last
 
 
 # A segment of the same video counts as another matching moment when its fast score is within this
