@@ -415,3 +415,35 @@ def test_reconcile_functions_stay_small():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno - node.lineno + 1 <= 60, node.name
+
+
+def _padded_png(path: Path, colour: tuple[int, int, int], size: int = 4096) -> None:
+    """A PNG padded after its end to `size` bytes (decoders stop at IEND): two pictures, one file size."""
+    Image.new("RGB", (24, 24), colour).save(path)
+    path.write_bytes(path.read_bytes().ljust(size, b"\0"))
+
+
+def test_an_edit_that_keeps_size_and_time_is_embedded_again_and_a_chmod_is_not(library, tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    edited, touched = photos / "edited.png", photos / "touched.png"
+    _padded_png(edited, (200, 20, 20))
+    _padded_png(touched, (20, 200, 20))
+    library.add_root(photos)
+    assert library.index().indexed == 2
+    before = library.vectors()[1].copy()
+    st = edited.stat()
+    _padded_png(edited, (20, 20, 200))  # new pixels, same size, and the old time put back (exiftool -P)
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert edited.stat().st_size == st.st_size and edited.stat().st_mtime_ns == st.st_mtime_ns
+    touched.chmod(0o600)  # the inode changes, the content does not
+    hashed = []
+    real_hash = scan_module.partial_hash
+    monkeypatch.setattr(scan_module, "partial_hash", lambda *a, **kw: hashed.append(a[0]) or real_hash(*a, **kw))
+    report = library.index()
+    assert (report.indexed, report.unchanged) == (1, 1)
+    assert not np.allclose(library.vectors()[1], before)  # the edited photo's embedding is new
+    assert str(touched.resolve()) in hashed
+    hashed.clear()
+    again = library.index()
+    assert (again.indexed, again.unchanged, hashed) == (0, 2, [])  # checked once, not on every run

@@ -10,7 +10,7 @@ import numpy as np
 
 from .records import MediaRow, chunks, db_path, py_path
 
-_MEDIA_COLUMNS = "id, root_id, path, kind, size, mtime, hash, status, error"
+_MEDIA_COLUMNS = "id, root_id, path, kind, size, mtime, hash, status, error, indexed_at"
 
 
 def _media_row(row: tuple) -> MediaRow:

@@ -89,6 +89,7 @@ class MediaRow:
     hash: str | None
     status: str
     error: str | None
+    indexed_at: float | None = None  # when it was last embedded (or found unchanged by its content)
 
 
 @dataclass

@@ -367,6 +367,12 @@ class Store(StoreQueries):
                      "WHERE id = ?", values + (media_id,))
         return media_id
 
+    def mark_checked(self, media_ids: list[int], when: float) -> None:
+        """Files whose content was found unchanged at `when` (they are not checked again until they change)."""
+        with self.transaction() as conn:
+            for chunk, marks in chunks(media_ids):
+                conn.execute(f"UPDATE media SET indexed_at = ? WHERE id IN ({marks})", (when, *chunk))
+
     def set_capture_times(self, items: list[tuple[str, str, int]]) -> None:
         """(captured_at, captured_source, media id) triples for rows indexed before capture times."""
         with self.transaction() as conn:

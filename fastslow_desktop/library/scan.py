@@ -40,6 +40,7 @@ class FileEntry:
     kind: str
     size: int
     mtime: float
+    ctime: float = 0.0  # the inode's change time: an edit that kept size and mtime still moves it
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Plan:
     offline_roots: list[str] = field(default_factory=list)
     moved_roots: dict[int, str] = field(default_factory=dict)  # id -> path of offline roots found moved
     problems: list[tuple[str, str]] = field(default_factory=list)
+    to_check: list[tuple[MediaRow, FileEntry]] = field(default_factory=list)  # see _check_contents
 
 
 def is_content_failure(error: str | None) -> bool:
@@ -123,7 +125,7 @@ class _Scan:
 
     def add_walk(self, folder: str, root: dict) -> None:
         for path, st in walk(folder, root["path"], root["excludes"], self.report):
-            self.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
+            self.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime, st.st_ctime)
 
     def unreadable(self, path: str) -> bool:
         return any(is_under(path, base) for base in self.report.unreadable)
@@ -172,7 +174,7 @@ def _scan_paths(store: Store, roots: list[dict], scope: Iterable[str], scan: _Sc
         elif not media_kind(path) or _stat.S_ISLNK(st.st_mode):
             continue
         elif _stat.S_ISREG(st.st_mode):
-            scan.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime)
+            scan.seen[path] = FileEntry(path, root["id"], media_kind(path), st.st_size, st.st_mtime, st.st_ctime)
         else:
             scan.report.problems.append((path, not_regular_reason(st.st_mode)))
 
@@ -189,6 +191,8 @@ def _compare(scan: _Scan, plan: Plan, retry: set[str]) -> tuple[list[FileEntry],
         elif row.status == "error" and (path in retry or not is_content_failure(row.error)):
             plan.to_index.append(entry)
             plan.retried += 1
+        elif row.status == "ok" and row.hash and row.indexed_at is not None and entry.ctime > row.indexed_at:
+            plan.to_check.append((row, entry))  # changed since, yet same size and time: its content tells
         else:
             plan.unchanged += 1
     gone = []
@@ -200,6 +204,28 @@ def _compare(scan: _Scan, plan: Plan, retry: set[str]) -> tuple[list[FileEntry],
         else:
             gone.append(row)
     return new, gone
+
+
+def _check_contents(store: Store, plan: Plan) -> None:
+    """Files changed since they were indexed (their inode's ctime is later) with the same size and
+    modification time: an edit that kept the time (`exiftool -P`, `touch -r`, some editors). A
+    different partial hash sends them to be indexed again; the same one marks them checked, so a
+    rename or chmod costs one hash, once."""
+    checked, latest = [], time.time()
+    for row, entry in plan.to_check:
+        try:
+            same = partial_hash(entry.path, entry.size) == row.hash
+        except OSError:
+            same = False  # unreadable now: indexing it again says why
+        if same:
+            checked.append(row.id)
+            latest = max(latest, entry.ctime)  # a share's clock ahead of this one must not make it look changed again
+            plan.unchanged += 1
+        else:
+            plan.to_index.append(entry)
+    if checked:
+        store.mark_checked(checked, latest)
+    plan.to_check = []
 
 
 def _match_moves(new: list[FileEntry], gone: list[MediaRow], plan: Plan, elsewhere: Iterable[MediaRow] = ()) -> None:
@@ -302,6 +328,7 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
         rescanned = [os.path.abspath(p) for p in scope]
         _scan_paths(store, roots, rescanned, scan)
     new, gone = _compare(scan, plan, _retry_paths(store))
+    _check_contents(store, plan)
     _match_moves(new, gone, plan, scan.offline.values())
     plan.moved_roots = _moved_roots(scan.offline, plan, roots)
     plan.problems = _problem_rows(scan, roots)
