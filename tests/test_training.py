@@ -28,6 +28,7 @@ def test_smoke_preset_runs_end_to_end_and_exports_a_loadable_bundle(tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     models = {row["model"] for row in report["results"]}
     assert models == ALL_ROWS
+    assert report["resumed"] is False  # every stage trained by this run: its wall times are whole
     # every row, ablations included, also on the shifted test set (another renderer), in the same format
     assert [(r["model"], r["K"], sorted(r)) for r in report["results_shifted"]] == \
         [(r["model"], r["K"], sorted(r)) for r in report["results"]]
@@ -78,6 +79,9 @@ def test_interrupted_stage_resumes_from_its_last_checkpoint(tmp_path, monkeypatc
     assert slow_steps[0] == 21 and slow_steps[-1] == 40  # continued, not restarted
     assert not any(stage == "fast" for stage, _ in steps_seen)  # a finished stage is not re-run
     assert checkpoint.done_info(out / "stages" / "slow")["steps_run"] == 20
+    report = json.loads((out / "report.json").read_text())
+    assert report["resumed"] and report["stages"]["fast"]["from_earlier_run"]
+    assert "of this resumed run only" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -69,5 +69,6 @@ def mark_done(folder: Path, info: dict) -> None:
 
 
 def done_info(folder: Path) -> dict | None:
+    """The info of a stage an earlier run finished, marked so (its time was not spent by this run)."""
     path = folder / "done.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return {**json.loads(path.read_text()), "from_earlier_run": True} if path.is_file() else None

@@ -66,7 +66,9 @@ def write(out: Path, report: dict) -> None:
            f"{report['seconds_core'] / 60:.1f} min with the test rows" if "seconds_to_bundle" in report
            else f". Wall time: {report['seconds_core'] / 60:.1f} min to the exported bundle and its test rows")
         + (f", {report['seconds_total'] / 60:.1f} min with the variants"
-           if report["seconds_total"] > report["seconds_core"] else "") + ".",
+           if report["seconds_total"] > report["seconds_core"] else "")
+        + (" (of this resumed run only: time spent by earlier runs on its stages is not counted)"
+           if report.get("resumed") else "") + ".",
         "",
         *table(report["results"]),
     ]

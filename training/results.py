@@ -152,6 +152,9 @@ class Evaluation:
         }
         if "shifted" in self.rows:
             summary["results_shifted"] = self.rows["shifted"]
+        # A resumed run's wall times are its own: stages finished (or begun) by earlier runs are not in them.
+        summary["resumed"] = any(info.get("from_earlier_run") or info.get("steps_run", info.get("steps")) !=
+                                 info.get("steps") for info in self.infos.values())
         return summary
 
     def ablations(self, variants: dict) -> None:
