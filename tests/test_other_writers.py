@@ -115,3 +115,29 @@ def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_ag
     qtbot.waitUntil(lambda: window.results_model.rowCount() == 7, timeout=30_000)
     paths = {window.results_model.result(r).path for r in range(7)}
     assert {str(p) for p in more.resolve().iterdir()} <= paths
+
+
+def test_another_writers_news_waits_while_this_process_writes(tmp_path, tiny_bundle):
+    """A vector this process adds after the ids were read must not look stale: no sync while it writes."""
+    import threading
+
+    from tests.ui_helpers import write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    models = load_bundle(tiny_bundle)
+    with Library.open(tmp_path / "library", models) as library:
+        library.add_root(write_photos(tmp_path / "photos", 3))
+        library.index()
+        assert len(library.ann()) == 3
+        with Library.open(tmp_path / "library", models) as other:
+            other.add_root(write_photos(tmp_path / "more", 2, seed=3))
+            other.index()
+        seen = []
+        with library.catalog.writing():  # this process is writing (the poll runs on another thread)
+            poll = threading.Thread(target=lambda: seen.append(library.changed_elsewhere()))
+            poll.start()
+            poll.join(30)
+        assert seen == [False] and len(library.ann()) == 3
+        assert library.changed_elsewhere() and len(library.ann()) == 5  # taken in once the writer is done

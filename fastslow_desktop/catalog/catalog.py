@@ -74,6 +74,7 @@ class Catalog:
         self._saver = IdleSaver(self)
         self._kind_ids: dict[tuple[str, str], tuple[AnnIndex, int, np.ndarray]] = {}  # see kind_ids()
         self._per_media: dict[str, tuple[AnnIndex, int, float]] = {}  # see segments_per_media()
+        self._unsynced = False  # another process wrote; the graphs in memory have not taken it in yet
 
     def close(self) -> None:
         self._saver.stop()
@@ -251,21 +252,27 @@ class Catalog:
     def changed_elsewhere(self) -> bool:
         """Whether another process (e.g. `fastslow index` while the app runs) wrote to this library
         since the last call; if so, the HNSW indexes in memory take in its changes from SQLite."""
-        if not self.store.changed_elsewhere():
-            return False
-        models = self.store.model_ids()
-        with self._anns_lock:
-            anns = dict(self._anns)
-            for model_id in set(anns) - set(models):  # dropped by the other writer's model switch
-                del self._anns[model_id]
-        for model_id, ann in anns.items():
-            if model_id in models:
-                added, removed = ann.sync(self.store.embedding_ids(model_id),
-                                          lambda ids, m=model_id: self.store.vectors(m, ids))
-                logger.info("another process changed the library: %d vectors added, %d removed (%s)",
-                            added, removed, model_id)
-                if ann.dirty and not self.read_only:
-                    self._saver.poke()  # this process's copy of the file is saved in time, as after its own runs
+        if self.store.changed_elsewhere():
+            self._unsynced = True
+        with self._writer.this_process() as idle:
+            # Only while this process writes nothing: a vector it adds after the ids below were read
+            # would look stale and leave the graph. A busy writer's changes are taken in at a later call.
+            if not (idle and self._unsynced):
+                return False
+            self._unsynced = False
+            models = self.store.model_ids()
+            with self._anns_lock:
+                anns = dict(self._anns)
+                for model_id in set(anns) - set(models):  # dropped by the other writer's model switch
+                    del self._anns[model_id]
+            for model_id, ann in anns.items():
+                if model_id in models:
+                    added, removed = ann.sync(self.store.embedding_ids(model_id),
+                                              lambda ids, m=model_id: self.store.vectors(m, ids))
+                    logger.info("another process changed the library: %d vectors added, %d removed (%s)",
+                                added, removed, model_id)
+                    if ann.dirty and not self.read_only:
+                        self._saver.poke()  # this process's copy of the file is saved in time
         return True
 
     # -- reads ----------------------------------------------------------------------------

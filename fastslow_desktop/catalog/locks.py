@@ -103,6 +103,16 @@ class WriterLock:
         self._thread_lock.release()
 
     @contextmanager
+    def this_process(self) -> Iterator[bool]:
+        """Whether this process's writers are idle now, holding them off while True (no waiting, no file lock)."""
+        got = self._thread_lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                self._thread_lock.release()
+
+    @contextmanager
     def held(self, timeout: float | None = None) -> Iterator[None]:
         if not self.acquire(timeout):
             raise LibraryError("The library is busy with another change; try again in a moment.")
