@@ -195,8 +195,9 @@ class SearchEngine:
             candidates = [c for c in candidates if c.fast_score >= floor]
         results = [_result(c, c.fast_score, None) for c in itertools.islice(best_per_media(candidates, _media_of), want)]
         results = sort_results(results, request)
-        notes = [note for note in [missing_picture(parsed)] if note] + reading_notes(
-            getattr(self._text_encoder(), "tokenizer", None), [t.value for t in parsed.terms if t.kind == "text"])
+        texts = [t.value for t in parsed.terms if t.kind == "text"]  # a picture alone loads no text tower
+        notes = [note for note in [missing_picture(parsed)] if note] + (
+            reading_notes(getattr(self._text_encoder(), "tokenizer", None), texts) if texts else [])
         return StageResult(request, results, 1, (time.perf_counter() - start) * 1000.0, None,
                            candidates=candidates, rerank_texts=parsed.positive_texts, notes=notes)
 
