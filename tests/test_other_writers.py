@@ -36,8 +36,15 @@ def test_a_store_counts_only_the_other_writers_commits(tmp_path):
     theirs.close()
 
 
+def _in_another_process(code: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def _index_in_another_process(library: Path, folder: Path, bundle: Path) -> None:
-    code = textwrap.dedent(f"""
+    _in_another_process(f"""
         from fastslow_desktop.library import Library
         from fastslow_desktop.models import load_bundle
         with Library.open({str(library)!r}, load_bundle({str(bundle)!r})) as library:
@@ -45,9 +52,14 @@ def _index_in_another_process(library: Path, folder: Path, bundle: Path) -> None
             report = library.index()
             assert report.indexed == {len(list(folder.iterdir()))}, report
     """)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _remove_in_another_process(library: Path, folder: Path) -> None:
+    _in_another_process(f"""
+        from fastslow_desktop.library import Library
+        with Library.open({str(library)!r}) as library:
+            library.remove_root({str(folder)!r})
+    """)
 
 
 def test_searches_see_what_another_process_indexed_and_the_watcher_its_folder(tmp_path, tiny_bundle):
@@ -80,14 +92,6 @@ def test_searches_see_what_another_process_indexed_and_the_watcher_its_folder(tm
         assert str(more.resolve()) not in library._watcher.roots
     finally:
         library.close()
-
-
-def _remove_in_another_process(library: Path, folder: Path) -> None:
-    code = f"from fastslow_desktop.library import Library\n" \
-           f"with Library.open({str(library)!r}) as library:\n    library.remove_root({str(folder)!r})\n"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_again(qtbot, ui_settings, tmp_path,
