@@ -103,6 +103,45 @@ def write_test_video(path: Path, colours: list[tuple[int, int, int]], seconds_ea
     writer.release()
 
 
+_MP4_CONTAINERS = {b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl"}
+
+
+def _mp4_boxes(data: bytes, start: int = 0, end: int | None = None):
+    """(type, offset, size) of every box, containers' children included (32-bit sizes: small test files)."""
+    i, end = start, len(data) if end is None else end
+    while i < end:
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        yield kind, i, size
+        if kind in _MP4_CONTAINERS:
+            yield from _mp4_boxes(data, i + 8, i + size)
+        i += size
+
+
+def write_variable_rate_video(path: Path) -> None:
+    """A phone-like variable-frame-rate MP4: 20 red frames 0.1 s apart (0-2 s), then 20 blue frames
+    0.4 s apart (2-10 s). Written at a constant 10 fps, then its sample-timing table (stts) rewritten;
+    the movie data stays before the header, so no chunk offset moves."""
+    write_test_video(path, [(255, 0, 0), (0, 0, 255)], 2.0)
+    data = path.read_bytes()
+    boxes = list(_mp4_boxes(data))
+    _, at, size = next(b for b in boxes if b[0] == b"stts")
+    assert next(b for b in boxes if b[0] == b"mdat")[1] < at  # OpenCV writes the data first
+    count, delta = struct.unpack(">II", data[at + 16:at + 24])
+    body = struct.pack(">IIIIII", 0, 2, 20, delta, count - 20, 4 * delta)
+    stts = struct.pack(">I4s", 8 + len(body), b"stts") + body
+    grow = len(stts) - size
+    out = bytearray(data[:at] + stts + data[at + size:])
+    for kind, offset, box_size in boxes:
+        if kind in _MP4_CONTAINERS and offset < at < offset + box_size:
+            struct.pack_into(">I", out, offset, box_size + grow)
+    # Every duration grows with it (version-0 boxes; the edit list would otherwise cut playback at 4 s).
+    factor = (20 + 4 * (count - 20)) / count
+    where = {b"mdhd": 24, b"mvhd": 24, b"tkhd": 28, b"elst": 16}
+    for kind, offset, _ in _mp4_boxes(bytes(out)):
+        if kind in where:
+            old = struct.unpack(">I", out[offset + where[kind]:offset + where[kind] + 4])[0]
+            struct.pack_into(">I", out, offset + where[kind], round(old * factor))
+    path.write_bytes(bytes(out))
 
 
 # A 60 x 30 picture, red with a blue 10 x 10 top-left corner, stored sideways with EXIF orientation 6

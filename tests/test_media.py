@@ -40,6 +40,7 @@ from tests.media_samples import (
     write_rotated_jpeg,
     write_sixteen_bit_bomb,
     write_test_video,
+    write_variable_rate_video,
 )
 
 ROTATED_FORMATS = {"heic": "HEIF", "avif": "AVIF", "jpg": "JPEG"}
@@ -97,6 +98,38 @@ def test_video_is_cut_at_scene_changes_with_timestamps(tmp_path):
     assert red[0] > 200 and blue[2] > 200
     frames = video_frames(path, frame_times(segments[2].t_start, segments[2].t_end, 2))
     assert len(frames) == 2 and frames[0].getpixel((5, 5))[1] > 200
+
+
+def test_a_variable_frame_rate_video_is_cut_where_its_frames_times_say(tmp_path):
+    """Phones record variable frame rates: red for 2 s at 10 fps, then blue for 8 s at 2.5 fps."""
+    path = tmp_path / "phone.mp4"
+    write_variable_rate_video(path)
+    info, segments = iter_video_segments(path, max_side=32)
+    segments = list(segments)
+    assert [(round(s.t_start, 2), round(s.t_end, 2)) for s in segments] == [(0.0, 2.0), (2.0, 10.0)]
+    assert info.duration == pytest.approx(10.0)
+    assert all(is_blue(f.getpixel((5, 5))) for f in segments[1].frames)
+    assert is_blue(video_frames(path, [3.0])[0].getpixel((5, 5)))  # re-ranking seeks by the same clock
+
+
+def test_a_video_cut_short_or_with_a_wrong_frame_rate_ends_at_its_last_frame(tmp_path):
+    import cv2
+
+    cut = tmp_path / "cut.avi"  # 10 s by its header; the second half of the file is gone
+    writer = cv2.VideoWriter(str(cut), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for colour in [(0, 0, 255), (255, 0, 0)]:
+        for _ in range(50):
+            writer.write(np.full((48, 64, 3), colour, np.uint8))
+    writer.release()
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    info, segments = iter_video_segments(cut, max_side=32)
+    segments = list(segments)
+    assert 3.0 < info.duration < 5.5 and segments[-1].t_end == pytest.approx(info.duration)
+    fast = tmp_path / "fast.mp4"  # 0.2 s at 1 000 fps: a rate OpenCV's probe takes for nonsense
+    write_test_video(fast, [(255, 0, 0)], seconds_each=0.2, fps=1000)
+    info, segments = iter_video_segments(fast, max_side=32)
+    ends = [s.t_end for s in segments]  # the duration is known once the frames are read
+    assert info.duration == pytest.approx(0.2, abs=0.01) and ends == [info.duration]
 
 
 def test_long_unchanging_video_is_split_at_the_maximum_length(tmp_path):

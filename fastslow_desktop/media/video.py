@@ -7,6 +7,8 @@ nearest those instants, re-embedding, re-ranking and the preview seek to them.
 from __future__ import annotations
 
 import bisect
+import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ import numpy as np
 from PIL import Image
 
 from .files import DecodeError, opened_path, read_error
+
+logger = logging.getLogger(__name__)
 
 # Sample a few frames per second, cut where consecutive samples differ much more than the clip's
 # usual motion, keep every segment between MIN and MAX seconds.
@@ -89,13 +93,44 @@ def bgr_to_pil(frame: np.ndarray, max_side: int | None = None) -> Image.Image:
     return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
 
 
-def _read_at(cap, seconds: float) -> np.ndarray | None:
-    """The frame at `seconds` (seeking), or None."""
+SEEK_TRIES = 4  # seeks to land at or before the time asked for …
+SEEK_READ_LIMIT = 240  # … and frames read forward from there (a variable-frame-rate video)
+
+
+def _position(cap) -> float:
     import cv2
 
-    cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds) * 1000.0)
-    ok, frame = cap.read()
-    return frame if ok and frame is not None else None
+    return cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+
+def _read_at(cap, seconds: float) -> np.ndarray | None:
+    """The frame showing at `seconds`, or None. OpenCV seeks by frame number (the time times the
+    header's frame rate), which lands early or late in a variable-frame-rate video: the landed frame's
+    own timestamp says so, and the read goes back or forward to the frame that covers `seconds`."""
+    import cv2
+
+    seconds, target = max(0.0, seconds), max(0.0, seconds)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    half = 0.5 / fps if 0 < fps < 1000 else 0.02
+    for _ in range(SEEK_TRIES):
+        cap.set(cv2.CAP_PROP_POS_MSEC, target * 1000.0)
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            return None
+        t = _position(cap)
+        if not math.isfinite(t) or abs(t - seconds) <= half or t < seconds:
+            break
+        target = target * seconds / t if t > 0 and target > 0 else 0.0  # landed late: aim earlier
+    if not math.isfinite(t) or abs(t - seconds) <= half:
+        return frame
+    for _ in range(SEEK_READ_LIMIT):  # landed early: the last frame starting at or before `seconds`
+        if not cap.grab() or _position(cap) > seconds + half:
+            break
+        ok, later = cap.retrieve()
+        if not ok or later is None:
+            break
+        frame = later
+    return frame
 
 
 def video_frames(path: str | Path, times: list[float], max_side: int | None = None) -> list[Image.Image]:
@@ -126,20 +161,43 @@ def video_frame(path: str | Path, seconds: float, max_side: int | None = None) -
     return bgr_to_pil(frame, max_side)
 
 
-def _samples(cap, first: np.ndarray, fps: float) -> Iterator[tuple[float, np.ndarray]]:
-    """(seconds, BGR frame) about SAMPLE_FPS times a second, from the first frame on."""
-    step = max(1, round(fps / SAMPLE_FPS))
-    index, frame = 0, first
+class _Clock:
+    """Each decoded frame's time: the container's timestamp while it moves forward (variable frame
+    rate: phones), else one frame interval on. `last` is the last frame's time, read or skipped;
+    `interval` the last step between two timestamps (the header's frame rate until there is one)."""
+
+    def __init__(self, cap, fps: float):
+        import cv2
+
+        self._cap, self._prop, self.interval = cap, cv2.CAP_PROP_POS_MSEC, 1.0 / fps
+        self.last: float | None = None
+
+    def tick(self) -> float:
+        t = self._cap.get(self._prop) / 1000.0
+        if self.last is None:
+            t = t if math.isfinite(t) and t >= 0 else 0.0
+        elif math.isfinite(t) and t > self.last:
+            self.interval = t - self.last
+        else:
+            t = self.last + self.interval
+        self.last = t
+        return t
+
+
+def _samples(cap, first: np.ndarray, clock: _Clock) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds, BGR frame) about SAMPLE_FPS times a second by the frames' own times, from the first on."""
+    t, frame = clock.tick(), first
     while True:
-        yield index / fps, frame
-        # Skip to the next sample: grab() demuxes and decodes without the colour conversion.
-        skipped = 0
-        while skipped < step - 1 and cap.grab():
-            skipped += 1
-        index += skipped + 1
-        if skipped < step - 1:
-            return
-        ok, frame = cap.read()
+        yield t, frame
+        # Skip to the next sample's time: grab() demuxes and decodes without the colour conversion.
+        due = t + 1.0 / SAMPLE_FPS - clock.interval / 2
+        while True:
+            if not cap.grab():
+                return
+            t = clock.tick()
+            if t >= due:
+                break
+        ok, frame = cap.retrieve()
         if not ok or frame is None:
             return
 
@@ -214,13 +272,15 @@ def iter_video_segments(
     if not ok or first is None:
         cap.release()
         raise DecodeError("video has no readable frames")
+    clock = _Clock(cap, info.fps)
+    header_duration = info.duration
 
     def generate() -> Iterator[VideoSegment]:
         n = frames_per_segment
         pending = None  # held back one step so a too-short tail can join it
         tail: list = []
         try:
-            for stretch in _split(_samples(cap, first, info.fps), max_side, min_len, max_len, tail):
+            for stretch in _split(_samples(cap, first, clock), max_side, min_len, max_len, tail):
                 if pending is not None:
                     yield _segment(*pending, n)
                 pending = stretch
@@ -228,8 +288,12 @@ def iter_video_segments(
             cap.release()
         if not tail:  # the consumer stopped early
             return
-        seg_start, last_t, samples = tail
-        info.duration = end = max(info.duration, last_t + 1.0 / info.fps)
+        seg_start, _, samples = tail
+        # The decoded frames say how long the video is: a header's frame count over a wrong frame rate,
+        # or a file cut short, says otherwise (its moments would run past the last picture).
+        info.duration = end = clock.last + clock.interval
+        if end < 0.9 * header_duration:  # cut short, or a header whose frame rate is wrong
+            logger.info("%s: frames up to %.1f s decode, the header says %.1f s", path, end, header_duration)
         if pending is not None and end - seg_start < min_len and pending[1] - pending[0] + end - seg_start <= max_len:
             yield _segment(pending[0], end, pending[2] + samples, n)  # the short tail joins the previous one
             return
