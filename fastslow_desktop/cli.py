@@ -195,9 +195,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"library: {folder}")
     print(f"model:   {status['model'] or '-'}")
+    # `failed` lists files that failed and entries the walk could not use (links, FIFOs, unreadable folders).
+    n_failed = sum(root["failed"] for root in status["roots"])
+    others = len(status["failed"]) - n_failed
     print(f"{_count(status['media'], 'file')} indexed ({_count(status['images'], 'photo')}, "
           f"{_count(status['videos'], 'video')}, {_count(status['segments'], 'segment')}), "
-          f"{len(status['failed'])} failed")
+          f"{n_failed} failed" + (f", {others} other {'entry' if others == 1 else 'entries'} not used (listed below)"
+                                  if others > 0 else ""))
     for root in status["roots"]:
         state = "" if root["online"] else "  [offline]"
         skipped = f" (skipping {', '.join(root['excludes'])})" if root.get("excludes") else ""

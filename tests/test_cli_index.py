@@ -53,6 +53,20 @@ def test_index_prints_the_design_json_and_ends_with_its_throughput(photos, tmp_p
     assert again["indexed"] == 0 and again["unchanged"] == 7
 
 
+def test_status_counts_failed_files_apart_from_entries_the_walk_could_not_use(photos, tmp_path, tiny_bundle,
+                                                                              capsys):
+    (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a broken link: a status row, not a file
+    library = tmp_path / "lib"
+    assert main(["index", str(photos), "--library", str(library), "--models", str(tiny_bundle)]) == 0
+    err = capsys.readouterr().err
+    assert "indexed 7 files (7 segments)" in err and "files/s with the failed ones" in err
+    assert main(["status", "--library", str(library)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("1 failed, 1 other entry not used (listed below)")
+    assert lines[3].endswith(": 7 indexed, 1 failed")
+    assert sum(line.startswith("  ! ") for line in lines) == 2
+
+
 def test_status_of_an_empty_library_and_the_environment_default(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FASTSLOW_LIBRARY", str(tmp_path / "from-env"))
     assert main(["status", "--json"]) == 0

@@ -133,6 +133,8 @@ def test_the_table_keeps_each_result_on_one_line_and_marks_files_gone_since_inde
     ("bad-image", "Cannot search with the picture"),
     ("no-query", "give a QUERY"),
     ("bad-queries-file", "cannot read the queries file"),
+    ("bad-top", "--top must be at least 1 (got -3)"),
+    ("bad-k", "--k must be at least 0 (got -1; 0 turns re-ranking off)"),
 ])
 def test_errors_print_one_clear_line_and_exit_with_2(indexed, capsys, tmp_path, case, message):
     args = {
@@ -141,6 +143,8 @@ def test_errors_print_one_clear_line_and_exit_with_2(indexed, capsys, tmp_path, 
         "bad-image": _search(indexed, "--image", str(tmp_path / "missing.jpg")),
         "no-query": _search(indexed),
         "bad-queries-file": _search(indexed, "--queries", str(tmp_path / "none.txt")),
+        "bad-top": _search(indexed, "x", "--top", "-3"),
+        "bad-k": _search(indexed, "x", "--k", "-1"),
     }[case]
     assert cli_main(args) == 2
     captured = capsys.readouterr()

@@ -286,14 +286,16 @@ def test_links_to_files_outside_and_broken_links_are_explained(library, tmp_path
     os.symlink(outside[0], media / "out.png")
     os.symlink(tmp_path / "gone.png", media / "dangling.png")
     os.symlink(tmp_path / "gone.txt", media / "dangling.txt")  # not named like media: nobody expects it
+    os.symlink(media / "loop.jpg", media / "loop.jpg")  # a link to itself
     library.add_root(media)
     assert library.index().indexed == 1
     failed = _failed(library)
     base = str(media.resolve())
-    assert set(failed) == {f"{base}/out.png", f"{base}/dangling.png"}
+    assert set(failed) == {f"{base}/out.png", f"{base}/dangling.png", f"{base}/loop.jpg"}
     assert "link to a file outside" in failed[f"{base}/out.png"]
     assert str((tmp_path / "elsewhere").resolve()) in failed[f"{base}/out.png"]
-    assert failed[f"{base}/dangling.png"].startswith("broken link")
+    assert failed[f"{base}/dangling.png"] == "broken link: what it points at does not exist"
+    assert failed[f"{base}/loop.jpg"] == "broken link: it points back at itself (a loop of links)"
 
 
 def test_a_link_that_cannot_be_resolved_is_a_row_not_the_end_of_the_run(library, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
@@ -130,6 +132,20 @@ def test_a_video_cut_short_or_with_a_wrong_frame_rate_ends_at_its_last_frame(tmp
     info, segments = iter_video_segments(fast, max_side=32)
     ends = [s.t_end for s in segments]  # the duration is known once the frames are read
     assert info.duration == pytest.approx(0.2, abs=0.01) and ends == [info.duration]
+
+
+def test_ffmpeg_says_nothing_on_the_terminal_about_a_damaged_video(tmp_path):
+    import subprocess
+
+    damaged = tmp_path / "damaged.mp4"
+    write_test_video(damaged, [(255, 0, 0)], seconds_each=1.0)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # its header is gone
+    code = ("import sys\nfrom fastslow_desktop.media import DecodeError, iter_video_segments\n"
+            "try:\n    iter_video_segments(sys.argv[1])\nexcept DecodeError as exc:\n    print(exc)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-c", code, str(damaged)], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.stdout.startswith("not a video") and done.stderr == ""
 
 
 def test_long_unchanging_video_is_split_at_the_maximum_length(tmp_path):

@@ -60,9 +60,11 @@ class IndexReport:
     def throughput_line(self) -> str:
         loading = f" (+{self.load_seconds:.1f} s loading models)" if self.load_seconds >= 0.05 else ""
         again = f", re-embedded {self.reembedded} with new models" if self.reembedded else ""
-        return (f"indexed {self.indexed} files{again} ({self.segments} segments) "
+        counted = " with the failed ones" if self.failed else ""  # they took decoding time too
+        return (f"indexed {self.indexed} file{'' if self.indexed == 1 else 's'}{again} "
+                f"({self.segments} segment{'' if self.segments == 1 else 's'}) "
                 f"in {self.work_seconds:.1f} s{loading}: "
-                f"{self.files_per_s:.1f} files/s, {self.segments_per_s:.1f} segments/s; "
+                f"{self.files_per_s:.1f} files/s{counted}, {self.segments_per_s:.1f} segments/s; "
                 f"{self.moved} moved, {self.unchanged} unchanged, {self.removed} removed, {self.failed} failed"
                 + (" (cancelled)" if self.cancelled else ""))
 

@@ -42,6 +42,16 @@ class WalkReport:
             self.problems.append((path, reason))
 
 
+
+def _broken_link_reason(path: str) -> str:
+    """Why a link leads to nothing: a loop of links, or a target that does not exist."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "broken link: it points back at itself (a loop of links)"
+    return "broken link: what it points at does not exist"
+
 def is_clutter(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$") or name.lower() in CLUTTER
 
@@ -98,7 +108,7 @@ def _note_link(entry: os.DirEntry, root: str, report: WalkReport) -> None:
         return
     if what is None:
         if media_kind(entry.name):
-            report.problems.append((entry.path, "broken link: what it points at does not exist"))
+            report.problems.append((entry.path, _broken_link_reason(entry.path)))
     elif not is_under(target, root) and (what == "folder" or media_kind(target)):
         report.outside_links.append((entry.path, target, what))
 

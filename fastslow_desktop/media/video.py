@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,12 @@ from PIL import Image
 from .files import DecodeError, opened_path, read_error
 
 logger = logging.getLogger(__name__)
+
+# FFmpeg's and OpenCV's own log lines ("moov atom not found", "Could not find decoder") would reach the
+# terminal beside the one sentence FastSlow gives each file: quiet unless the user sets them (both are
+# read when OpenCV first needs them, after this module is imported).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 # Sample a few frames per second, cut where consecutive samples differ much more than the clip's
 # usual motion, keep every segment between MIN and MAX seconds.

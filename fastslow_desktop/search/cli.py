@@ -172,8 +172,10 @@ def run_search(args: argparse.Namespace, folder: Path, load_models: Callable[[st
     queries = _queries(args)
     if isinstance(queries, str):
         return _fail(queries)
-    if args.top < 1 or (args.k is not None and args.k < 0):
-        return _fail("--top must be at least 1 and --k at least 0")
+    if args.top < 1:
+        return _fail(f"--top must be at least 1 (got {args.top})")
+    if args.k is not None and args.k < 0:
+        return _fail(f"--k must be at least 0 (got {args.k}; 0 turns re-ranking off)")
     filters = filter_options(args)
     if isinstance(filters, str):
         return _fail(filters)
