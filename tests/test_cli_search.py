@@ -112,10 +112,13 @@ def test_video_type_gives_one_result_per_video_with_its_moment(indexed, capsys):
 
 
 def test_without_json_prints_a_readable_table(indexed, capsys):
-    assert cli_main(_search(indexed, "a red circle", "--top", "3", "--k", "2")) == 0
+    assert cli_main(_search(indexed, "a red circle", "--top", "3", "--k", "2", "--type", "image")) == 0
     out = capsys.readouterr().out
     assert out.startswith("a red circle  (3 results; fast ") and "score" in out and "path" in out
-    assert len([line for line in out.splitlines() if str(indexed["media"]) in line]) == 3
+    rows = [line.split() for line in out.splitlines() if str(indexed["media"]) in line]
+    assert len(rows) == 3
+    # Two re-ranked rows carry a final score; the third (outside K) shows none, only its fast score.
+    assert [row[1] != "-" for row in rows] == [True, True, False] and rows[2][2] != "-"
     assert "no longer on disk" not in out
 
 

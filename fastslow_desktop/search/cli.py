@@ -145,7 +145,9 @@ def format_table(query: str, result: StageResult) -> str:
     for rank, r in enumerate(result.results, 1):
         moment = f"{r.t_start:.1f}-{r.t_end:.1f}s" if r.t_start is not None and r.t_end is not None else ""
         match = "-" if r.match is None else f"{r.match} {r.match_probability:.2f}"
-        lines.append(f"{rank:>3}  {_fmt(r.score):>8}  {_fmt(r.fast_score):>7}  {_fmt(r.slow_score, 2):>8}  "
+        # After re-ranking, a result outside the top K keeps its fast score: another scale, not shown as one.
+        score = None if result.stage == 2 and r.slow_score is None else r.score
+        lines.append(f"{rank:>3}  {_fmt(score):>8}  {_fmt(r.fast_score):>7}  {_fmt(r.slow_score, 2):>8}  "
                      f"{match:<10}  {r.kind:<5}  {moment:<13}  {_shown_path(r.path)}")
     return "\n".join(lines)
 
