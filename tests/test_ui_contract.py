@@ -130,3 +130,19 @@ def test_retry_failed_files_tries_an_unchanged_bad_file_again(qtbot, ui_settings
     with qtbot.waitSignal(controller.index_finished, timeout=60_000):
         window.retry_action.trigger()
     assert [r.failed for r in reports] == [1, 0, 1]
+
+
+def test_jobs_on_qts_pool_threads_leave_no_connection_or_object_behind(qtbot, tmp_path):
+    """Qt's pool threads enter Python afresh for every job (an empty threading.local each time): the app's
+    poll for other writers, every 2 s, opened a SQLite connection per job and kept each job's QObject."""
+    import shiboken6
+
+    from fastslow_desktop.catalog.store import Store
+
+    store, runner, done = Store(tmp_path / "library.db"), JobRunner("test", 1), []
+    handles = [runner.submit(store.generation, on_result=done.append) for _ in range(50)]
+    qtbot.waitUntil(lambda: len(done) == 50, timeout=10_000)
+    assert len(store._connections) <= 2  # the pool's thread (one) and this one: not one per job
+    qtbot.waitUntil(lambda: not any(shiboken6.isValid(h) for h in handles), timeout=5_000)  # freed once done
+    runner.wait(5000)
+    store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -97,6 +98,13 @@ _PROBES = ("SELECT COUNT(*) FROM roots", "SELECT COUNT(*) FROM media INDEXED BY 
            "SELECT COUNT(*) FROM embeddings INDEXED BY embeddings_model", "SELECT COUNT(*) FROM meta")
 
 
+def _thread_alive(tid: int) -> bool:
+    """Whether the OS thread `tid` still runs (Linux: its /proc entry; elsewhere: Python's threads)."""
+    if os.path.isdir("/proc/self/task"):
+        return os.path.exists(f"/proc/self/task/{tid}")
+    return any(t.native_id == tid and t.is_alive() for t in threading.enumerate())
+
+
 def root_device_key(root_id: int) -> str:
     """The meta key of the device (st_dev) a root was last walked on (library/scan.py)."""
     return f"root_device:{root_id}"
@@ -108,9 +116,8 @@ class Store(StoreQueries):
     def __init__(self, path: Path, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        self._local = threading.local()
         self._write_lock = threading.RLock()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections: dict[int, sqlite3.Connection] = {}  # by OS thread id (see `conn`)
         self._conn_lock = threading.Lock()
         if read_only and not self.path.is_file():
             raise LibraryError(f"{self.path.parent} is read-only and holds no library yet.")
@@ -145,27 +152,26 @@ class Store(StoreQueries):
 
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._conn_lock:
-                # Threads come and go (worker pools, watcher batches): close their connections.
-                for _thread, old in [c for c in self._connections if not c[0].is_alive()]:
-                    old.close()
-                self._connections = [c for c in self._connections if c[0].is_alive()]
-                self._connections.append((threading.current_thread(), conn))
+        # Keyed by the OS thread, not threading.local: Qt's pool threads enter Python afresh for every
+        # job (a new thread state, so an empty threading.local), and a connection per job was never
+        # closed: 3 file descriptors and ~0.1 MB each, every 2 s once the app polled for other writers.
+        tid = threading.get_native_id()
+        with self._conn_lock:
+            conn = self._connections.get(tid)
+            if conn is None:
+                for gone in [t for t in self._connections if not _thread_alive(t)]:  # threads come and go
+                    self._connections.pop(gone).close()
+                conn = self._connections[tid] = self._connect()
         return conn
 
     def close(self) -> None:
         with self._conn_lock:
-            for _, conn in self._connections:
+            for conn in self._connections.values():
                 try:
                     conn.close()
                 except sqlite3.Error:
                     pass
             self._connections.clear()
-        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
