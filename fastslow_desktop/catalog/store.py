@@ -154,7 +154,7 @@ class Store(StoreQueries):
     def conn(self) -> sqlite3.Connection:
         # Keyed by the OS thread, not threading.local: Qt's pool threads enter Python afresh for every
         # job (a new thread state, so an empty threading.local), and a connection per job was never
-        # closed: 3 file descriptors and ~0.1 MB each, every 2 s once the app polled for other writers.
+        # closed: 2 file descriptors and ~0.1 MB each, every 2 s once the app polled for other writers.
         tid = threading.get_native_id()
         with self._conn_lock:
             conn = self._connections.get(tid)
