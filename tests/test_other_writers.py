@@ -145,3 +145,30 @@ def test_another_writers_news_waits_while_this_process_writes(tmp_path, tiny_bun
             poll.join(30)
         assert seen == [False] and len(library.ann()) == 3
         assert library.changed_elsewhere() and len(library.ann()) == 5  # taken in once the writer is done
+
+
+def test_a_run_that_finds_the_library_busy_waits_its_turn_instead_of_being_dropped(qtbot, ui_settings, tmp_path,
+                                                                                   tiny_bundle, monkeypatch):
+    """A photo the watcher saw while `fastslow index` held the library was never indexed (the run gave up
+    after the writer lock's wait, with a banner that stayed): the run now says it waits, and runs later."""
+    from tests.ui_helpers import open_window, write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+    from fastslow_desktop.ui import library_control
+
+    monkeypatch.setattr(library_control, "OTHER_WRITER_RETRY_MS", 200)
+    photos = write_photos(tmp_path / "photos", 3)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)  # known, nothing indexed yet
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    window.controller.library.catalog._writer.wait = 0.3  # the lock's wait, 30 s in the app
+    waiting, errors = [], []
+    window.controller.waiting_for_writer.connect(waiting.append)
+    window.controller.index_error.connect(errors.append)
+    with Library.open(tmp_path / "library") as other, other.catalog.writing():  # another writer holds it
+        window.controller.index(None)
+        qtbot.waitUntil(lambda: bool(waiting), timeout=30_000)
+    assert "is indexing this library" in waiting[0] and "once it has finished" in waiting[0]
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "3 / 3 indexed", timeout=30_000)
+    assert errors == []  # no "Indexing stopped" banner

@@ -2,10 +2,10 @@
 
 from .ann import AnnIndex, exact_top_k
 from .catalog import SERVING_MODEL, Catalog
-from .records import LibraryError, LibraryPaths, MediaRecord, MediaRow, NewSegment, RootInfo, SegmentInfo
+from .records import LibraryBusy, LibraryError, LibraryPaths, MediaRecord, MediaRow, NewSegment, RootInfo, SegmentInfo
 from .thumbs import THUMB_SIZE, write_thumbnail
 
 __all__ = [
-    "SERVING_MODEL", "THUMB_SIZE", "AnnIndex", "Catalog", "LibraryError", "LibraryPaths", "MediaRecord", "MediaRow",
+    "SERVING_MODEL", "THUMB_SIZE", "AnnIndex", "Catalog", "LibraryBusy", "LibraryError", "LibraryPaths", "MediaRecord", "MediaRow",
     "NewSegment", "RootInfo", "SegmentInfo", "exact_top_k", "write_thumbnail",
 ]

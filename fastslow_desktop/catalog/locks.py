@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .records import LibraryError
+from .records import LibraryBusy, LibraryError
 
 WRITER_WAIT_SECONDS = 30.0  # a second writer waits this long for the first, then says who holds it
 
@@ -86,7 +86,7 @@ class WriterLock:
             self._file_lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.05)
         except Timeout:
             self._thread_lock.release()
-            raise LibraryError(f"{self._who()} is indexing this library; try again when it has finished.") \
+            raise LibraryBusy(f"{self._who()} is indexing this library; try again when it has finished.") \
                 from None
         except OSError as exc:
             self._thread_lock.release()

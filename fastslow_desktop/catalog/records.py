@@ -19,6 +19,10 @@ class LibraryError(Exception):
     """Something is wrong with the library folder that the user can act on."""
 
 
+class LibraryBusy(LibraryError):
+    """Another process holds the library's writer lock (it is indexing): try again once it is done."""
+
+
 def disk_is_full(exc: BaseException) -> bool:
     """A write failed for want of room (SQLite's SQLITE_FULL, or ENOSPC/EDQUOT from the OS)."""
     if isinstance(exc, OSError):

@@ -51,6 +51,7 @@ class AppController(LibraryControl, QObject):
     index_progress = Signal(object)  # library Progress
     index_finished = Signal(object)  # IndexReport, or None after an error
     index_error = Signal(str)
+    waiting_for_writer = Signal(str)  # another process is indexing this library: the run is tried again later
     library_error = Signal(str)
     stopping_changed = Signal(bool)  # True while the services stop in the background (restart, close)
     # the watcher's thread emits this; Qt queues it to the GUI thread

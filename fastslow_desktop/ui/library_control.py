@@ -11,9 +11,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from .workers.indexing import index_library
+from PySide6.QtCore import QTimer
+
+from .workers.indexing import OtherWriter, index_library
 
 logger = logging.getLogger(__name__)
+
+OTHER_WRITER_RETRY_MS = 5000  # after another process held the library for the writer lock's whole wait
 
 
 class LibraryControl:
@@ -136,15 +140,22 @@ class LibraryControl:
         self._index_cancel = threading.Event()
         self._indexer.submit(index_library, self.library, paths, self._index_cancel, self._index_pause,
                              with_progress=True, on_progress=self.index_progress.emit,
-                             on_result=self._on_index_result, on_error=self._on_index_error,
+                             on_result=lambda report: self._on_index_result(report, paths),
+                             on_error=self._on_index_error,
                              on_finished=self._on_index_finished)
         self._roots_timer.start()
         self.index_started.emit()
 
-    def _on_index_result(self, report) -> None:
-        if not self._closing:
-            self._adopt_reembedded()  # before index_finished: a refresh it triggers waits for the new engine
-            self.index_finished.emit(report)
+    def _on_index_result(self, report, paths: list[str] | None) -> None:
+        if self._closing:
+            return
+        if isinstance(report, OtherWriter):  # a watched photo must not be dropped: the run waits its turn
+            self.waiting_for_writer.emit(f"Waiting: {report.message.split(';')[0]}; FastSlow indexes "
+                                         "what changed here once it has finished.")
+            QTimer.singleShot(OTHER_WRITER_RETRY_MS, lambda: self.index(paths))
+            report = None
+        self._adopt_reembedded()  # before index_finished: a refresh it triggers waits for the new engine
+        self.index_finished.emit(report)
 
     def _on_index_error(self, message: str) -> None:
         if not self._closing:

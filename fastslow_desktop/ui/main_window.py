@@ -122,6 +122,7 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         c.index_started.connect(self.status.index_started)
         c.index_progress.connect(self.status.index_progress)
         c.index_finished.connect(self.status.index_finished)
+        c.waiting_for_writer.connect(lambda msg: self.status.showMessage(msg, 15_000))
         c.index_finished.connect(self._refresh_results)
         c.folder_removed.connect(self._run_again)
         c.stopping_changed.connect(self._on_stopping)

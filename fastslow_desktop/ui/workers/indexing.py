@@ -5,13 +5,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress signals: more only floods the event loop
 
 
+@dataclass
+class OtherWriter:
+    """The run could not start: another FastSlow process (`fastslow index`) is indexing this library."""
+
+    message: str
+
+
 def index_library(library, paths: list[str] | None, cancel: threading.Event, pause: threading.Event,
                   progress: Callable[[object], None]):
-    """Runs in the indexing thread; returns the IndexReport."""
+    """Runs in the indexing thread; returns the IndexReport, or OtherWriter when another process holds
+    the library (the app tries again later instead of dropping the run)."""
+    from fastslow_desktop.library import LibraryBusy
+
     last = [0.0, None]
 
     def throttled(event) -> None:
@@ -22,4 +33,7 @@ def index_library(library, paths: list[str] | None, cancel: threading.Event, pau
             last[0], last[1] = now, key
             progress(event)
 
-    return library.index(paths, progress=throttled, cancel=cancel, pause=pause)
+    try:
+        return library.index(paths, progress=throttled, cancel=cancel, pause=pause)
+    except LibraryBusy as exc:
+        return OtherWriter(str(exc))
