@@ -152,7 +152,7 @@ class LibraryControl:
         if isinstance(report, OtherWriter):  # a watched photo must not be dropped: the run waits its turn
             self.waiting_for_writer.emit(f"Waiting: {report.message.split(';')[0]}; FastSlow indexes "
                                          "what changed here once it has finished.")
-            QTimer.singleShot(OTHER_WRITER_RETRY_MS, lambda: self.index(paths))
+            QTimer.singleShot(OTHER_WRITER_RETRY_MS, self, lambda: self._closing or self.index(paths))  # not once gone
             report = None
         self._adopt_reembedded()  # before index_finished: a refresh it triggers waits for the new engine
         self.index_finished.emit(report)
