@@ -6,6 +6,7 @@ from .records import LibraryBusy, LibraryError, LibraryPaths, MediaRecord, Media
 from .thumbs import THUMB_SIZE, write_thumbnail
 
 __all__ = [
-    "SERVING_MODEL", "THUMB_SIZE", "AnnIndex", "Catalog", "LibraryBusy", "LibraryError", "LibraryPaths", "MediaRecord", "MediaRow",
+    "SERVING_MODEL", "THUMB_SIZE", "AnnIndex", "Catalog", "LibraryBusy", "LibraryError", "LibraryPaths", "MediaRecord",
+    "MediaRow",
     "NewSegment", "RootInfo", "SegmentInfo", "exact_top_k", "write_thumbnail",
 ]

@@ -91,7 +91,8 @@ class LibraryControl:
         def done() -> None:
             self._polling_writers = False
 
-        self._tasks.submit(library.changed_elsewhere, on_result=lambda changed: self._on_other_writers(library, changed),
+        self._tasks.submit(library.changed_elsewhere,
+                           on_result=lambda changed: self._on_other_writers(library, changed),
                            on_error=lambda message: logger.warning("checking for other writers: %s", message),
                            on_finished=done)
 
