@@ -7,6 +7,5 @@ from .thumbs import THUMB_SIZE, write_thumbnail
 
 __all__ = [
     "SERVING_MODEL", "THUMB_SIZE", "AnnIndex", "Catalog", "LibraryBusy", "LibraryError", "LibraryPaths", "MediaRecord",
-    "MediaRow",
-    "NewSegment", "RootInfo", "SegmentInfo", "exact_top_k", "write_thumbnail",
+    "MediaRow", "NewSegment", "RootInfo", "SegmentInfo", "exact_top_k", "write_thumbnail",
 ]
