@@ -178,6 +178,36 @@ def test_skipped_init_leaves_torch_init_working_afterwards():
     assert float(tensor.abs().sum()) > 0  # restored even after the failure
 
 
+def test_skipped_init_skips_only_in_its_own_thread():
+    """The app loads models on a worker thread while other code may build a model to train or test."""
+    import threading
+
+    import torch
+
+    from fastslow_desktop.models.build import skipped_init
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def load():
+        with skipped_init():
+            inside.set()
+            leave.wait(30)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        assert inside.wait(30)
+        built = torch.nn.Linear(16, 16)
+        assert torch.nn.init.constant_(torch.zeros(4), 1.0).tolist() == [1.0] * 4
+    finally:
+        leave.set()
+        loader.join()
+    assert float(built.weight.abs().sum()) > 0 and bool(torch.isfinite(built.weight).all())
+    with skipped_init(), skipped_init():  # nested blocks
+        pass
+    assert torch.nn.init.constant_(torch.zeros(2), 1.0).tolist() == [1.0, 1.0]
+
+
 def test_a_failed_export_is_not_retried_by_every_search(indexed, capsys, monkeypatch):
     from fastslow_desktop.models import text_onnx
 

@@ -127,30 +127,31 @@ def auto_choice(device_type: str, flags: frozenset[str] | set[str]) -> str:
 class TorchBackend:
     """The torch module itself, optionally under autocast (bf16 on CPU, fp16 on CUDA)."""
 
-    def __init__(self, model, device, dtype=None, name: str = "torch"):
+    def __init__(self, model, device, dtype=None, name: str = "torch", text_dtype=None):
         self.model, self.device, self.dtype, self.name = model, device, dtype, name
+        self.text_dtype = text_dtype
 
-    def _autocast(self):
+    def _autocast(self, dtype):
         import contextlib
 
         import torch
 
-        if self.dtype is None:
+        if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def image(self, pixels):
         """(n, 3, S, S) pixels -> (n, d) float32 CPU tensor, not normalised."""
         import torch
 
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(self.dtype):
             return self.model.encode_image(pixels.to(self.device, non_blocking=True)).float().cpu()
 
     def text(self, ids):
         """(n, L) token ids -> (n, d) float32 CPU tensor, not normalised."""
         import torch
 
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(self.text_dtype):
             return self.model.encode_text(ids.to(self.device)).float().cpu()
 
 
@@ -164,11 +165,13 @@ def build_backend(name: str, encoder) -> TorchBackend:
     if name == "bf16":
         if device.type != "cpu":
             raise BackendUnavailable("bf16 autocast is the CPU backend; the model runs on " + device.type)
+        # Text stays fp32: a query is one short text (milliseconds either way), and fp32 gives the scores the
+        # lean ONNX text encoder gives, which answers most queries; bf16 pays on the image side (indexing).
         return TorchBackend(encoder.model, device, torch.bfloat16, "bf16")
     if name == "fp16":
         if device.type != "cuda":
             raise BackendUnavailable("fp16 needs a CUDA GPU")
-        return TorchBackend(encoder.model, device, torch.float16, "fp16")
+        return TorchBackend(encoder.model, device, torch.float16, "fp16", text_dtype=torch.float16)
     if name in ("onnx", "int8"):
         if device.type != "cpu":
             raise BackendUnavailable(f"the {name} backend runs on the CPU; the model runs on " + device.type)

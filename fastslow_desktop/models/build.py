@@ -9,6 +9,7 @@ their weight initialisation skipped: every parameter is overwritten by the file 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,27 +30,44 @@ from .tokenizer import TextTokenizer
 from .weights import check_against_model, load_checked, read_header
 
 T = TypeVar("T")
-_init_lock = threading.Lock()
+_skipping = threading.local()  # per thread: how many skipped_init blocks it is inside
+_install_lock = threading.Lock()
+_installed = False
+
+
+def _skippable(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def init(tensor, *args, **kwargs):
+        return tensor if getattr(_skipping, "depth", 0) else function(tensor, *args, **kwargs)
+    return init
+
+
+def _install_skippable_init() -> None:
+    """Wrap torch.nn.init's functions once per process so that each thread can skip them on its own."""
+    global _installed
+    import torch.nn.init as init
+
+    with _install_lock:
+        if _installed:
+            return
+        for name in [n for n in vars(init) if n.endswith("_") and not n.startswith("_")]:
+            if callable(getattr(init, name)):
+                setattr(init, name, _skippable(getattr(init, name)))
+        _installed = True
 
 
 @contextlib.contextmanager
 def skipped_init() -> Iterator[None]:
-    """Module constructors allocate their tensors but leave them unfilled (torch.nn.init's functions do
-    nothing): random initialisation of a ViT-B/32 costs a second that loading the file then discards.
-    The functions are swapped process-wide, as transformers' no_init_weights does; only builders that
-    load a checked file right after run inside it, one at a time."""
-    import torch.nn.init as init
-
-    names = [n for n in vars(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
-    with _init_lock:
-        saved = {name: getattr(init, name) for name in names}
-        for name in names:
-            setattr(init, name, lambda tensor, *args, **kwargs: tensor)
-        try:
-            yield
-        finally:
-            for name, function in saved.items():
-                setattr(init, name, function)
+    """Module constructors built in this thread allocate their tensors but leave them unfilled (torch.nn.init's
+    functions do nothing): random initialisation of a ViT-B/32 costs a second that loading the file then
+    discards. Only this thread skips: swapping the functions process-wide (as transformers' no_init_weights
+    does) left a model built meanwhile in another thread with uninitialised memory, NaN included."""
+    _install_skippable_init()
+    _skipping.depth = getattr(_skipping, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _skipping.depth -= 1
 
 
 def tokenizer_of(manifest: dict) -> TextTokenizer:
