@@ -107,6 +107,10 @@ def _say_if_excluded(path: str, root: str, library) -> None:
               f"`fastslow index {root} --exclude GLOB` sets other patterns", file=sys.stderr)
 
 
+def _say_waiting(holder: str) -> None:
+    print(f"fastslow: {holder}; waiting for it to finish (Ctrl+C stops waiting)", file=sys.stderr, flush=True)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .library import Library, LibraryError, TqdmProgress
     from .library.models_spec import choose_spec
@@ -138,6 +142,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     bar = TqdmProgress(disable=args.json or None)
     try:
         with Library.open(folder, models) as library:
+            library.wait_for_other_writers(_say_waiting)
             for path in args.paths:
                 _say_if_excluded(path, library.add_root(path, exclude=args.exclude), library)
             if args.retry_failed:

@@ -139,3 +139,44 @@ def test_a_folder_its_parent_excludes_gets_a_note_and_status_lists_the_patterns(
     assert f"note: {photos / 'raw'} is inside {photos.resolve()}" in err and "(raw) skip it" in err
     assert main(["status", *library]) == 0
     assert "(skipping raw)" in capsys.readouterr().out
+
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from fastslow_desktop.catalog.locks import WriterLock
+root = Path(sys.argv[1])
+root.mkdir(parents=True, exist_ok=True)
+lock = WriterLock(root / "writer.lock", root / "writer.pid")
+lock.acquire()
+print("held", flush=True)
+sys.stdin.readline()
+lock.release()
+"""
+
+
+def test_index_says_it_waits_while_another_process_indexes_and_then_does_its_run(photos, tmp_path, tiny_bundle):
+    """Not a silent 30 s wait ending in an error: it names the other process and waits for its turn."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    library = tmp_path / "lib"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(library)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cli = subprocess.Popen([sys.executable, "-m", "fastslow_desktop", "index", str(photos), "--library",
+                                str(library), "--models", str(tiny_bundle), "--json"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = []
+        for line in cli.stderr:  # every line up to the notice; the run cannot go on before the holder lets go
+            seen.append(line)
+            if "waiting for it to finish" in line:
+                break
+        assert f"another FastSlow process (pid {holder.pid}) is indexing this library" in seen[-1], seen
+        assert cli.poll() is None
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(30)
+    out, _ = cli.communicate(timeout=120)
+    assert cli.returncode == 0
+    assert json.loads(out)["indexed"] == 7

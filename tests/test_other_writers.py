@@ -116,9 +116,12 @@ def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_ag
         other.add_root(more)
         other.index()
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "4 / 4 indexed", timeout=30_000)
+    # while the other process's writes keep coming the status bar names it, not this app's old "up to date"
+    qtbot.waitUntil(lambda: "another FastSlow process is indexing it" in window.status.message.text(), timeout=30_000)
     qtbot.waitUntil(lambda: window.results_model.rowCount() == 7, timeout=30_000)
     paths = {window.results_model.result(r).path for r in range(7)}
     assert {str(p) for p in more.resolve().iterdir()} <= paths
+    qtbot.waitUntil(lambda: window.status.message.text() == "7 photos and 0 videos in 2 folders", timeout=30_000)
 
 
 def test_another_writers_news_waits_while_this_process_writes(tmp_path, tiny_bundle):
@@ -172,3 +175,40 @@ def test_a_run_that_finds_the_library_busy_waits_its_turn_instead_of_being_dropp
     assert "is indexing this library" in waiting[0] and "once it has finished" in waiting[0]
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(photos.resolve())) == "3 / 3 indexed", timeout=30_000)
     assert errors == []  # no "Indexing stopped" banner
+
+
+def test_the_window_follows_models_another_process_moved_the_library_to(qtbot, ui_settings, tmp_path, tiny_bundle):
+    """`fastslow index --models B` while the app runs with A: the app switched the library back to A at its
+    next run (re-embedding everything), and the two undid each other. Now the app follows B."""
+    from tests.helpers import make_tiny_bundle
+    from tests.ui_helpers import open_window, write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.library.models_spec import stored_spec
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 3)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        library.index()
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.stage1, timeout=60_000):
+        window.run_query("a large green star")
+    other_bundle = make_tiny_bundle(tmp_path / "other-models", seed=5)
+    with Library.open(tmp_path / "library", load_bundle(other_bundle)) as other:
+        other.index()  # re-embeds everything with the other models, which now serve
+        their_id = other.serving_model_id
+    with qtbot.waitSignal(window.controller.models_chosen_elsewhere, timeout=30_000) as chosen:
+        pass
+    assert chosen.args == [str(other_bundle.resolve())]
+    qtbot.waitUntil(lambda: window.controller.is_ready and window.controller.services.models.model_id == their_id,
+                    timeout=60_000)
+    assert ui_settings.models == str(other_bundle.resolve())
+    with qtbot.waitSignal(window.controller.stage1, timeout=60_000) as stage1:
+        window.run_query("a blue square")
+    assert len(stage1.args[0].results) == 3
+    window.controller.index(None)  # the app's own next run keeps the library on the other models
+    qtbot.waitUntil(lambda: not window.controller.indexing, timeout=60_000)
+    assert stored_spec(tmp_path / "library") == str(other_bundle.resolve())
+    with Library.open(tmp_path / "library") as reader:
+        assert reader.serving_model_id == their_id

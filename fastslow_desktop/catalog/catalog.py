@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -89,6 +90,11 @@ class Catalog:
             raise LibraryError(f"The library folder {self.paths.root} is read-only: it can be searched, "
                                "not indexed or changed.")
         return self._writer.held(timeout)
+
+    def wait_for_other_writers(self, on_wait: Callable[[str], None]) -> None:
+        """From now on a write waits as long as another process holds the library (not WRITER_WAIT_SECONDS),
+        after telling `on_wait` who holds it: for a command line, where the user sees it and can stop it."""
+        self._writer.wait, self._writer.on_wait = math.inf, on_wait
 
     # -- root writes (hold `writing()`) ---------------------------------------------------
     def add_root(self, path: str, excludes: Iterable[str] | None) -> int:

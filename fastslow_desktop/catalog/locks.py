@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,6 +66,8 @@ class WriterLock:
         self._file_lock = FileLock(str(lock_file))  # itself re-entrant: counts nested acquires
         self._owner_file = owner_file
         self.wait = wait
+        # told once per acquire that another process holds the lock, before waiting for it (the CLI says so)
+        self.on_wait: Callable[[str], None] | None = None
 
     def _who(self) -> str:
         try:
@@ -83,7 +85,7 @@ class WriterLock:
             return False
         deadline = time.monotonic() + timeout
         try:
-            self._file_lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.05)
+            self._acquire_file_lock(deadline)
         except Timeout:
             self._thread_lock.release()
             raise LibraryBusy(f"{self._who()} is indexing this library; try again when it has finished.") \
@@ -97,6 +99,16 @@ class WriterLock:
             except OSError:
                 pass  # only used to name the holder in a message
         return True
+
+    def _acquire_file_lock(self, deadline: float) -> None:
+        try:
+            self._file_lock.acquire(timeout=0, poll_interval=0.05)
+            return
+        except Timeout:
+            if self.on_wait is None or deadline <= time.monotonic():
+                raise
+        self.on_wait(f"{self._who()} is indexing this library")
+        self._file_lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.05)
 
     def release(self) -> None:
         self._file_lock.release()

@@ -16,7 +16,7 @@ from ..catalog import THUMB_SIZE, AnnIndex, Catalog, LibraryError, RootInfo, Seg
 from ..paths import default_library_dir
 from ..media import DecodeError, frame_times, load_image, video_frames
 from .indexer import Indexer
-from .models_spec import remember_spec
+from .models_spec import TARGET_KEY, remember_spec
 from .progress import IndexReport, Progress
 from .scan import request_retry, root_for, scan_problems
 from .walk import is_under
@@ -57,6 +57,10 @@ class Library:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def wait_for_other_writers(self, on_wait: Callable[[str], None]) -> None:
+        """Index runs and root changes wait for another process's writer as long as it takes (see Catalog)."""
+        self.catalog.wait_for_other_writers(on_wait)
 
     # -- roots ----------------------------------------------------------------------------
     def add_root(self, path: str | Path, exclude: Iterable[str] | None = None) -> str:
@@ -110,6 +114,14 @@ class Library:
             for path in sorted(watcher.roots - online):
                 watcher.remove_root(path)
         return True
+
+    def models_chosen_elsewhere(self) -> str | None:
+        """The models another process moved this library to (`fastslow index --models …`) when they are
+        not the ones this object indexes with; None when they agree. An app that kept its own would
+        re-embed everything back with them at its next index run."""
+        spec = getattr(self.models, "spec", None)
+        target = self.catalog.store.get_meta(TARGET_KEY)
+        return target if spec and target and target != spec else None
 
     @property
     def has_folders(self) -> bool:

@@ -35,6 +35,7 @@ class AppController(LibraryControl, QObject):
     failed = Signal(str, bool)  # message, offline
     kept_models = Signal(str, str)  # why the new models failed, the models kept instead
     reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
+    models_chosen_elsewhere = Signal(str)  # another process moved the library to these models: the app follows
     needs_download = Signal(list)  # hub repositories
     download_progress = Signal(object)  # models.hub.DownloadProgress: bytes done, total, speed, ETA
     download_finished = Signal(bool, str)  # ok, message
@@ -52,6 +53,7 @@ class AppController(LibraryControl, QObject):
     index_finished = Signal(object)  # IndexReport, or None after an error
     index_error = Signal(str)
     waiting_for_writer = Signal(str)  # another process is indexing this library: the run is tried again later
+    written_elsewhere = Signal(bool)  # another process writes to the library (True), or has gone quiet (False)
     library_error = Signal(str)
     stopping_changed = Signal(bool)  # True while the services stop in the background (restart, close)
     # the watcher's thread emits this; Qt queues it to the GUI thread

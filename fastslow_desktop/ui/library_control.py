@@ -91,19 +91,28 @@ class LibraryControl:
         def done() -> None:
             self._polling_writers = False
 
-        self._tasks.submit(library.changed_elsewhere,
-                           on_result=lambda changed: self._on_other_writers(library, changed),
+        def poll() -> tuple[bool, str | None]:
+            changed = library.changed_elsewhere()
+            return changed, library.models_chosen_elsewhere() if changed else None
+
+        self._tasks.submit(poll, on_result=lambda outcome: self._on_other_writers(library, *outcome),
                            on_error=lambda message: logger.warning("checking for other writers: %s", message),
                            on_finished=done)
 
-    def _on_other_writers(self, library, changed: bool) -> None:
+    def _on_other_writers(self, library, changed: bool, their_models: str | None) -> None:
         if self._closing or library is not self.library:
             return
-        if changed:
+        if their_models:  # follow them: keeping ours would re-embed the library back at the next run
+            self.models_chosen_elsewhere.emit(their_models)
+            self.use_models(their_models)
+        elif changed:
             self._written_elsewhere = True
+            self.written_elsewhere.emit(True)
             self.refresh()
         elif self._written_elsewhere:
             self._written_elsewhere = False
+            self.written_elsewhere.emit(False)
+            self.refresh()
             if self._last_request is not None and self._pending_request is None:
                 self.search(**self._last_request)
 

@@ -96,6 +96,10 @@ class WindowDialogs:
         self.status.set_models(f"Switching back to {kept}…")
         self.banner.show_message(f"{message}<br>FastSlow keeps using {kept}.", "Settings…")
 
+    def _on_models_chosen_elsewhere(self, spec: str) -> None:
+        self.settings.models = spec  # Settings shows the models in use
+        self.status.set_models(f"Switching to {spec}, which another FastSlow process indexed this library with…")
+
     def _on_reembedding(self, current: str, new: str) -> None:
         self.status.set_models(f"Models: {current}; re-embedding with {new}…")
         answer = f"searches use {current} until it is done" if current != new else "searches work when it is done"

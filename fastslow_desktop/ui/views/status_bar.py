@@ -78,6 +78,7 @@ class AppStatusBar(QStatusBar):
         self.models.setObjectName("modelState")
         self._last_report = ""
         self._query_note = ""
+        self._elsewhere = False  # another process (`fastslow index`) is writing to the library
         self.addWidget(self.message, 1)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.pause)
@@ -135,7 +136,14 @@ class AppStatusBar(QStatusBar):
             return
         summary = (f"{photos} photo{'s' if photos != 1 else ''} and {videos} video{'s' if videos != 1 else ''} "
                    f"in {folders} folder{'s' if folders != 1 else ''}")
-        self.message.setText(summary + (f" · {self._last_report}" if self._last_report else ""))
+        last = "another FastSlow process is indexing it" if self._elsewhere else self._last_report
+        self.message.setText(summary + (f" · {last}" if last else ""))
+
+    def indexed_elsewhere(self, active: bool) -> None:
+        """Another process writes to the library (True) or has gone quiet: this app's last report is old news."""
+        self._elsewhere = active
+        if not active:
+            self._last_report = ""
 
     def set_failures(self, count: int) -> None:
         self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
