@@ -91,7 +91,7 @@ def app_start_ms(library: Path, models: str, settings_home: Path) -> tuple[float
             _stop(xvfb)
 
 
-FIRST_RESULTS_LINE = "first results on screen"  # logged by MainWindow._on_stage1
+FIRST_RESULTS_LINE = "first results on screen"  # logged by ResultSelection._on_stage1 (the main window)
 FIRST_RESULTS_GOAL_MS = 2000.0
 
 

@@ -6,10 +6,9 @@ controller's workers and comes back as signals.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QFileDialog, QMainWindow, QSplitter, QStackedWidget, QVBoxLayout,
                                QWidget)
@@ -18,6 +17,7 @@ from ..media import is_photo
 from .controller import AppController
 from .menus import build_menus
 from .result_actions import ResultActions
+from .result_selection import ResultSelection
 from .models.results import ResultRoles, ResultsModel
 from .settings import AppSettings
 from .views.banner import Banner
@@ -32,12 +32,10 @@ from .views.welcome import WelcomePage
 from .window_dialogs import WindowDialogs
 from .workers.thumbnails import ThumbnailLoader
 
-logger = logging.getLogger(__name__)
-
 RESULTS_TOP = 500  # results shown per query (the grid stays smooth far beyond this)
 
 
-class MainWindow(ResultActions, WindowDialogs, QMainWindow):
+class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
     closed = Signal()  # after close: the services have stopped and the library is saved (the app may quit)
 
     def __init__(self, controller: AppController, settings: AppSettings, icon: QIcon | None = None,
@@ -57,8 +55,6 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self._download_dialog = None  # the consent dialog while it is open
         self._model_chooser = None  # the model chooser while it is open (window_dialogs)
         self._keep_banner = False  # the banner explains why other models were kept: ready leaves it
-        self._auto_selecting = False
-        self._user_picked = False  # the user chose a result: stage 2 must not move the selection
         self._stopped = False  # the services have stopped: the window may close
         self._build()
         self._connect()
@@ -223,68 +219,6 @@ class MainWindow(ResultActions, WindowDialogs, QMainWindow):
         self.status.showMessage(f"Showing results like {path}", 5000)
         self.controller.search(image=path, top=RESULTS_TOP, k=self.controller.config.k,
                                kind=self.search_bar.kind_filter, **self.filter_bar.request_fields())
-
-    def _on_stage1(self, stage) -> None:
-        if not self._first_results_shown and stage.results:
-            self._first_results_shown = True
-            # benchmarks/startup.py times launch -> this line (app_start_to_first_results_ms)
-            logger.info("first results on screen: %d results, fast stage %.0f ms", len(stage.results), stage.fast_ms)
-        self._user_picked = False
-        self.results_model.set_results(stage.results, stage=1, candidates=stage.candidates)
-        self.search_bar.set_timing(stage.fast_ms, None)
-        self.status.show_query_notes(stage.notes)  # part of the query unread: the results must not hide it
-        if stage.results:
-            self.pages.setCurrentWidget(self.results_view)
-            self._select_row(0)
-        else:
-            self._show_empty_page()  # no folders yet: the first run stays a first run
-
-    def _on_stage2(self, stage) -> None:
-        self.results_model.reorder(stage.results, stage=stage.stage, candidates=stage.candidates)
-        self.search_bar.set_timing(stage.fast_ms, stage.slow_ms)
-        current = self.preview.result
-        if current is not None:
-            row = self.results_model.row_of_media(current.media_id)  # stage 2 may move a video's moment
-            if row is not None:
-                self.preview.update_scores(self.results_model.result(row))
-        if not self._user_picked and self.results_model.rowCount():
-            self._select_row(0)  # the best match after re-ranking, unless the user picked one
-            self.results_view.scrollToTop()
-        elif self.results_view.currentIndex().isValid():
-            self.results_view.scrollTo(self.results_view.currentIndex())
-
-    def _select_row(self, row: int) -> None:
-        index = self.results_model.index(row, 0)
-        # Without stealing focus from the search field: the user is still typing.
-        self._auto_selecting = True
-        try:
-            self.results_view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        finally:
-            self._auto_selecting = False
-
-    def _focus_results(self) -> None:
-        if self.results_model.rowCount():
-            self.results_view.setFocus(Qt.FocusReason.OtherFocusReason)
-            if not self.results_view.currentIndex().isValid():
-                self._select_row(0)
-
-    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not self._auto_selecting and current.isValid():
-            self._user_picked = True
-        self.preview.show_result(current.data(ResultRoles.Result) if current.isValid() else None)
-
-    def _on_reset(self) -> None:
-        self.preview.show_result(None)
-
-    def _toggle_preview(self, index: QModelIndex) -> None:
-        """Space: show the preview pane for this item, or hide it again (like Quick Look)."""
-        result = index.data(ResultRoles.Result)
-        if self.preview.isVisible() and self.preview.result is not None and result is not None \
-                and self.preview.result.segment_id == result.segment_id:
-            self.preview_action.setChecked(False)
-        else:
-            self.preview_action.setChecked(True)
-            self.preview.show_result(result)
 
     # -- folders --------------------------------------------------------------------------
     def choose_picture(self) -> None:
