@@ -187,7 +187,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not (folder / "library.db").exists():
         if not args.json:
             print(f"fastslow: no library at {folder} yet; `fastslow index PATH` makes one", file=sys.stderr)
-        status = {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None, "failed": []}
+        status = {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None, "failed": [],
+                  "unfinished_run": False}
     else:
         try:
             with Library.open(folder) as library:
@@ -213,6 +214,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {root['path']}: {root['indexed']} indexed, {root['failed']} failed{skipped}{state}")
     for failure in status["failed"]:
         print(f"  ! {failure['path']}: {failure['error']}")
+    if status["unfinished_run"]:
+        print("note: an index run has not finished (it is still running, or it was stopped): files it has not "
+              "reached are not indexed yet; `fastslow index` finishes it")
     return EXIT_OK
 
 

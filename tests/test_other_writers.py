@@ -212,3 +212,36 @@ def test_the_window_follows_models_another_process_moved_the_library_to(qtbot, u
     assert stored_spec(tmp_path / "library") == str(other_bundle.resolve())
     with Library.open(tmp_path / "library") as reader:
         assert reader.serving_model_id == their_id
+
+
+def test_the_window_finishes_a_run_another_process_left_unfinished(qtbot, ui_settings, tmp_path, tiny_bundle):
+    """`fastslow index` killed (or stopped) while the app watches: the files it had not reached were never
+    indexed and the folder said "0 / 0 indexed"; no file event would ever bring them. The app finishes it."""
+    from tests.ui_helpers import open_window, write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    photos = write_photos(tmp_path / "photos", 3)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        library.index()
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
+        window.controller.set_watching(True)  # its catch-up run is over before the other process starts
+    more = write_photos(tmp_path / "more", 5, seed=7)
+
+    class Killed(Exception):
+        pass
+
+    def killed(event) -> None:
+        if event.phase == "scanning":
+            raise Killed  # as SIGKILL would: nothing after this point runs
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as other:
+        other.add_root(more)
+        with pytest.raises(Killed):
+            other.index(progress=killed)
+        assert other.left_unfinished()
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "5 / 5 indexed", timeout=60_000)
+    with Library.open(tmp_path / "library") as reader:
+        assert not reader.left_unfinished()

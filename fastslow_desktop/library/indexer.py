@@ -36,6 +36,7 @@ from ..media import (
 from .dates import backfill_capture_times
 from .progress import IndexReport, Progress
 from .scan import FileEntry, reconcile
+from .unfinished import run_completed, run_started
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +215,10 @@ class Indexer:
         started = time.perf_counter()
         report = IndexReport()
         emit = progress or (lambda event: None)
+        scope = None if scope is None else list(scope)
         with self.catalog.writing():
             self.catalog.serve_if_first(self.model_id)
+            run_started(self.catalog.store, scope)
             emit(Progress("scanning"))
             jobs = self._plan(scope, report)
             backfill_capture_times(self.catalog, cancel)
@@ -224,6 +227,8 @@ class Indexer:
                 run.embed_all()
             emit(Progress("saving", run.done, len(jobs)))
             self.catalog.finish_run(self.model_id, complete=not report.cancelled)
+            if not report.cancelled:
+                run_completed(self.catalog.store, scope)
         report.seconds = time.perf_counter() - started
         emit(Progress("done", run.done, len(jobs), failed=report.failed))
         return report

@@ -19,6 +19,7 @@ from .indexer import Indexer
 from .models_spec import TARGET_KEY, remember_spec
 from .progress import IndexReport, Progress
 from .scan import request_retry, root_for, scan_problems
+from .unfinished import left_unfinished
 from .walk import is_under
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,11 @@ class Library:
         spec = getattr(self.models, "spec", None)
         target = self.catalog.store.get_meta(TARGET_KEY)
         return target if spec and target and target != spec else None
+
+    def left_unfinished(self) -> bool:
+        """Whether an index run stopped before it went through its work (`fastslow index` killed or stopped)
+        and no later run finished it: files it had not reached yet are not in the library."""
+        return left_unfinished(self.catalog.store)
 
     @property
     def has_folders(self) -> bool:
@@ -252,6 +258,7 @@ class Library:
             # Files that failed, and folders or files the walk could not use (unreadable, special).
             "failed": sorted(self.catalog.store.failures() + scan_problems(self.catalog.store),
                              key=lambda f: f["path"]),
+            "unfinished_run": self.left_unfinished(),  # running now, or stopped early: files may be missing
         }
 
     def retry_failed(self) -> int:

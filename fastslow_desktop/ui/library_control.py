@@ -91,17 +91,21 @@ class LibraryControl:
         def done() -> None:
             self._polling_writers = False
 
-        def poll() -> tuple[bool, str | None]:
+        def poll() -> tuple[bool, str | None, bool]:
             changed = library.changed_elsewhere()
-            return changed, library.models_chosen_elsewhere() if changed else None
+            if changed:
+                return True, library.models_chosen_elsewhere(), False
+            return False, None, library.left_unfinished()
 
         self._tasks.submit(poll, on_result=lambda outcome: self._on_other_writers(library, *outcome),
                            on_error=lambda message: logger.warning("checking for other writers: %s", message),
                            on_finished=done)
 
-    def _on_other_writers(self, library, changed: bool, their_models: str | None) -> None:
+    def _on_other_writers(self, library, changed: bool, their_models: str | None, unfinished: bool) -> None:
         if self._closing or library is not self.library:
             return
+        if unfinished and self._written_elsewhere and self.config.watching:
+            self.index(None)  # the other process stopped early (killed, Ctrl+C): the files it left are indexed here
         if their_models:  # follow them: keeping ours would re-embed the library back at the next run
             self.models_chosen_elsewhere.emit(their_models)
             self.use_models(their_models)

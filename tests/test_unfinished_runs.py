@@ -1,0 +1,59 @@
+"""The library remembers an index run that stopped before it went through its work, until a run covering
+at least as much completes (library/unfinished.py)."""
+
+from __future__ import annotations
+
+import threading
+
+from fastslow_desktop.catalog.store import Store
+from fastslow_desktop.library import Library
+from fastslow_desktop.library.unfinished import left_unfinished, run_completed, run_started
+from fastslow_desktop.models import load_bundle
+from tests.ui_helpers import write_photos
+
+
+def test_scopes_widen_while_runs_stop_and_only_a_covering_run_clears_them(tmp_path):
+    store = Store(tmp_path / "library.db")
+    assert not left_unfinished(store)
+    run_started(store, ["/a"])
+    run_started(store, ["/b"])  # stopped too: both are owed
+    run_completed(store, ["/a"])
+    assert left_unfinished(store)  # /b is still owed
+    run_completed(store, ["/a", "/b"])
+    assert not left_unfinished(store)
+    run_started(store, None)
+    run_completed(store, ["/a", "/b"])  # a scoped run does not finish a whole-library one
+    assert left_unfinished(store)
+    run_completed(store, None)
+    assert not left_unfinished(store)
+    store.close()
+
+
+def test_a_stopped_run_is_recorded_and_the_next_whole_run_clears_it(tmp_path, tiny_bundle):
+    photos = write_photos(tmp_path / "photos", 4)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        stop = threading.Event()
+        stop.set()
+        report = library.index(cancel=stop)
+        assert report.cancelled and library.left_unfinished() and library.status()["unfinished_run"]
+        report = library.index()
+        assert report.indexed == 4 and not library.left_unfinished()
+
+
+def test_status_says_when_a_run_has_not_finished(tmp_path, tiny_bundle, capsys):
+    from fastslow_desktop.cli import main
+
+    photos = write_photos(tmp_path / "photos", 2)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
+        library.add_root(photos)
+        stop = threading.Event()
+        stop.set()
+        library.index(cancel=stop)
+    assert main(["status", "--library", str(tmp_path / "library")]) == 0
+    assert "an index run has not finished" in capsys.readouterr().out
+    assert main(["index", str(photos), "--library", str(tmp_path / "library"), "--models", str(tiny_bundle),
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--library", str(tmp_path / "library")]) == 0
+    assert "has not finished" not in capsys.readouterr().out
