@@ -341,7 +341,7 @@ def test_an_emptied_folder_loses_its_files_but_an_empty_mount_point_keeps_them(t
 
 
 def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_the_old_place_goes(
-        tmp_path, tiny_bundle, synth_dataset):
+        tmp_path, tiny_bundle, synth_dataset, caplog):
     photos = tmp_path / "Photos"
     shutil.copytree(synth_dataset / "images", photos, ignore=lambda d, names: sorted(names)[6:])
     (photos / "broken.png").write_bytes(b"not a picture")  # its failure row moves along with the rest
@@ -351,8 +351,10 @@ def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_th
         segments = set(library.segment_ids().tolist())
         photos.rename(tmp_path / "Photos 2024")  # `mv Photos "Photos 2024"`, then index the new name
         library.add_root(tmp_path / "Photos 2024")
+        caplog.clear()
         report = library.index()
         assert (report.moved, report.indexed, report.removed, report.offline_roots) == (7, 0, 0, ())
+        assert "not available" not in caplog.text  # it moved: not called an unplugged drive first
         assert [r.path for r in library.roots()] == [str((tmp_path / "Photos 2024").resolve())]
         failed = [f["path"] for f in library.status()["failed"]]
         assert failed == [str((tmp_path / "Photos 2024" / "broken.png").resolve())]
@@ -365,8 +367,10 @@ def test_a_folder_moved_and_indexed_at_its_new_place_keeps_its_embeddings_and_th
         shutil.copytree(drive, tmp_path / "backup", ignore=lambda d, names: sorted(names)[2:])
         drive.rename(tmp_path / "unplugged")
         library.add_root(tmp_path / "backup")
+        caplog.clear()
         report = library.index()
         assert report.moved == 2 and report.offline_roots == (str(drive.resolve()),)
+        assert f"folder {drive.resolve()} is not available (unplugged drive?); keeping its 2 entries" in caplog.text
         assert str(drive.resolve()) in [r.path for r in library.roots()]
 
 

@@ -121,6 +121,7 @@ class _Scan:
     seen: dict[str, FileEntry] = field(default_factory=dict)
     known: dict[str, MediaRow] = field(default_factory=dict)
     offline: dict[str, MediaRow] = field(default_factory=dict)  # kept, unless found moved into a root walked now
+    went_offline: list[dict] = field(default_factory=list)  # roots unavailable since their last walk
     report: WalkReport = field(default_factory=WalkReport)
 
     def add_walk(self, folder: str, root: dict) -> None:
@@ -137,8 +138,7 @@ def _scan_roots(store: Store, roots: list[dict], scan: _Scan, plan: Plan) -> Non
         rows = store.media_under(root_id=root["id"])
         if _looks_unmounted(root, len(rows), store):
             if root["online"]:
-                logger.warning("folder %s is not available (unplugged drive?); keeping its %d entries",
-                               root["path"], len(rows))
+                scan.went_offline.append(root)
                 store.set_root_online(root["id"], False)
             plan.offline_roots.append(root["path"])
             scan.offline.update(rows)
@@ -266,6 +266,15 @@ def _moved_roots(offline: dict[str, MediaRow], plan: Plan, roots: list[dict]) ->
             if any(row.id in moved for row in rows) and all(row.id in moved or row.status == "error" for row in rows)}
 
 
+def _say_offline(scan: _Scan, plan: Plan) -> None:
+    """Once moves are known: a folder whose files all turned up elsewhere moved, it is not an unplugged drive."""
+    moved = {row.id for row, _ in plan.moves}
+    for root in scan.went_offline:
+        if root["id"] not in plan.moved_roots:
+            kept = sum(1 for row in scan.offline.values() if row.root_id == root["id"] and row.id not in moved)
+            logger.warning("folder %s is not available (unplugged drive?); keeping its %d entries", root["path"], kept)
+
+
 def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
     rows = list(scan.report.problems)
     for link, target, what in scan.report.outside_links:
@@ -331,6 +340,7 @@ def reconcile(store: Store, scope: Iterable[str] | None = None) -> Plan:
     _check_contents(store, plan)
     _match_moves(new, gone, plan, scan.offline.values())
     plan.moved_roots = _moved_roots(scan.offline, plan, roots)
+    _say_offline(scan, plan)
     plan.problems = _problem_rows(scan, roots)
     _save_problems(store, plan.problems, rescanned, roots)
     if plan.kept_unreadable:
