@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import explain, is_expected, unexpected
+from .path_text import path_fields, printable_path
 from .options import (apply_backend_option, close_library_log, configure_logging, library_log, log_to_library,
                       shared_options)
 
@@ -197,9 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"fastslow: {exc}", file=sys.stderr)
             return EXIT_FAILED
     if args.json:
+        for entry in status["roots"] + status["failed"]:
+            entry.update(path_fields(entry["path"]))
         print(json.dumps(status))
         return EXIT_OK
-    print(f"library: {folder}")
+    print(f"library: {printable_path(str(folder))}")
     print(f"model:   {status['model'] or '-'}")
     # `failed` lists files that failed and entries the walk could not use (links, FIFOs, unreadable folders).
     n_failed = sum(root["failed"] for root in status["roots"])
@@ -211,9 +214,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for root in status["roots"]:
         state = "" if root["online"] else "  [offline]"
         skipped = f" (skipping {', '.join(root['excludes'])})" if root.get("excludes") else ""
-        print(f"  {root['path']}: {root['indexed']} indexed, {root['failed']} failed{skipped}{state}")
+        print(f"  {printable_path(root['path'])}: {root['indexed']} indexed, {root['failed']} failed{skipped}{state}")
     for failure in status["failed"]:
-        print(f"  ! {failure['path']}: {failure['error']}")
+        print(f"  ! {printable_path(failure['path'])}: {failure['error']}")
     if status["unfinished_run"]:
         print("note: an index run has not finished (it is still running, or it was stopped): files it has not "
               "reached are not indexed yet; `fastslow index` finishes it")

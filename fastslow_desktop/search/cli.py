@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..path_text import printable_path
 from .filters import SORTS
 from .types import SearchError, SearchRequest, StageResult, nothing_matches
 
@@ -127,8 +128,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def _shown_path(path: str) -> str:
     """A path on one printable line: control characters and undecodable bytes escaped, and a file that is
     gone since it was indexed marked (the library learns of it at the next index run or watcher batch)."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    text = printable_path(path)
     return text if os.path.lexists(path) else f"{text}  (no longer on disk)"
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..path_text import path_fields
+
 if TYPE_CHECKING:
     from ..library import SegmentInfo
 
@@ -59,7 +61,7 @@ class SearchResult:
 
     def to_json(self) -> dict[str, Any]:
         """The result object of `fastslow search --json` (shared/DESIGN.md)."""
-        return {"path": self.path, "kind": self.kind, "score": self.score, "fast_score": self.fast_score,
+        return {**path_fields(self.path), "kind": self.kind, "score": self.score, "fast_score": self.fast_score,
                 "slow_score": self.slow_score, "t_start": self.t_start, "t_end": self.t_end,
                 "captured_at": getattr(self.info, "captured_at", None),
                 "captured_source": getattr(self.info, "captured_source", None),

@@ -199,6 +199,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         self._query = text
         if not text:
             self.controller.cancel_search()
+            self._forget_results()
             self.results_model.set_results([])
             self.search_bar.set_timing(None, None)
             self._show_empty_page()

@@ -62,13 +62,17 @@ class ResultSelection:
             row = self.results_model.row_of_media(current.media_id)  # stage 2 may move a video's moment
             if row is not None:
                 self.preview.update_scores(self.results_model.result(row))
-        if self._rerun and not self._user_picked:
+        if self._rerun:
             return  # the results the user was looking at, refreshed: nothing moves
         if not self._user_picked and self.results_model.rowCount():
             self._select_row(0)  # the best match after re-ranking, unless the user picked one
             self.results_view.scrollToTop()
         elif self.results_view.currentIndex().isValid():
             self.results_view.scrollTo(self.results_view.currentIndex())
+
+    def _forget_results(self) -> None:
+        """The query was cleared: the same text typed again is a new query, not a re-run."""
+        self._shown_request, self._user_picked = None, False
 
     def _select_row(self, row: int) -> None:
         index = self.results_model.index(row, 0)
