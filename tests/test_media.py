@@ -448,3 +448,40 @@ def test_sixteen_bit_photos_convert_without_float64_copies(tmp_path):
     Image.fromarray(np.linspace(0, 65535, 300 * 200).astype(np.uint16).reshape(200, 300)).save(tmp_path / "s.png")
     grey = np.asarray(load_image(tmp_path / "s.png"))
     assert grey.shape == (200, 300, 3) and grey.min() == 0 and grey.max() == 255
+
+
+@pytest.mark.parametrize("fmt, ext, shown", [("JPEG", ".jpg", "JPEG"), ("PNG", ".png", "PNG"),
+                                             ("HEIF", ".heic", "HEIC"), ("WEBP", ".webp", "WebP")])
+def test_a_picture_named_as_a_video_says_what_it_is(tmp_path, fmt, ext, shown):
+    """FFmpeg read a JPEG named .mp4 as a one-frame video of 0.04 s, shown as a video moment "0.0-0.0s"."""
+    path = tmp_path / "holiday.mp4"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(path, fmt)
+    with pytest.raises(DecodeError) as err:
+        iter_video_segments(path, max_side=32, frames_per_segment=3)
+    assert err.value.reason == f"not a video: it is a picture ({shown}); named {ext} it is indexed as one"
+    assert is_content_failure(err.value.reason)  # not retried until the file changes
+
+
+def test_a_video_named_as_a_picture_says_what_it_is(tmp_path):
+    video = tmp_path / "clip.mp4"
+    write_test_video(video, [(255, 0, 0)], seconds_each=1.0)
+    named = tmp_path / "IMG_0001.jpg"
+    video.rename(named)
+    with pytest.raises(DecodeError) as err:
+        load_image(named)
+    assert err.value.reason == "not an image: it is a video (MP4 or QuickTime); named .mp4 or .mov it is indexed as one"
+    assert is_content_failure(err.value.reason)
+    named.rename(tmp_path / "IMG_0001.mov")  # renamed as the message says: a video like any other
+    info, segments = iter_video_segments(tmp_path / "IMG_0001.mov", max_side=32, frames_per_segment=3)
+    assert info.duration > 0.5 and list(segments)
+
+
+def test_sniffing_does_not_take_an_avif_or_heic_for_a_video():
+    from fastslow_desktop.media.sniff import picture_format, video_format
+
+    avif = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miaf"
+    heic = b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic"
+    mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+    assert (picture_format(avif), video_format(avif)) == ("AVIF", None)
+    assert (picture_format(heic), video_format(heic)) == ("HEIC", None)
+    assert (picture_format(mp4), video_format(mp4)) == (None, "MP4 or QuickTime")

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from .files import DecodeError, open_regular, read_error
+from .sniff import EXTENSION_FOR, HEAD_BYTES, video_format
 
 try:  # a default dependency; registered here, once, for every reader of photos
     import pillow_heif
@@ -181,9 +182,12 @@ def _unknown_reason(fh: BinaryIO) -> str:
     decoder is installed for but cannot open is damaged; anything else Pillow cannot place is 'not an image'."""
     try:
         fh.seek(0)
-        head = fh.read(32)
+        head = fh.read(HEAD_BYTES)
     except OSError:
         return "not an image"
+    video = video_format(head)
+    if video is not None:
+        return f"not an image: it is a video ({video}); named {EXTENSION_FOR[video]} it is indexed as one"
     if any(brand in head for brand in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc")):
         return ("damaged HEIC image" if HAVE_HEIF
                 else "unsupported format (HEIC needs pillow-heif: pip install pillow-heif)")

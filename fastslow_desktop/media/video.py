@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .files import DecodeError, opened_path, read_error
+from .sniff import EXTENSION_FOR, HEAD_BYTES, picture_format
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ def _open_capture(path: str | Path):
 
     try:
         with opened_path(path) as checked:  # a regular file, opened without blocking
+            with open(checked, "rb") as fh:
+                picture = picture_format(fh.read(HEAD_BYTES))
+            if picture is not None:  # FFmpeg would read it as a one-frame "video" of 0.04 s
+                raise DecodeError(f"not a video: it is a picture ({picture}); named {EXTENSION_FOR[picture]} it is "
+                                  "indexed as one")
             cap = cv2.VideoCapture(checked)
     except OSError as exc:
         raise read_error(exc) from exc
