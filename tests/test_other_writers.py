@@ -96,15 +96,12 @@ def test_searches_see_what_another_process_indexed_and_the_watcher_its_folder(tm
 
 def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_again(qtbot, ui_settings, tmp_path,
                                                                                     tiny_bundle):
-    from tests.ui_helpers import open_window, write_photos
+    from tests.ui_helpers import indexed_photos, open_window, write_photos
 
     from fastslow_desktop.library import Library
     from fastslow_desktop.models import load_bundle
 
-    photos = write_photos(tmp_path / "photos", 3)
-    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
-        library.add_root(photos)
-        library.index()
+    photos = indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 3)
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
     with qtbot.waitSignal(window.controller.stage1, timeout=60_000):
         window.run_query("a large green star")
@@ -181,16 +178,13 @@ def test_the_window_follows_models_another_process_moved_the_library_to(qtbot, u
     """`fastslow index --models B` while the app runs with A: the app switched the library back to A at its
     next run (re-embedding everything), and the two undid each other. Now the app follows B."""
     from tests.helpers import make_tiny_bundle
-    from tests.ui_helpers import open_window, write_photos
+    from tests.ui_helpers import indexed_photos, open_window
 
     from fastslow_desktop.library import Library
     from fastslow_desktop.library.models_spec import stored_spec
     from fastslow_desktop.models import load_bundle
 
-    photos = write_photos(tmp_path / "photos", 3)
-    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
-        library.add_root(photos)
-        library.index()
+    indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 3)
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
     with qtbot.waitSignal(window.controller.stage1, timeout=60_000):
         window.run_query("a large green star")
@@ -217,15 +211,12 @@ def test_the_window_follows_models_another_process_moved_the_library_to(qtbot, u
 def test_the_window_finishes_a_run_another_process_left_unfinished(qtbot, ui_settings, tmp_path, tiny_bundle):
     """`fastslow index` killed (or stopped) while the app watches: the files it had not reached were never
     indexed and the folder said "0 / 0 indexed"; no file event would ever bring them. The app finishes it."""
-    from tests.ui_helpers import open_window, write_photos
+    from tests.ui_helpers import indexed_photos, open_window, write_photos
 
     from fastslow_desktop.library import Library
     from fastslow_desktop.models import load_bundle
 
-    photos = write_photos(tmp_path / "photos", 3)
-    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
-        library.add_root(photos)
-        library.index()
+    photos = indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 3)
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
     with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
         window.controller.set_watching(True)  # its catch-up run is over before the other process starts

@@ -3,19 +3,14 @@ user's pick, the preview and the scroll position stay; only a new query starts a
 
 from __future__ import annotations
 
-from fastslow_desktop.library import Library
-from fastslow_desktop.models import load_bundle
 from fastslow_desktop.ui.models.results import ResultRoles
-from tests.ui_helpers import open_window, write_photos
+from tests.ui_helpers import indexed_photos, open_window, write_photos
 
 QUERY = "a large green star"
 
 
 def _window_with_results(qtbot, ui_settings, tmp_path, tiny_bundle):
-    photos = write_photos(tmp_path / "photos", 8)
-    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as library:
-        library.add_root(photos)
-        library.index()
+    photos = indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 8)
     window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
     with qtbot.waitSignal(window.controller.stage2, timeout=60_000):
         qtbot.keyClicks(window.search_bar.field, QUERY)

@@ -29,6 +29,19 @@ def write_photos(folder: Path, n: int, size: int = 64, seed: int = 0) -> Path:
     return folder
 
 
+def indexed_photos(library: Path, bundle: Path, folder: Path, n: int) -> Path:
+    """`n` photos written to `folder` and indexed into `library` by a Library of its own (as another process
+    would), before any window opens it; returns the folder."""
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    write_photos(folder, n)
+    with Library.open(library, load_bundle(bundle)) as opened:
+        opened.add_root(folder)
+        opened.index()
+    return folder
+
+
 def open_window(qtbot, settings: AppSettings, library: Path, bundle: Path, *, wait_ready: bool = True,
                 query: str | None = None, **config):
     """The real main window on a library, started the way app.main starts it."""
