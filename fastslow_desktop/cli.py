@@ -153,7 +153,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"fastslow: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("fastslow: interrupted; what was indexed so far is kept", file=sys.stderr)
+        print("fastslow: interrupted; what was indexed so far is kept, and the next `fastslow index` (or the app, "
+              "watching this library) indexes the rest", file=sys.stderr)
         return 130
     finally:
         bar.close()

@@ -57,3 +57,16 @@ def test_status_says_when_a_run_has_not_finished(tmp_path, tiny_bundle, capsys):
     capsys.readouterr()
     assert main(["status", "--library", str(tmp_path / "library")]) == 0
     assert "has not finished" not in capsys.readouterr().out
+
+
+def test_ctrl_c_during_index_says_the_rest_is_indexed_later(tmp_path, tiny_bundle, capsys, monkeypatch):
+    from fastslow_desktop.cli import main
+
+    photos = write_photos(tmp_path / "photos", 2)
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Library, "index", interrupted)
+    assert main(["index", str(photos), "--library", str(tmp_path / "library"), "--models", str(tiny_bundle)]) == 130
+    assert "the next `fastslow index` (or the app, watching this library) indexes the rest" in capsys.readouterr().err
