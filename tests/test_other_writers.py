@@ -118,7 +118,8 @@ def test_the_window_shows_a_folder_another_process_indexed_and_runs_the_query_ag
     qtbot.waitUntil(lambda: window.results_model.rowCount() == 7, timeout=30_000)
     paths = {window.results_model.result(r).path for r in range(7)}
     assert {str(p) for p in more.resolve().iterdir()} <= paths
-    qtbot.waitUntil(lambda: window.status.message.text() == "7 photos and 0 videos in 2 folders", timeout=30_000)
+    done = "7 photos and 0 videos in 2 folders · Library is up to date"  # not the app's own, older report
+    qtbot.waitUntil(lambda: window.status.message.text() == done, timeout=30_000)
 
 
 def test_another_writers_news_waits_while_this_process_writes(tmp_path, tiny_bundle):
@@ -236,3 +237,30 @@ def test_the_window_finishes_a_run_another_process_left_unfinished(qtbot, ui_set
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "5 / 5 indexed", timeout=60_000)
     with Library.open(tmp_path / "library") as reader:
         assert not reader.left_unfinished()
+
+
+def test_the_window_waits_for_a_run_still_going_before_it_finishes_it(qtbot, ui_settings, tmp_path, tiny_bundle):
+    """A `fastslow index` between two commits (loading models, a slow video) holds the library: the app took the
+    quiet for its end, started its own catch-up and showed "Waiting: another process…" until well after."""
+    from tests.ui_helpers import indexed_photos, open_window, write_photos
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.library.unfinished import run_started
+    from fastslow_desktop.models import load_bundle
+
+    indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 3)
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
+        window.controller.set_watching(True)
+    more = write_photos(tmp_path / "more", 4, seed=7)
+    started, waiting = [], []
+    window.controller.index_started.connect(lambda: started.append(True))
+    window.controller.waiting_for_writer.connect(waiting.append)
+    with Library.open(tmp_path / "library", load_bundle(tiny_bundle)) as other:
+        other.add_root(more)
+        with other.catalog.writing():
+            run_started(other.catalog.store, None)  # a run has begun and writes nothing for a while
+            qtbot.wait(3 * 2000 + 500)  # three of the app's polls
+            assert (started, waiting) == ([], [])
+    # the lock is let go without the run completing, as when its process is killed: the app finishes it
+    qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "4 / 4 indexed", timeout=60_000)

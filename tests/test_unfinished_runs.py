@@ -70,3 +70,24 @@ def test_ctrl_c_during_index_says_the_rest_is_indexed_later(tmp_path, tiny_bundl
     monkeypatch.setattr(Library, "index", interrupted)
     assert main(["index", str(photos), "--library", str(tmp_path / "library"), "--models", str(tiny_bundle)]) == 130
     assert "the next `fastslow index` (or the app, watching this library) indexes the rest" in capsys.readouterr().err
+
+
+def test_the_writer_lock_tells_a_holder_in_another_process_from_one_in_this_one(tmp_path):
+    """The app's poll: a `fastslow index` between two commits still holds the library, so the app neither calls
+    it finished nor starts its own catch-up (it said "Waiting: …" for seconds after each run)."""
+    from fastslow_desktop.catalog.locks import WriterLock
+
+    # Two locks on one file stand for two processes: each has its own descriptor, and flock is per descriptor.
+    ours, theirs = (WriterLock(tmp_path / "writer.lock", tmp_path / f"writer-{n}.pid") for n in (1, 2))
+    assert not ours.held_elsewhere()
+    theirs.acquire()
+    try:
+        assert ours.held_elsewhere() and not theirs.held_elsewhere()
+    finally:
+        theirs.release()
+    assert not ours.held_elsewhere()
+    ours.acquire()
+    try:
+        assert not ours.held_elsewhere()  # this process's own run
+    finally:
+        ours.release()

@@ -91,6 +91,10 @@ class Catalog:
                                "not indexed or changed.")
         return self._writer.held(timeout)
 
+    def written_elsewhere_now(self) -> bool:
+        """Whether another process holds the writer lock now (an index run between two of its commits)."""
+        return not self.read_only and self._writer.held_elsewhere()
+
     def wait_for_other_writers(self, on_wait: Callable[[str], None]) -> None:
         """From now on a write waits as long as another process holds the library (not WRITER_WAIT_SECONDS),
         after telling `on_wait` who holds it: for a command line, where the user sees it and can stop it."""

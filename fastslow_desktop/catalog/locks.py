@@ -110,6 +110,22 @@ class WriterLock:
         self.on_wait(f"{self._who()} is indexing this library")
         self._file_lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.05)
 
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock right now (False while a thread of this process does)."""
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            try:
+                self._file_lock.acquire(timeout=0)
+            except Timeout:
+                return True
+            except OSError:
+                return False  # cannot tell (unwritable folder): a reader's question, not worth an error
+            self._file_lock.release()
+            return False
+        finally:
+            self._thread_lock.release()
+
     def release(self) -> None:
         self._file_lock.release()
         self._thread_lock.release()

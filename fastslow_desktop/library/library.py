@@ -124,6 +124,10 @@ class Library:
         target = self.catalog.store.get_meta(TARGET_KEY)
         return target if spec and target and target != spec else None
 
+    def indexed_elsewhere_now(self) -> bool:
+        """Whether another process (`fastslow index`) holds the library for writing at this moment."""
+        return self.catalog.written_elsewhere_now()
+
     def left_unfinished(self) -> bool:
         """Whether an index run stopped before it went through its work (`fastslow index` killed or stopped)
         and no later run finished it: files it had not reached yet are not in the library."""

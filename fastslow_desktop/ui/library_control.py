@@ -91,13 +91,15 @@ class LibraryControl:
         def done() -> None:
             self._polling_writers = False
 
-        def poll() -> tuple[bool, str | None, bool]:
+        def poll() -> tuple[bool, str | None, bool] | None:
             changed = library.changed_elsewhere()
             if changed:
                 return True, library.models_chosen_elsewhere(), False
+            if library.indexed_elsewhere_now():
+                return None  # a run between two commits (slow files, loading models): not quiet yet
             return False, None, library.left_unfinished()
 
-        self._tasks.submit(poll, on_result=lambda outcome: self._on_other_writers(library, *outcome),
+        self._tasks.submit(poll, on_result=lambda outcome: outcome and self._on_other_writers(library, *outcome),
                            on_error=lambda message: logger.warning("checking for other writers: %s", message),
                            on_finished=done)
 

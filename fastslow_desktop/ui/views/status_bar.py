@@ -99,6 +99,7 @@ class AppStatusBar(QStatusBar):
         self.cancel_clicked.emit()
 
     def index_started(self) -> None:
+        self.clearMessage()  # a "Waiting: another process…" note is over once this app's run starts
         self.message.setText("Looking for new and changed files…")
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
@@ -140,10 +141,12 @@ class AppStatusBar(QStatusBar):
         self.message.setText(summary + (f" · {last}" if last else ""))
 
     def indexed_elsewhere(self, active: bool) -> None:
-        """Another process writes to the library (True) or has gone quiet: this app's last report is old news."""
+        """Another process writes to the library (True) or has finished: this app's last report is old news.
+        A run it left unfinished is finished by this app next, whose report then replaces this one."""
         self._elsewhere = active
         if not active:
-            self._last_report = ""
+            self.clearMessage()  # its "Waiting: another process…" note
+            self._last_report = "Library is up to date"
 
     def set_failures(self, count: int) -> None:
         self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
