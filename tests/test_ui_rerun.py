@@ -63,3 +63,20 @@ def test_a_rerun_without_a_pick_keeps_the_scroll_and_the_preview(qtbot, ui_setti
     assert bar.value() == scrolled
     assert window.results_view.currentIndex().data(ResultRoles.Result).media_id == shown.media_id
     assert window.preview.result.media_id == shown.media_id and calls == []
+
+
+def test_folder_counts_have_no_total_while_another_process_indexes(qtbot):
+    """Another process's run adds a folder's files as it reaches them: "288 / 288 indexed" of 300 looked done."""
+    from fastslow_desktop.catalog.records import RootInfo
+    from fastslow_desktop.ui.views.sidebar import FoldersSidebar
+
+    sidebar = FoldersSidebar()
+    qtbot.addWidget(sidebar)
+    sidebar.set_roots([RootInfo("/photos/new", True, [], 288, 288, 0), RootInfo("/photos/empty", True, [], 0, 0, 0)])
+    assert sidebar.state_of("/photos/new") == "288 / 288 indexed"
+    sidebar.indexed_elsewhere(True)
+    assert (sidebar.state_of("/photos/new"), sidebar.state_of("/photos/empty")) == ("288 indexed so far",
+                                                                                      "nothing indexed yet")
+    assert "288 indexed so far" in sidebar.list.item(0).text()
+    sidebar.indexed_elsewhere(False)
+    assert sidebar.state_of("/photos/new") == "288 / 288 indexed"

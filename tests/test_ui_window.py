@@ -56,7 +56,7 @@ def test_search_option_opens_the_window_with_the_query_typed_and_its_results_sho
 
     assert build_parser().parse_args(["--search", QUERY]).initial_search == QUERY
     assert parse_args(["--search", QUERY]).initial_search == QUERY
-    caplog.set_level("INFO", logger="fastslow_desktop.ui.main_window")
+    caplog.set_level("INFO", logger="fastslow_desktop.ui.result_selection")
     window = open_window(qtbot, ui_settings, indexed_library, tiny_bundle, wait_ready=False, query=QUERY)
     assert window.search_bar.field.text() == QUERY
     qtbot.waitUntil(lambda: window.results_model.rowCount() > 0, timeout=60_000)

@@ -120,6 +120,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         c.index_finished.connect(self.status.index_finished)
         c.waiting_for_writer.connect(lambda msg: self.status.showMessage(msg, 15_000))
         c.written_elsewhere.connect(self.status.indexed_elsewhere)
+        c.written_elsewhere.connect(self.sidebar.indexed_elsewhere)
         c.index_finished.connect(self._refresh_results)
         c.folder_removed.connect(self._run_again)
         c.stopping_changed.connect(self._on_stopping)

@@ -9,9 +9,13 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem
                                QWidget)
 
 
-def root_state(root) -> str:
-    """'812 / 1000 indexed · 3 errors · offline' for a library RootInfo."""
-    parts = [f"{root.n_indexed} / {root.n_media} indexed" if root.n_media else "nothing indexed yet"]
+def root_state(root, counting: bool = False) -> str:
+    """'812 / 1000 indexed · 3 errors · offline' for a library RootInfo. `counting`: another process is
+    indexing, and a folder's files are counted only as it reaches them, so there is no total to show."""
+    if counting:
+        parts = [f"{root.n_indexed} indexed so far" if root.n_media else "nothing indexed yet"]
+    else:
+        parts = [f"{root.n_indexed} / {root.n_media} indexed" if root.n_media else "nothing indexed yet"]
     if root.n_errors:
         parts.append(f"{root.n_errors} error{'s' if root.n_errors != 1 else ''}")
     if not root.online:
@@ -57,12 +61,19 @@ class FoldersSidebar(QWidget):
         layout.addLayout(buttons)
 
         self._roots: dict[str, object] = {}
+        self._counting = False  # another process is indexing (see root_state)
         self.add_button.clicked.connect(self.add_requested)
         self.remove_button.clicked.connect(self._remove)
         self.exclude_button.clicked.connect(self._exclusions)
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
         self._update_buttons()
         self.setMinimumWidth(240)
+
+    def indexed_elsewhere(self, active: bool) -> None:
+        """Another process is indexing (True) or has finished: the folders' totals are unknown meanwhile."""
+        if active != self._counting:
+            self._counting = active
+            self.set_roots(list(self._roots.values()))
 
     def set_roots(self, roots: list) -> None:
         """Refresh in place (keeps the selection while counts change during indexing)."""
@@ -73,7 +84,7 @@ class FoldersSidebar(QWidget):
         offline_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon)
         for root in roots:
             item = QListWidgetItem(offline_icon if not root.online else folder_icon,
-                                   f"{Path(root.path).name or root.path}\n{root_state(root)}")
+                                   f"{Path(root.path).name or root.path}\n{root_state(root, self._counting)}")
             item.setData(Qt.ItemDataRole.UserRole, root.path)
             item.setToolTip(root.path)
             self.list.addItem(item)
@@ -87,7 +98,7 @@ class FoldersSidebar(QWidget):
 
     def state_of(self, path: str) -> str | None:
         root = self._roots.get(path)
-        return root_state(root) if root is not None else None
+        return root_state(root, self._counting) if root is not None else None
 
     def current_path(self) -> str | None:
         item = self.list.currentItem()
