@@ -40,6 +40,7 @@ class ResultSelection:
             self.status.show_query_notes(stage.notes)  # part of the query unread: the results must not hide it
             if not stage.results:
                 self._user_picked = False
+                self.preview.show_result(None)  # a re-run that found nothing: what it showed is gone
                 self._show_empty_page()  # no folders yet: the first run stays a first run
                 return
             self.pages.setCurrentWidget(self.results_view)
