@@ -31,8 +31,8 @@ def markdown(machine: dict, rows: list[Result]) -> str:
     flags = ", ".join(machine.get("cpu_flags") or []) or "none of those tracked"
     lines = [
         (f"Measured {machine['date_utc']} on {machine['cpu']} ({machine['cores']} cores, ISA flags {flags}; "
-        f"{machine['ram_gb']} GB RAM, {gpu}), torch {machine['torch']} with {machine['torch_threads']} threads (OMP_NUM_THREADS="
-        f"{machine.get('omp_num_threads')}), mode `{machine['mode']}`, commit {machine.get('git_commit')}. "
+        f"{machine['ram_gb']} GB RAM, {gpu}), torch {machine['torch']} with {machine['torch_threads']} threads "
+        f"(OMP_NUM_THREADS={machine.get('omp_num_threads')}), mode `{machine['mode']}`, commit {machine.get('git_commit')}. "
         f"Load average at start {', '.join(f'{x:.1f}' for x in machine['load_average_start'])}, at end "
         f"{', '.join(f'{x:.1f}' for x in machine.get('load_average_end', []))} (a shared machine). Every ratio "
         f"is against a baseline measured in the same run."),

@@ -12,10 +12,8 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem
 def root_state(root, counting: bool = False) -> str:
     """'812 / 1000 indexed · 3 errors · offline' for a library RootInfo. `counting`: another process is
     indexing, and a folder's files are counted only as it reaches them, so there is no total to show."""
-    if counting:
-        parts = [f"{root.n_indexed} indexed so far" if root.n_media else "nothing indexed yet"]
-    else:
-        parts = [f"{root.n_indexed} / {root.n_media} indexed" if root.n_media else "nothing indexed yet"]
+    count = f"{root.n_indexed} indexed so far" if counting else f"{root.n_indexed} / {root.n_media} indexed"
+    parts = [count if root.n_media else "nothing indexed yet"]
     if root.n_errors:
         parts.append(f"{root.n_errors} error{'s' if root.n_errors != 1 else ''}")
     if not root.online:

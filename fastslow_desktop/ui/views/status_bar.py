@@ -25,13 +25,16 @@ def progress_text(event) -> str:
     return text + (f" · {left}" if left else "")
 
 
+UP_TO_DATE = "Library is up to date"
+
+
 def report_text(report) -> str:
     """'Indexed 1000 files in 12 s' (+ failures, cancellation) for an IndexReport."""
     if report is None:
         return "Indexing stopped"
     done = report.indexed + report.reembedded
     text = (f"Indexed {done} new file{'s' if done != 1 else ''} in {report.seconds:.0f} s" if done
-            else "Library is up to date")
+            else UP_TO_DATE)
     if report.failed:
         text += f" · {report.failed} could not be read"
     if report.offline_roots:
@@ -146,7 +149,7 @@ class AppStatusBar(QStatusBar):
         self._elsewhere = active
         if not active:
             self.clearMessage()  # its "Waiting: another process…" note
-            self._last_report = "Library is up to date"
+            self._last_report = UP_TO_DATE
 
     def set_failures(self, count: int) -> None:
         self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
