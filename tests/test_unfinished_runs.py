@@ -91,3 +91,44 @@ def test_the_writer_lock_tells_a_holder_in_another_process_from_one_in_this_one(
         assert not ours.held_elsewhere()  # this process's own run
     finally:
         ours.release()
+
+
+def _hold_in_thread(lock, seconds: float):
+    """Another 'process' holding the library for `seconds` (its own thread, so it can let go meanwhile)."""
+    import threading
+    import time
+
+    taken = threading.Event()
+
+    def hold() -> None:
+        lock.acquire()
+        taken.set()
+        time.sleep(seconds)
+        lock.release()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert taken.wait(5)
+    return thread
+
+
+def test_a_writer_waits_for_another_process_and_says_so_only_when_it_is_more_than_a_moment(tmp_path):
+    """A momentary holder (the app's `held_elsewhere` probe) is waited for without the CLI's "waiting" line;
+    a real run is announced once; a writer without a message waits its timeout instead of failing at once."""
+    from fastslow_desktop.catalog.locks import QUIET_WAIT_SECONDS, WriterLock
+
+    ours, theirs = (WriterLock(tmp_path / "writer.lock", tmp_path / f"writer-{n}.pid") for n in (1, 2))
+    said: list[str] = []
+    ours.on_wait = said.append
+    for held, announced in ((QUIET_WAIT_SECONDS / 5, 0), (QUIET_WAIT_SECONDS * 3, 1)):
+        said.clear()
+        holder = _hold_in_thread(theirs, held)
+        assert ours.acquire(timeout=10)
+        ours.release()
+        holder.join()
+        assert len(said) == announced, said
+    ours.on_wait = None  # the app's writers: wait silently, up to the timeout
+    holder = _hold_in_thread(theirs, 0.3)
+    assert ours.acquire(timeout=10)
+    ours.release()
+    holder.join()

@@ -19,6 +19,9 @@ from filelock import FileLock, Timeout
 from .records import LibraryBusy, LibraryError
 
 WRITER_WAIT_SECONDS = 30.0  # a second writer waits this long for the first, then says who holds it
+# A holder that lets go within this long is not announced: the app's `held_elsewhere` probe takes the
+# lock for microseconds, and a starting `fastslow index` that met it printed "… is indexing; waiting".
+QUIET_WAIT_SECONDS = 0.5
 
 
 class ReadWriteLock:
@@ -101,8 +104,11 @@ class WriterLock:
         return True
 
     def _acquire_file_lock(self, deadline: float) -> None:
+        left = max(0.0, deadline - time.monotonic())
+        # Without on_wait the whole timeout is waited silently; with it, only a moment before saying so.
         try:
-            self._file_lock.acquire(timeout=0, poll_interval=0.05)
+            self._file_lock.acquire(timeout=left if self.on_wait is None else min(QUIET_WAIT_SECONDS, left),
+                                    poll_interval=0.02)
             return
         except Timeout:
             if self.on_wait is None or deadline <= time.monotonic():
