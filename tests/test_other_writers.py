@@ -268,3 +268,47 @@ def test_the_window_waits_for_a_run_still_going_before_it_finishes_it(qtbot, ui_
             assert (started, waiting) == ([], [])
     # the lock is let go without the run completing, as when its process is killed: the app finishes it
     qtbot.waitUntil(lambda: window.sidebar.state_of(str(more.resolve())) == "4 / 4 indexed", timeout=60_000)
+
+
+def test_the_models_label_says_another_process_re_embeds_while_it_does(qtbot, ui_settings, tmp_path, tiny_bundle):
+    """The app follows `fastslow index --models B` while that run is still going: the label said the app itself
+    was "re-embedding with B…" while it only waited for the other process."""
+    import threading
+
+    from tests.helpers import make_tiny_bundle
+    from tests.ui_helpers import indexed_photos, open_window
+
+    from fastslow_desktop.library import Library
+    from fastslow_desktop.models import load_bundle
+
+    indexed_photos(tmp_path / "library", tiny_bundle, tmp_path / "photos", 3)
+    window = open_window(qtbot, ui_settings, tmp_path / "library", tiny_bundle)
+    other_bundle = make_tiny_bundle(tmp_path / "other-models", seed=5)
+    started, finish, failures = threading.Event(), threading.Event(), []
+
+    def paused(event) -> None:
+        if event.phase == "indexing" and not started.is_set():
+            started.set()  # the target models are recorded and the lock held: hold it until the label is read
+            finish.wait(120)
+
+    def other_run() -> None:
+        try:
+            with Library.open(tmp_path / "library", load_bundle(other_bundle)) as other:
+                other.index(progress=paused)
+        except Exception as exc:  # noqa: BLE001 - reported by the test's thread
+            failures.append(exc)
+            started.set()
+    worker = threading.Thread(target=other_run)
+    worker.start()
+    try:
+        assert started.wait(60) and not failures
+        with qtbot.waitSignal(window.controller.reembedding, timeout=60_000) as reembedding:
+            pass
+        assert reembedding.args[2] is True
+        label = window.status.models.text()
+        assert "another FastSlow process is re-embedding with" in label, label
+    finally:
+        finish.set()
+        worker.join(120)
+    assert not failures
+    qtbot.waitUntil(lambda: not window.controller.indexing, timeout=60_000)

@@ -203,7 +203,7 @@ def test_new_models_re_embed_even_when_the_old_ones_cannot_be_loaded(qtbot, ui_s
     controller = window.controller
     with qtbot.waitSignal(controller.reembedding, timeout=DOWNLOAD_MS) as started:
         pass
-    assert started.args == ["balanced", "balanced"]
+    assert started.args == ["balanced", "balanced", False]
     qtbot.waitUntil(lambda: controller.services is not None and controller.services.reembedding is None,
                     timeout=DOWNLOAD_MS)
     with qtbot.waitSignal(controller.stage1, timeout=60_000) as stage1:

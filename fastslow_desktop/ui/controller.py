@@ -34,7 +34,8 @@ class AppController(LibraryControl, QObject):
     warmed = Signal()  # the slow model is loaded too (re-ranking starts without a load)
     failed = Signal(str, bool)  # message, offline
     kept_models = Signal(str, str)  # why the new models failed, the models kept instead
-    reembedding = Signal(str, str)  # models answering now, models the library is re-embedded with
+    # models answering now, models the library is re-embedded with, whether another process is doing it
+    reembedding = Signal(str, str, bool)
     models_chosen_elsewhere = Signal(str)  # another process moved the library to these models: the app follows
     needs_download = Signal(list)  # hub repositories
     download_progress = Signal(object)  # models.hub.DownloadProgress: bytes done, total, speed, ETA
@@ -101,6 +102,7 @@ class AppController(LibraryControl, QObject):
         self._watch_batch.connect(self._on_watch_batch)
         self._polling_writers = False  # a check for other writers is queued or running
         self._written_elsewhere = False  # another process wrote; the query on screen runs again when it stops
+        self._followed_models: str | None = None  # models another process moved the library to, being loaded
         self._writers_timer = QTimer(self)
         self._writers_timer.setInterval(OTHER_WRITERS_MS)
         self._writers_timer.timeout.connect(self._check_other_writers)
@@ -145,13 +147,16 @@ class AppController(LibraryControl, QObject):
         elif isinstance(outcome, StartupFailed):
             self._fail(outcome.message, outcome.offline)
         else:
-            self.services = outcome
+            self.services, followed, self._followed_models = outcome, self._followed_models, None
             self.library = outcome.library
             self._writers_timer.start()
             self._fallback = None
             self.ready.emit()
             if outcome.reembedding is not None:  # new models for this library: re-embed it now
-                self.reembedding.emit(outcome.models.name, outcome.reembedding.name)
+                # Followed another process's models while it still runs: it re-embeds, this app waits for it.
+                elsewhere = (followed is not None and getattr(outcome.reembedding, "spec", None) == followed
+                             and outcome.library.indexed_elsewhere_now())
+                self.reembedding.emit(outcome.models.name, outcome.reembedding.name, elsewhere)
                 self.index(None)
             # Catch up on files changed while the app was closed (or a run cut short by closing it) once the
             # slow model is warm: started at once, the walk cost the first typed query about 0.3 s.

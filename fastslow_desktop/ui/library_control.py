@@ -109,6 +109,7 @@ class LibraryControl:
         if unfinished and self._written_elsewhere and self.config.watching:
             self.index(None)  # the other process stopped early (killed, Ctrl+C): the files it left are indexed here
         if their_models:  # follow them: keeping ours would re-embed the library back at the next run
+            self._followed_models = their_models  # that process is re-embedding with them, not this app
             self.models_chosen_elsewhere.emit(their_models)
             self.use_models(their_models)
         elif changed:

@@ -100,10 +100,12 @@ class WindowDialogs:
         self.settings.models = spec  # Settings shows the models in use
         self.status.set_models(f"Switching to {spec}, which another FastSlow process indexed this library with…")
 
-    def _on_reembedding(self, current: str, new: str) -> None:
-        self.status.set_models(f"Models: {current}; re-embedding with {new}…")
+    def _on_reembedding(self, current: str, new: str, elsewhere: bool = False) -> None:
+        who = "another FastSlow process is " if elsewhere else ""
+        self.status.set_models(f"Models: {current}; {who}re-embedding with {new}…")
         answer = f"searches use {current} until it is done" if current != new else "searches work when it is done"
-        self.status.showMessage(f"The library is being re-embedded with {new}; {answer}.", 10_000)
+        by = " by another FastSlow process" if elsewhere else ""
+        self.status.showMessage(f"The library is being re-embedded with {new}{by}; {answer}.", 10_000)
 
     def _on_needs_download(self, repos: list[str]) -> None:
         from fastslow_desktop.library.models_spec import has_embeddings
