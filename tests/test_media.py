@@ -485,3 +485,13 @@ def test_sniffing_does_not_take_an_avif_or_heic_for_a_video():
     assert (picture_format(avif), video_format(avif)) == ("AVIF", None)
     assert (picture_format(heic), video_format(heic)) == ("HEIC", None)
     assert (picture_format(mp4), video_format(mp4)) == (None, "MP4 or QuickTime")
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0, 65535.0])
+def test_a_float_scan_keeps_its_brightness(tmp_path, scale):
+    """A float32 TIFF was scaled by its brightest sample: a dark scan (0-0.5 of white) showed as a bright one."""
+    ramp = np.linspace(0, 0.5, 64 * 48, dtype=np.float32).reshape(48, 64) * scale
+    Image.fromarray(ramp, "F").save(tmp_path / "scan.tif")
+    grey = np.asarray(load_image(tmp_path / "scan.tif"))
+    assert grey.shape == (48, 64, 3) and grey.min() == 0
+    assert 125 <= grey.max() <= 128, grey.max()  # half of white, not white

@@ -45,6 +45,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, like a file browser does
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+_WHITE_LEVELS = {"F": (1.0, 255.0, 65535.0), "I": (255.0, 65535.0)}  # 32-bit samples: the smallest that fits
 
 
 @dataclass
@@ -157,7 +158,9 @@ def _deep_to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in _SIXTEEN_BIT:  # 16-bit samples (0-65535) unless the file only uses the 8-bit range
         arr8 = (arr >> 8).astype(np.uint8) if peak > 255 else arr.astype(np.uint8)
     else:
-        top = (peak if peak > 0 else 1.0) if img.mode == "F" else (65535.0 if peak > 255 else 255.0)
+        # White is the top of the range the samples use by convention (float 0-1, 8-bit, 16-bit), not
+        # the brightest sample: scaling by the peak once showed a dark float scan as a bright one.
+        top = next((limit for limit in _WHITE_LEVELS[img.mode] if peak <= limit), peak)
         scaled = arr.astype(np.float32)
         scaled *= 255.0 / top
         arr8 = np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
