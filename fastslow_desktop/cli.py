@@ -190,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"fastslow: no library at {folder} yet; `fastslow index PATH` makes one", file=sys.stderr)
         status = {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None, "failed": [],
-                  "unfinished_run": False}
+                  "unfinished_run": False, "hidden": []}
     else:
         try:
             with Library.open(folder) as library:
@@ -201,6 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         for entry in status["roots"] + status["failed"]:
             entry.update(path_fields(entry["path"]))
+        status["hidden"] = [path_fields(path) for path in status["hidden"]]  # objects, as in "failed"
         print(json.dumps(status))
         return EXIT_OK
     print(f"library: {printable_path(str(folder))}")
@@ -218,6 +219,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {printable_path(root['path'])}: {root['indexed']} indexed, {root['failed']} failed{skipped}{state}")
     for failure in status["failed"]:
         print(f"  ! {printable_path(failure['path'])}: {failure['error']}")
+    if status["hidden"]:
+        shown = ", ".join(printable_path(os.path.basename(path)) for path in status["hidden"][:3])
+        more = f" and {len(status['hidden']) - 3} more" if len(status["hidden"]) > 3 else ""
+        n = len(status["hidden"])
+        print(f"note: {n} hidden folder{'' if n == 1 else 's'} or file{'' if n == 1 else 's'} skipped (names "
+              f"starting with a dot: {shown}{more}); hidden ones are not indexed")
     if status["unfinished_run"]:
         print("note: an index run has not finished (it is still running, or it was stopped): files it has not "
               "reached are not indexed yet; `fastslow index` finishes it")

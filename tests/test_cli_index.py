@@ -15,7 +15,7 @@ from fastslow_desktop.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 INDEX_KEYS = {"indexed", "moved", "unchanged", "removed", "failed", "seconds"}
-STATUS_KEYS = {"roots", "media", "images", "videos", "segments", "model", "failed", "unfinished_run"}
+STATUS_KEYS = {"roots", "media", "images", "videos", "segments", "model", "failed", "unfinished_run", "hidden"}
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_status_of_an_empty_library_and_the_environment_default(tmp_path, monkey
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status == {"roots": [], "media": 0, "images": 0, "videos": 0, "segments": 0, "model": None,
-                      "failed": [], "unfinished_run": False}
+                      "failed": [], "unfinished_run": False, "hidden": []}
     assert main(["status"]) == 0
     out, err = capsys.readouterr()
     assert str(tmp_path / "from-env") in out and "no library at" in err

@@ -73,7 +73,7 @@ def test_status_counts_one_video_in_the_singular(tmp_path, monkeypatch, capsys):
 
         def status(self):
             return {"roots": [], "media": 2, "images": 1, "videos": 1, "segments": 1, "model": "m", "failed": [],
-                    "unfinished_run": False}
+                    "unfinished_run": False, "hidden": []}
 
     (tmp_path / "library.db").write_bytes(b"")
     monkeypatch.setattr(library_module, "Library", OneVideo)

@@ -97,7 +97,8 @@ def test_hostile_folder_indexes_every_good_file_and_explains_every_bad_one(hosti
     assert set(failed) == set(hostile["bad"])
     for path, reason in hostile["bad"].items():
         assert reason in failed[path], (path, failed[path])
-    assert set(status) == {"roots", "media", "images", "videos", "segments", "model", "failed", "unfinished_run"}
+    keys = {"roots", "media", "images", "videos", "segments", "model", "failed", "unfinished_run", "hidden"}
+    assert set(status) == keys
     assert status["unfinished_run"] is False
     assert status["videos"] == N_VIDEOS and status["media"] == len(hostile["good"])
     assert status["segments"] >= status["media"] and status["model"] == library.models.model_id

@@ -18,7 +18,7 @@ from ..media import DecodeError, frame_times, load_image, video_frames
 from .indexer import Indexer
 from .models_spec import TARGET_KEY, remember_spec
 from .progress import IndexReport, Progress
-from .scan import request_retry, root_for, scan_problems
+from .scan import request_retry, root_for, scan_hidden, scan_problems
 from .unfinished import left_unfinished
 from .walk import is_under
 
@@ -263,6 +263,7 @@ class Library:
             "failed": sorted(self.catalog.store.failures() + scan_problems(self.catalog.store),
                              key=lambda f: f["path"]),
             "unfinished_run": self.left_unfinished(),  # running now, or stopped early: files may be missing
+            "hidden": scan_hidden(self.catalog.store),  # hidden folders and media files, skipped on purpose
         }
 
     def retry_failed(self) -> int:

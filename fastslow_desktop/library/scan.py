@@ -30,6 +30,7 @@ CONTENT_FAILURES = ("empty file", "not an image", "unsupported format", "truncat
                     "image too large", "not a video", "video has no readable frames", "cannot decode image")
 
 SCAN_PROBLEMS = "scan_problems"  # meta key: JSON list of {"path", "error"} found by the last walks
+HIDDEN = "hidden: its name starts with a dot"  # the stored error of a hidden entry the walks skipped
 RETRY_FAILED = "retry_failed_before"  # meta key: failures recorded before this time are retried
 
 
@@ -282,6 +283,7 @@ def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
             folder = target if what == "folder" else os.path.dirname(target)
             rows.append((link, f"link to a {what} outside the indexed folders, not followed "
                                f"(add {folder} as a folder to index it)"))
+    rows.extend((path, HIDDEN) for path in scan.report.hidden)  # kept apart by `scan_hidden`
     return rows
 
 
@@ -305,7 +307,13 @@ def _load_problems(store: Store) -> list[dict]:
 def scan_problems(store: Store) -> list[dict]:
     """Folders and files the last walks could not use, with why ({"path", "error"}), for `status`."""
     roots = store.roots()
-    return [p for p in _load_problems(store) if root_for(p["path"], roots) is not None]
+    return [p for p in _load_problems(store) if root_for(p["path"], roots) is not None and p.get("error") != HIDDEN]
+
+
+def scan_hidden(store: Store) -> list[str]:
+    """Hidden folders and media files (names starting with a dot) the last walks skipped, for `status`."""
+    roots = store.roots()
+    return [p["path"] for p in _load_problems(store) if p.get("error") == HIDDEN and root_for(p["path"], roots)]
 
 
 def request_retry(store: Store) -> int:

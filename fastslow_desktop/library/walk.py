@@ -35,6 +35,7 @@ class WalkReport:
     unreadable: list[str] = field(default_factory=list)  # folders or files: their rows stay as they are
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), shown in `status`
     outside_links: list[tuple[str, str, str]] = field(default_factory=list)  # (link, target, "folder"/"file")
+    hidden: list[str] = field(default_factory=list)  # hidden folders and media files, skipped (see `note_hidden`)
 
     def cannot_read(self, path: str, reason: str, show: bool = True) -> None:
         self.unreadable.append(path)
@@ -54,6 +55,21 @@ def _broken_link_reason(path: str) -> str:
 
 def is_clutter(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$") or name.lower() in CLUTTER
+
+
+def _note_hidden(entry: os.DirEntry, report: WalkReport) -> None:
+    """A hidden folder, or a hidden file named as media, is skipped but counted in `status`: a person whose
+    photos are in `.photos` should learn why none were found. System clutter and macOS's `._name` companion
+    files (metadata beside a copied file, not pictures) are not worth a mention."""
+    name = entry.name
+    if not name.startswith(".") or name.startswith("._") or name.lower() in CLUTTER:
+        return
+    try:
+        folder = entry.is_dir(follow_symlinks=False)
+    except OSError:
+        folder = False
+    if folder or media_kind(name):
+        report.hidden.append(entry.path)
 
 
 def is_excluded(rel_path: str, patterns: Iterable[str]) -> bool:
@@ -166,7 +182,10 @@ def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[
         entries = _list_folder(path, seen_dirs, report)
         subdirs = []
         for entry in entries or ():
-            if is_clutter(entry.name) or (excludes and is_excluded(os.path.relpath(entry.path, root), excludes)):
+            if is_clutter(entry.name):
+                _note_hidden(entry, report)
+                continue
+            if excludes and is_excluded(os.path.relpath(entry.path, root), excludes):
                 continue
             try:
                 link = entry.is_symlink()
