@@ -34,6 +34,9 @@ def test_the_walk_names_hidden_folders_and_media_but_not_clutter(tmp_path):
     assert found == [str(root / "beach.jpg")]
     assert sorted(report.hidden) == [str(root / ".photos"), str(root / ".portrait.jpg")]
     assert report.problems == []
+    report = WalkReport()
+    list(walk(root, excludes=[".photos"], report=report))
+    assert report.hidden == [str(root / ".portrait.jpg")]  # what the user excluded is not mentioned
 
 
 def test_status_counts_what_was_hidden_and_forgets_it_once_it_is_gone(tmp_path, tiny_bundle, capsys):

@@ -495,3 +495,13 @@ def test_a_float_scan_keeps_its_brightness(tmp_path, scale):
     grey = np.asarray(load_image(tmp_path / "scan.tif"))
     assert grey.shape == (48, 64, 3) and grey.min() == 0
     assert 125 <= grey.max() <= 128, grey.max()  # half of white, not white
+
+
+def test_a_float_scan_with_missing_samples_still_decodes(tmp_path):
+    """NaN marks missing samples in scientific float TIFFs: they show black, the rest keeps its brightness."""
+    ramp = np.linspace(0, 1.0, 64 * 48, dtype=np.float32).reshape(48, 64)
+    ramp[:4] = np.nan
+    ramp[4, :4] = np.inf
+    Image.fromarray(ramp, "F").save(tmp_path / "scan.tif")
+    grey = np.asarray(load_image(tmp_path / "scan.tif"))
+    assert (grey[:4] == 0).all() and (grey[4, :4] == 255).all() and grey[-1, -1, 0] == 255

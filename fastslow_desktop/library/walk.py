@@ -35,7 +35,7 @@ class WalkReport:
     unreadable: list[str] = field(default_factory=list)  # folders or files: their rows stay as they are
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), shown in `status`
     outside_links: list[tuple[str, str, str]] = field(default_factory=list)  # (link, target, "folder"/"file")
-    hidden: list[str] = field(default_factory=list)  # hidden folders and media files, skipped (see `note_hidden`)
+    hidden: list[str] = field(default_factory=list)  # hidden folders and media files, skipped (see `_note_hidden`)
 
     def cannot_read(self, path: str, reason: str, show: bool = True) -> None:
         self.unreadable.append(path)
@@ -182,10 +182,12 @@ def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[
         entries = _list_folder(path, seen_dirs, report)
         subdirs = []
         for entry in entries or ():
+            excluded = bool(excludes) and is_excluded(os.path.relpath(entry.path, root), excludes)
             if is_clutter(entry.name):
-                _note_hidden(entry, report)
+                if not excluded:  # what the user excluded needs no mention
+                    _note_hidden(entry, report)
                 continue
-            if excludes and is_excluded(os.path.relpath(entry.path, root), excludes):
+            if excluded:
                 continue
             try:
                 link = entry.is_symlink()

@@ -4,6 +4,7 @@ refusing bombs by their header before a pixel is decoded."""
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -154,7 +155,9 @@ def _deep_to_rgb(img: Image.Image) -> Image.Image:
     """16-bit and 32-bit single-channel pictures to 8-bit grey, in integer or float32 steps (float64
     copies of a large scan once cost gigabytes)."""
     arr = np.asarray(img)
-    peak = float(arr.max(initial=0))
+    peak = float(np.nanmax(arr, initial=0))  # float scans may mark missing samples as NaN
+    if not math.isfinite(peak):
+        peak = 1.0  # an infinite sample: the rest is read on the float convention
     if img.mode in _SIXTEEN_BIT:  # 16-bit samples (0-65535) unless the file only uses the 8-bit range
         arr8 = (arr >> 8).astype(np.uint8) if peak > 255 else arr.astype(np.uint8)
     else:
@@ -163,6 +166,7 @@ def _deep_to_rgb(img: Image.Image) -> Image.Image:
         top = next((limit for limit in _WHITE_LEVELS[img.mode] if peak <= limit), peak)
         scaled = arr.astype(np.float32)
         scaled *= 255.0 / top
+        np.nan_to_num(scaled, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
         arr8 = np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
     return Image.fromarray(arr8, "L").convert("RGB")
 
