@@ -64,3 +64,12 @@ def eta(seconds: float | None) -> str:
 
 def score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+def match_text(result) -> str:
+    """'yes · 92 %' from the slow stage's judgement; '' before re-ranking."""
+    match = getattr(result, "match", None)
+    if match is None:
+        return ""
+    probability = getattr(result, "match_probability", None)
+    return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")

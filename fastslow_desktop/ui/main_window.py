@@ -14,7 +14,9 @@ from PySide6.QtWidgets import (QFileDialog, QMainWindow, QSplitter, QStackedWidg
                                QWidget)
 
 from ..media import is_photo
+from .announce import announce
 from .controller import AppController
+from .focus_order import set_window_order
 from .menus import build_menus
 from .result_actions import ResultActions
 from .result_selection import ResultSelection
@@ -101,6 +103,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.errors_panel)
         self.errors_panel.hide()
         build_menus(self)
+        set_window_order(self)
         self.resize(1280, 800)
 
     def _connect(self) -> None:
@@ -112,7 +115,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         c.stage1.connect(self._on_stage1)
         c.stage2.connect(self._on_stage2)
         c.refining.connect(self.search_bar.set_refining)
-        c.search_failed.connect(lambda msg: self.status.showMessage(f"Search failed: {msg}", 8000))
+        c.search_failed.connect(self._on_search_failed)
         c.roots_changed.connect(self._on_roots)
         c.status_changed.connect(self._on_status)
         c.index_started.connect(self.status.index_started)
@@ -133,6 +136,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         self.results_view.open_requested.connect(lambda index: self._open(index.data(ResultRoles.Result)))
         self.results_view.preview_requested.connect(self._toggle_preview)
         self.results_view.back_requested.connect(self.focus_search)
+        self.results_view.typed.connect(self._type_into_search)
         self.results_model.modelReset.connect(self._on_reset)
         self.sidebar.add_requested.connect(self.choose_folders)
         self.sidebar.remove_requested.connect(self._remove_folder)
@@ -170,6 +174,7 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
         # Only on the library it was typed in: the demo's query must not replace a new library's first run.
         if last and self.settings.last_query_library == str(self.controller.config.library_dir):
             self.search_bar.field.setText(last)
+            self.search_bar.field.selectAll()  # typing starts a new query; End keeps the old one
             self._query = last
 
     # -- start-up and models --------------------------------------------------------------
@@ -195,6 +200,19 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
     def focus_search(self) -> None:
         self.search_bar.field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search_bar.field.selectAll()
+
+    def _type_into_search(self, text: str) -> None:
+        """Typing in the grid goes on in the search field, after what is there (Ctrl+Z takes it back)."""
+        field = self.search_bar.field
+        field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        field.deselect()
+        field.end(False)
+        field.insert(text)
+        field.textEdited.emit(field.text())  # a user's edit: the search runs as if typed there
+
+    def _on_search_failed(self, message: str) -> None:
+        self.status.showMessage(f"Search failed: {message}", 8000)
+        announce(self, f"Search failed: {message}")
 
     def run_query(self, text: str, kind: str | None = None) -> None:
         self._query = text

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from fastslow_desktop import __version__
 
-KEYS_HELP = ("Ctrl+F — search\nEscape — clear the search (in the results: back to the search field)\n"
-             "↓ — from the search field to the results\nArrows — move\n"
-             "Enter — open (videos play from the moment)\nSpace — preview\nCtrl+Shift+O — add a folder\n"
-             "Ctrl+Shift+I — search with a picture\nCtrl+Q — quit")
+KEYS_HELP = ("Ctrl+F — go to the search field\nEnter in the search field — search now\n"
+             "Escape — clear the search (in the results: back to the search field)\n"
+             "↓ — from the search field to the results; ↑ in the first row — back\n"
+             "Arrows, Page Up/Down, Home, End — move through the results\n"
+             "Typing in the results — goes on in the search field\n"
+             "Enter — open (videos play from the moment)\nSpace — show or hide the preview\n"
+             "Ctrl+Shift+O — add a folder\nCtrl+Shift+I — search with a picture\n"
+             "Ctrl+, — settings\nF9 — preview pane\nF1 — this list\nCtrl+Q — quit")
 ABOUT = ("<b>FastSlow</b> {version}<br>Find photos and moments in videos by describing them. A fast dual encoder "
          "shortlists at once; a slow captioner re-ranks the best matches a moment later "
          "(Miech et al., <i>Thinking Fast and Slow</i>, CVPR 2021).<br><br>Everything runs on this computer.")
@@ -37,7 +41,9 @@ def build_menus(window: QMainWindow) -> None:
     window.picture_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
     window.models_action = QAction("&Models…", window)  # the preset catalogue: choose, download
     window.settings_action = QAction("&Settings…", window)
-    window.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+    # The platform's key (Ctrl+, on macOS; none on most Linux desktops) and Ctrl+, everywhere.
+    window.settings_action.setShortcuts(list(dict.fromkeys(
+        [*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences), QKeySequence("Ctrl+,")])))
     window.reindex_action = QAction("&Re-scan all folders", window)
     window.retry_action = QAction("Re&try failed files", window)
     quit_action = QAction("&Quit", window)
@@ -49,20 +55,24 @@ def build_menus(window: QMainWindow) -> None:
     file_menu.addSeparator()
     file_menu.addAction(quit_action)
     view_menu = window.menuBar().addMenu("&View")
+    window.find_action = QAction("Go to the &search field", window)
+    window.find_action.setShortcut(QKeySequence.StandardKey.Find)
+    window.find_action.triggered.connect(window.focus_search)
+    view_menu.addAction(window.find_action)
     errors_action = window.errors_panel.toggleViewAction()
     errors_action.setText("&Errors panel")
     view_menu.addAction(errors_action)
     window.preview_action = QAction("&Preview pane", window)
     window.preview_action.setCheckable(True)
     window.preview_action.setChecked(True)
+    window.preview_action.setShortcut(QKeySequence("F9"))
     window.preview_action.toggled.connect(window.preview.setVisible)
     view_menu.addAction(window.preview_action)
     help_menu = window.menuBar().addMenu("&Help")
     keys_action = QAction("&Keyboard shortcuts", window)
+    keys_action.setShortcut(QKeySequence.StandardKey.HelpContents)  # F1
     keys_action.triggered.connect(lambda: show_keys(window))
     window.about_action = QAction("&About FastSlow", window)
     window.about_action.triggered.connect(lambda: show_about(window))
     help_menu.addAction(keys_action)
     help_menu.addAction(window.about_action)
-    window.find_shortcut = QShortcut(QKeySequence.StandardKey.Find, window)
-    window.find_shortcut.activated.connect(window.focus_search)

@@ -10,6 +10,7 @@ import logging
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 
+from .announce import announce
 from .models.results import ResultRoles
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ class ResultSelection:
         self._keeping = shown
         try:
             self.results_model.set_results(stage.results, stage=1, candidates=stage.candidates)
-            self.search_bar.set_timing(stage.fast_ms, None)
+            self.search_bar.set_timing(stage.fast_ms, None, len(stage.results))
+            if not self._rerun:  # a refresh of the same query is not news
+                announce(self.results_view, self.search_bar.timing.text().split(" · ")[0])
             self.status.show_query_notes(stage.notes)  # part of the query unread: the results must not hide it
             if not stage.results:
                 self._user_picked = False
@@ -57,7 +60,11 @@ class ResultSelection:
 
     def _on_stage2(self, stage) -> None:
         self.results_model.reorder(stage.results, stage=stage.stage, candidates=stage.candidates)
-        self.search_bar.set_timing(stage.fast_ms, stage.slow_ms)
+        self.search_bar.set_timing(stage.fast_ms, stage.slow_ms, self.results_model.rowCount())
+        state, n = self.results_model.divider()
+        if not self._rerun and state is not None:
+            announce(self.results_view, f"{n} match{'' if n == 1 else 'es'}" if state == "matches"
+                     else "Nothing matches exactly; the closest results are shown")
         current = self.preview.result
         if current is not None:
             row = self.results_model.row_of_media(current.media_id)  # stage 2 may move a video's moment

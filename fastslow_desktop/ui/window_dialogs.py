@@ -135,7 +135,9 @@ class WindowDialogs:
     def _remove_folder(self, path: str) -> None:
         answer = QMessageBox.question(self, "Remove folder",
                                       f"Stop searching {path}?\nYour files are not touched; only FastSlow's index "
-                                      "of them is removed.")
+                                      "of them is removed.",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)  # Enter keeps it: indexing again takes long
         if answer == QMessageBox.StandardButton.Yes:
             self.controller.remove_folder(path)
 

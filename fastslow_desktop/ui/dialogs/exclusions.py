@@ -15,6 +15,10 @@ class PatternsEdit(QPlainTextEdit):
     def __init__(self, patterns: list[str] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setPlaceholderText("*.tmp\nnode_modules\nPrivate/*")
+        # Patterns never contain tabs, and a box that takes Tab traps keyboard users (Tab never leaves it).
+        self.setTabChangesFocus(True)
+        self.setAccessibleName("Exclusion patterns")
+        self.setAccessibleDescription("One file or folder pattern per line, for example *.tmp or Screenshots")
         self.setPlainText("\n".join(patterns or []))
 
     def patterns(self) -> list[str]:

@@ -95,12 +95,16 @@ class ModelChooser(QDialog):
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Tab leaves the table for the buttons (else it walks every cell and wraps, changing the selection
+        # and the default button on each press); the arrow keys move between rows.
+        table.setTabKeyNavigation(False)
+        table.setAccessibleName("Search model presets")
         table.verticalHeader().setVisible(False)
         table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         table.setWordWrap(True)  # "What it is for" wraps in its stretched column instead of ending in "…"
         table.setTextElideMode(Qt.TextElideMode.ElideNone)
         table.horizontalHeader().sectionResized.connect(lambda *_: table.resizeRowsToContents())
-        selected = 0
+        selected = None
         for i, row in enumerate(self.rows):
             about = row.description
             if row.hardware == "cuda" and cuda is False:
@@ -113,10 +117,12 @@ class ModelChooser(QDialog):
                 item.setData(Qt.ItemDataRole.UserRole, row.name)
                 item.setToolTip(about)
                 table.setItem(i, j, item)
-            if row.name == preselect or (preselect is None and row.default):
+            if row.name == preselect:
                 selected = i
         table.resizeColumnsToContents()
-        if self.rows:
+        # Only the models in use (or asked for) are selected: anything else would make Enter start a download
+        # nobody chose. Nothing selected leaves the default button disabled (_sync_button).
+        if selected is not None:
             table.selectRow(selected)
         return table
 
@@ -142,9 +148,8 @@ class ModelChooser(QDialog):
     def _sync_button(self) -> None:
         row = self.selected()
         self.use_button.setEnabled(row is not None and not self.downloading)
-        if row is not None:
-            self.use_button.setText("Use these models" if row.downloaded
-                                    else f"Download ({size_text(row.download_bytes)}) and use")
+        self.use_button.setText("Use these models" if row is None or row.downloaded
+                                else f"Download ({size_text(row.download_bytes)}) and use")
 
     # -- download -------------------------------------------------------------------------
     def _use(self) -> None:

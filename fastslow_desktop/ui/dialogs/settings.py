@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
+from ..focus_order import chain
 from ..settings import AppSettings
 from .exclusions import PatternsEdit
 
@@ -44,8 +45,10 @@ def cuda_available() -> bool | None:
         return False
 
 
-def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str, what: str) -> tuple[QHBoxLayout, QPushButton]:
+    """The edit and its Browse… button; `what` names the folder, so a screen reader can tell the buttons apart."""
     browse = QPushButton("Browse…", parent)
+    browse.setAccessibleName(f"Browse for {what}")
 
     def pick() -> None:
         folder = QFileDialog.getExistingDirectory(parent, title, edit.text())
@@ -56,7 +59,7 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
     row = QHBoxLayout()
     row.addWidget(edit, 1)
     row.addWidget(browse)
-    return row
+    return row, browse
 
 
 class SettingsDialog(QDialog):
@@ -83,7 +86,20 @@ class SettingsDialog(QDialog):
         self.use_preset.toggled.connect(self._sync_enabled)
         self.preset.currentTextChanged.connect(lambda name: self.preset_about.setText(preset_description(name)))
         self.load()
+        self._set_tab_order(buttons)
+        # Focus on the first field, not on OK: a keyboard user would otherwise save with the first Enter.
+        self.models_radio().setFocus(Qt.FocusReason.OtherFocusReason)
         self.resize(560, 0)
+
+    def _set_tab_order(self, buttons: QDialogButtonBox) -> None:
+        """Top to bottom as laid out, OK and Cancel last (the chain otherwise follows creation order, and the
+        button box is made first). Disabled fields and the unchecked radio are skipped by Qt itself."""
+        chain([self.use_preset, self.preset, self.use_bundle, self.bundle, self.bundle_browse, self.device, self.k,
+               self.beta, self.library, self.library_browse, self.exclusions, self.watching, *buttons.buttons()])
+
+    def models_radio(self) -> QRadioButton:
+        """The checked one of Preset / Bundle folder: where Tab enters the group."""
+        return self.use_bundle if self.use_bundle.isChecked() else self.use_preset
 
     def _models_box(self, presets: list[str], cuda: bool | None) -> QGroupBox:
         self.use_preset = QRadioButton("Preset", self)
@@ -91,6 +107,10 @@ class SettingsDialog(QDialog):
         group = QButtonGroup(self)
         group.addButton(self.use_preset)
         group.addButton(self.use_bundle)
+        # Qt moves the group's Tab stop only when one of its radios gets focus, not when one is checked
+        # in code (load()), so Tab would land on "Preset" while "Bundle folder" is chosen: keep it on the
+        # checked one.
+        group.buttonToggled.connect(lambda *_: self._sync_radio_focus())
         self.preset = QComboBox(self)
         self.preset.addItems(presets)
         for i, name in enumerate(presets):
@@ -100,6 +120,7 @@ class SettingsDialog(QDialog):
         self.preset_about.setWordWrap(True)
         self.bundle = QLineEdit(self)
         self.bundle.setPlaceholderText("a folder containing manifest.json")
+        self.bundle.setAccessibleName("Model bundle folder")  # else the group box's title, "Models"
         self.device = QComboBox(self)
         for label, value in DEVICE_LABELS:
             if value == "cuda" and cuda is False:
@@ -111,7 +132,9 @@ class SettingsDialog(QDialog):
         form = QFormLayout(box)
         form.addRow(self.use_preset, self.preset)
         form.addRow("", self.preset_about)
-        form.addRow(self.use_bundle, _folder_row(self.bundle, self, "Choose a model bundle folder"))
+        row, self.bundle_browse = _folder_row(self.bundle, self, "Choose a model bundle folder",
+                                              "a model bundle folder")
+        form.addRow(self.use_bundle, row)
         form.addRow("Device", self.device)
         return box
 
@@ -137,15 +160,18 @@ class SettingsDialog(QDialog):
 
         self.library = QLineEdit(self)
         self.library.setPlaceholderText(f"default: {default_library_dir()}")
+        self.library.setAccessibleName("Library folder")  # else the group box's title, "Library"
         self.library_now = QLabel(f"Open now: {self.current_library}" if self.current_library else "", self)
         self.library_now.setObjectName("hint")
         self.library_now.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.exclusions = PatternsEdit([], self)
         self.exclusions.setMaximumHeight(90)
+        self.exclusions.setAccessibleName("Skip in new folders")  # the form's label, not PatternsEdit's own name
         self.watching = QCheckBox("Watch folders and index changes automatically", self)
         box = QGroupBox("Library", self)
         form = QFormLayout(box)
-        form.addRow("Library folder", _folder_row(self.library, self, "Choose the library folder"))
+        row, self.library_browse = _folder_row(self.library, self, "Choose the library folder", "a library folder")
+        form.addRow("Library folder", row)
         if self.current_library:
             form.addRow("", self.library_now)
         form.addRow("Skip in new folders", self.exclusions)
@@ -155,6 +181,13 @@ class SettingsDialog(QDialog):
     def _sync_enabled(self) -> None:
         self.preset.setEnabled(self.use_preset.isChecked())
         self.bundle.setEnabled(self.use_bundle.isChecked())
+        self.bundle_browse.setEnabled(self.use_bundle.isChecked())  # no Tab stop that fills a disabled field
+
+    def _sync_radio_focus(self) -> None:
+        checked = self.models_radio()
+        for radio in (self.use_preset, self.use_bundle):
+            # Arrow keys still move between them (Qt's radio groups ignore the policy there) and check the other.
+            radio.setFocusPolicy(Qt.FocusPolicy.StrongFocus if radio is checked else Qt.FocusPolicy.ClickFocus)
 
     def load(self) -> None:
         s = self.settings

@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QPersist
 from PySide6.QtGui import QImage, QPixmap
 
 from ...search.moments import Moment, moments_of
-from ..format import moment_label
+from ..format import match_text, moment_label
 from ..workers.thumbnails import ThumbnailLoader
 
 _USER = int(Qt.ItemDataRole.UserRole)
@@ -165,6 +165,10 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             moment = moment_label(r.t_start, r.t_end)
             return r.path + (f"\n{moment}" if moment else "")
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return self._spoken(index.row(), r)
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole:
+            return r.path
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(r)
         if role == ResultRoles.Result:
@@ -198,6 +202,21 @@ class ResultsModel(QAbstractListModel):
                 return "loading"
             return "missing" if self._pixmaps[r.segment_id] is _MISSING else "loaded"
         return None
+
+    def _spoken(self, row: int, r) -> str:
+        """What a screen reader says of a card: what the grid paints (name, moment badge, section heading)
+        and what the preview shows (the match judgement), e.g. "2.mp4, video 0:02–0:07, match yes · 97 %, 3 of
+        40, in Matches"."""
+        parts = [Path(r.path).name, f"video {moment_label(r.t_start, r.t_end)}" if r.kind == "video" else "photo"]
+        if match_text(r):
+            parts.append(f"match {match_text(r)}")
+        parts.append(f"{row + 1} of {len(self._results)}")
+        state, n = self._divider
+        if state == "matches":
+            parts.append("in Matches" if row < n else "in Similar, not exact")
+        elif state == "none":
+            parts.append("nothing matches exactly")
+        return ", ".join(parts)
 
     # -- thumbnails -----------------------------------------------------------------------
     def _pixmap(self, result) -> QPixmap | None:

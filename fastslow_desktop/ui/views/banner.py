@@ -19,6 +19,10 @@ class Banner(QFrame):
         self.close_button = QPushButton("✕", self)
         self.close_button.setFlat(True)
         self.close_button.setFixedWidth(28)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.setAccessibleName("Dismiss")
+        for button in (self.button, self.close_button):
+            button.setAutoDefault(True)  # Enter presses a focused button, as Space does
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 8, 8)
         layout.addWidget(self.label, 1)

@@ -40,6 +40,30 @@ def _pydate(day: QDate) -> dt.date:
     return dt.date(day.year(), day.month(), day.day())
 
 
+class _FolderCombo(QComboBox):
+    """A combo that knows whether its choice came from stepping through it (arrow keys or the wheel on the
+    closed combo, which Qt reports as `activated` too) or from its open list: stepping onto "Choose…"
+    must not open a folder dialog."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.stepping = False
+
+    def keyPressEvent(self, event) -> None:
+        self.stepping = not self.view().isVisible()
+        try:
+            super().keyPressEvent(event)
+        finally:
+            self.stepping = False
+
+    def wheelEvent(self, event) -> None:
+        self.stepping = True
+        try:
+            super().wheelEvent(event)
+        finally:
+            self.stepping = False
+
+
 class FilterBar(QWidget):
     """Kind · folder · date · sort; emits `changed` when the user changes any of them."""
 
@@ -55,14 +79,16 @@ class FilterBar(QWidget):
         self.ask_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
             self, "Only results in this folder", str(Path.home()))
         self.kind: QComboBox | None = None
-        self.folder = QComboBox(self)
+        self.folder = _FolderCombo(self)
         self.folder.setObjectName("folderFilter")
+        self.folder.setAccessibleName("Folder filter")
         self.folder.setToolTip("Only results in this folder and its subfolders")
         self.folder.setMinimumContentsLength(14)
         self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.set_roots([])
         self.dates = QComboBox(self)
         self.dates.setObjectName("dateFilter")
+        self.dates.setAccessibleName("Date filter")
         self.dates.setToolTip("When the photo or video was taken (camera date, else the file's date)")
         for label, key in DATE_PRESETS:
             self.dates.addItem(label, key)
@@ -70,6 +96,7 @@ class FilterBar(QWidget):
         self.before = self._date_edit("dateBefore", "Taken on or before this day", dt.timedelta(0))
         self.sort = QComboBox(self)
         self.sort.setObjectName("sortOrder")
+        self.sort.setAccessibleName("Sort")
         for label, key in SORTS:
             self.sort.addItem(label, key)
         self._layout()
@@ -101,7 +128,9 @@ class FilterBar(QWidget):
         for widget in (self.after, self._to, self.before):
             row.addWidget(widget)
         row.addStretch(1)
-        row.addWidget(QLabel("Sort:", self))
+        sort_label = QLabel("&Sort:", self)
+        sort_label.setBuddy(self.sort)  # Alt+S, and a screen reader names the combo by its label
+        row.addWidget(sort_label)
         row.addWidget(self.sort)
 
     def adopt_kind(self, combo: QComboBox) -> None:
@@ -192,6 +221,8 @@ class FilterBar(QWidget):
     def _on_folder(self, index: int) -> None:
         if self.folder.itemData(index) == CHOOSE:
             self.folder.setCurrentIndex(self._last_folder)  # until a folder is picked
+            if self.folder.stepping:  # arrowed onto it: the dialog opens from the open list (Space, Alt+↓)
+                return
             path = self.ask_folder()
             if path:
                 self.select_folder(str(Path(path).resolve()))

@@ -40,8 +40,17 @@ class PlayerControls(QWidget):
         self.play_pause.clicked.connect(self.play_pause_clicked)
         self.slider.sliderMoved.connect(self.seek_requested)
         self.slider.sliderReleased.connect(lambda: self.seek_requested.emit(self.slider.value()))
+        # Keys (arrows, Page Up/Down, Home, End) and clicks on the groove move the knob by "actions";
+        # dragging is SliderMove and is sent by sliderMoved above.
+        self.slider.actionTriggered.connect(self._on_slider_action)
+        self.play_pause.setAccessibleName("Play or pause")
+        self.slider.setAccessibleName("Position in the video")
         self.set_playing(False)
         self.set_position(0)
+
+    def _on_slider_action(self, action: int) -> None:
+        if action != QSlider.SliderAction.SliderMove.value:
+            self.seek_requested.emit(self.slider.sliderPosition())
 
     def set_playing(self, playing: bool) -> None:
         self.play_pause.setText("❚❚" if playing else "▶")

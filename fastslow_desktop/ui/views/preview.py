@@ -15,8 +15,10 @@ from PySide6.QtWidgets import (QFormLayout, QGridLayout, QHBoxLayout, QLabel, QP
                                QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
 
 from ...search.moments import Moment, next_moment
+from ..announce import announce
 from ..desktop import multimedia_problem
-from ..format import captured, clock, file_size, moment_label, score, timestamp
+from ..focus_order import chain
+from ..format import captured, clock, file_size, match_text, moment_label, score, timestamp
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
 from .moment_strip import MomentStrip
@@ -25,15 +27,6 @@ PREVIEW_SIZE = QSize(1024, 1024)  # decoded size; the label scales it to the pan
 
 
 MAX_UPSCALE = 3.0  # small pictures are enlarged to fill the pane, up to this factor
-
-
-def match_text(result) -> str:
-    """'yes · 92 %' from the slow stage's judgement; '' before re-ranking."""
-    match = getattr(result, "match", None)
-    if match is None:
-        return ""
-    probability = getattr(result, "match_probability", None)
-    return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")
 
 
 def moments_tip(n: int, match: str | None) -> str:
@@ -96,6 +89,7 @@ class PreviewPane(QWidget):
         self.moments_source: Callable[[object], list[Moment]] | None = None
         self._player = None
         self._cannot_play: str | None = None  # why the in-app player cannot run ("" when it can)
+        self.tab_after: QWidget | None = None  # the widget Tab comes from into this pane (the window sets it)
 
         self.image = ImageLabel(self)
         self.image.setObjectName("previewImage")
@@ -145,6 +139,7 @@ class PreviewPane(QWidget):
         scroll.setWidget(details)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # it shows no focus and its labels take none: no Tab stop
         return scroll
 
     def _build_moments(self) -> QWidget:
@@ -154,6 +149,7 @@ class PreviewPane(QWidget):
         self.next_button = QPushButton("Next moment", self.moments_row)
         self.next_button.setToolTip("The next moment in this video that matches the query")
         self.next_button.clicked.connect(self.next_moment)
+        self.next_button.setAutoDefault(True)
         row = QHBoxLayout(self.moments_row)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.strip, 1)
@@ -184,6 +180,9 @@ class PreviewPane(QWidget):
         self.copy_button = QPushButton("Copy path", self)
         self.more_button = QPushButton("More like this", self)
         self.play_button = QPushButton("▶ Play from here", self)
+        self.play_button.setAccessibleName("Play from here")
+        for button in (self.open_button, self.reveal_button, self.copy_button, self.more_button, self.play_button):
+            button.setAutoDefault(True)  # Enter presses a focused button, as Space does
         actions = QGridLayout()
         actions.addWidget(self.open_button, 0, 0)
         actions.addWidget(self.reveal_button, 0, 1)
@@ -196,6 +195,12 @@ class PreviewPane(QWidget):
         self.more_button.clicked.connect(lambda: self._result and self.more_like_requested.emit(self._result))
         self.play_button.clicked.connect(self._play)
         return actions
+
+    def tab_widgets(self) -> list[QWidget]:
+        """The pane's keyboard stops top to bottom: the player's controls (once made), Next moment, the actions."""
+        player = [self._player.controls.play_pause, self._player.controls.slider] if self._player else []
+        return [*player, self.next_button, self.open_button, self.reveal_button, self.copy_button,
+                self.more_button, self.play_button]
 
     @property
     def result(self):
@@ -342,6 +347,8 @@ class PreviewPane(QWidget):
             self._player = MomentPlayer(self)
             self._player.failed.connect(self.show_play_problem)
             self.stack.addWidget(self._player)
+            if self.tab_after is not None:  # its controls come first in the pane, as they are on screen
+                chain([self.tab_after, *self.tab_widgets()])
         self.stack.setCurrentWidget(self._player)
         self._player.play(result.path, result.t_start)
 
@@ -349,6 +356,7 @@ class PreviewPane(QWidget):
         """Why the video does not play here, in the pane (not only on stderr)."""
         self.play_note.setText(message)
         self.play_note.setVisible(True)
+        announce(self, message)
 
     def show_no_player(self, message: str) -> None:
         """Why it plays nowhere: why not here (if known), then `message`; set whole, never appended to."""

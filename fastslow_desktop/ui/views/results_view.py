@@ -8,7 +8,8 @@ rest of its row, so the first non-match starts a new row under the heading.
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPixmap, QResizeEvent
+from PySide6.QtGui import (QColor, QFocusEvent, QFont, QKeyEvent, QPainter, QPainterPath, QPalette, QPen,
+                           QPixmap, QResizeEvent)
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ...search.types import nothing_matches
@@ -51,12 +52,18 @@ class ResultDelegate(QStyledItemDelegate):
         cell = card.adjusted(4, 4, -4, -4)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        focused = self._view.hasFocus()
         if selected or hovered:
             colour = QColor(palette.color(QPalette.ColorRole.Highlight))
-            colour.setAlpha(255 if selected else 40)
+            # Full colour only while the grid has the keyboard: the card then reads as "where the keys act".
+            colour.setAlpha((255 if focused else 110) if selected else 40)
             path = QPainterPath()
             path.addRoundedRect(cell, 8, 8)
             painter.fillPath(path, colour)
+        if focused and option.state & QStyle.StateFlag.State_HasFocus:  # the current card: a ring, as Qt's views
+            pen = QPen(palette.color(QPalette.ColorRole.Text), 2)
+            painter.setPen(pen)
+            painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 8, 8)
 
         box = QRect(cell.left() + (cell.width() - THUMB) // 2, cell.top() + 6, THUMB, THUMB)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
@@ -81,7 +88,7 @@ class ResultDelegate(QStyledItemDelegate):
             self._badge(painter, box, "▶ " + (index.data(ResultRoles.Moment) or "0:00"))
 
         text_rect = QRect(cell.left() + 6, box.bottom() + 6, cell.width() - 12, cell.bottom() - box.bottom() - 6)
-        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        role = QPalette.ColorRole.HighlightedText if selected and focused else QPalette.ColorRole.Text
         painter.setPen(palette.color(role))
         name = option.fontMetrics.elidedText(index.data(Qt.ItemDataRole.DisplayRole) or "",
                                              Qt.TextElideMode.ElideMiddle, text_rect.width())
@@ -107,11 +114,13 @@ class ResultDelegate(QStyledItemDelegate):
 
 
 class ResultsView(QListView):
-    """Arrows move; Enter opens the current result; Space previews it."""
+    """Arrows move; Enter opens the current result; Space shows or hides its preview; Escape, Up from the
+    first row, or typing goes back to the search field."""
 
     open_requested = Signal(QModelIndex)
     preview_requested = Signal(QModelIndex)
-    back_requested = Signal()  # Escape: back to the search field
+    back_requested = Signal()  # Escape or Up from the first row: back to the search field
+    typed = Signal(str)  # text typed while the grid has the keyboard: it belongs in the search field
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -134,6 +143,7 @@ class ResultsView(QListView):
         self.setMouseTracking(True)
         self.setItemDelegate(ResultDelegate(self))
         self.setFrameShape(QListView.Shape.NoFrame)
+        self.setAccessibleName("Results")
         self.activated.connect(self.open_requested)
 
     def setModel(self, model) -> None:
@@ -214,8 +224,29 @@ class ResultsView(QListView):
             self.open_requested.emit(self.currentIndex())
             event.accept()
             return
-        if event.key() == Qt.Key.Key_Escape:
+        if event.key() == Qt.Key.Key_Escape or (event.key() == Qt.Key.Key_Up and self._in_first_row()):
             self.back_requested.emit()
             event.accept()
             return
+        text = event.text()
+        plain = not event.modifiers() & ~(Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier)
+        if plain and text and text.isprintable() and not text.isspace():
+            self.typed.emit(text)  # a search app: letters are a query, not a jump to a file name
+            event.accept()
+            return
         super().keyPressEvent(event)
+
+    def _in_first_row(self) -> bool:
+        current = self.currentIndex()
+        model = self.model()
+        if not current.isValid() or model is None or not model.rowCount():
+            return True
+        return self.visualRect(current).top() <= self.visualRect(model.index(0, 0)).top()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.viewport().update()  # the current card's ring and full highlight
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.viewport().update()

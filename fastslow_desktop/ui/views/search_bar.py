@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgre
 
 DEBOUNCE_MS = 250
 KINDS = (("Photos and videos", None), ("Photos", "image"), ("Videos", "video"))
-WIDEST_TIMING = "fast 9999 ms · slow 99.9 s"
+WIDEST_TIMING = "500 results · fast 9999 ms · slow 99.9 s"
 PLACEHOLDER = "Describe what you remember — “a red circle to the left of a blue square”"
 
 
@@ -43,7 +43,10 @@ class SearchBar(QWidget):
         self.field.setPlaceholderText(PLACEHOLDER)
         self.field.setClearButtonEnabled(True)
         self.field.setMinimumHeight(34)
+        self.field.setAccessibleName("Search")
         self.kind = QComboBox(self)
+        self.kind.setAccessibleName("Photos or videos")
+        self.kind.setToolTip("Search photos, videos, or both")
         for label, kind in KINDS:
             self.kind.addItem(label, kind)
         self.refining = QWidget(self)  # the "refining…" indicator: a busy bar and a word
@@ -103,8 +106,9 @@ class SearchBar(QWidget):
     def set_refining(self, on: bool) -> None:
         self.refining.setVisible(on)
 
-    def set_timing(self, fast_ms: float | None, slow_ms: float | None) -> None:
-        parts = []
+    def set_timing(self, fast_ms: float | None, slow_ms: float | None, count: int | None = None) -> None:
+        """'40 results · fast 65 ms · slow 207 ms'; empty when nothing is known."""
+        parts = [] if count is None else [f"{count} result{'' if count == 1 else 's'}"]
         if fast_ms is not None:
             parts.append(f"fast {fast_ms:.0f} ms")
         if slow_ms is not None:

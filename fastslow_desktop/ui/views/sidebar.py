@@ -38,6 +38,7 @@ class FoldersSidebar(QWidget):
         self.list.setWordWrap(True)
         self.list.setUniformItemSizes(False)
         self.list.setFrameShape(QListWidget.Shape.NoFrame)
+        self.list.setAccessibleName("Folders")
         self.empty = QLabel("Drop photo or video folders here, or use Add.", self)
         self.empty.setWordWrap(True)
         self.empty.setObjectName("hint")
@@ -50,6 +51,7 @@ class FoldersSidebar(QWidget):
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         for button in (self.add_button, self.remove_button, self.exclude_button):
+            button.setAutoDefault(True)  # Enter presses a focused button, as Space does (outside dialogs too)
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -75,8 +77,10 @@ class FoldersSidebar(QWidget):
 
     def set_roots(self, roots: list) -> None:
         """Refresh in place (keeps the selection while counts change during indexing)."""
-        current = self.current_path()
+        current, row = self.current_path(), self.list.currentRow()
+        refocus = self.remove_button.hasFocus() or self.exclude_button.hasFocus()
         self._roots = {r.path: r for r in roots}
+        self.list.blockSignals(True)  # no button state (nor focus) flickers while the rows are rebuilt
         self.list.clear()
         folder_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon)
         offline_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon)
@@ -88,8 +92,14 @@ class FoldersSidebar(QWidget):
             self.list.addItem(item)
             if root.path == current:
                 self.list.setCurrentItem(item)
+        removed = current is not None and current not in self._roots
+        if removed and self.list.count():
+            self.list.setCurrentRow(min(row, self.list.count() - 1))  # its neighbour is next
+        self.list.blockSignals(False)
         self.empty.setVisible(not roots)
         self._update_buttons()
+        if refocus and removed:  # the keyboard stays here, on what comes next, not on a stale button
+            (self.list if self.list.count() else self.add_button).setFocus(Qt.FocusReason.OtherFocusReason)
 
     def paths(self) -> list[str]:
         return list(self._roots)
@@ -104,8 +114,11 @@ class FoldersSidebar(QWidget):
 
     def _update_buttons(self) -> None:
         has = self.current_path() is not None
+        lost = not has and (self.remove_button.hasFocus() or self.exclude_button.hasFocus())
         self.remove_button.setEnabled(has)
         self.exclude_button.setEnabled(has)
+        if lost:  # a disabled button hands the keyboard to the next widget, which may be off in the preview
+            (self.list if self.list.count() else self.add_button).setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _remove(self) -> None:
         path = self.current_path()

@@ -152,7 +152,9 @@ class AppStatusBar(QStatusBar):
             self._last_report = UP_TO_DATE
 
     def set_failures(self, count: int) -> None:
-        self.errors.setText(f"⚠ {count} file{'s' if count != 1 else ''} failed")
+        text = f"{count} file{'s' if count != 1 else ''} failed"
+        self.errors.setText(f"⚠ {text}")
+        self.errors.setAccessibleName(text)  # not "warning sign …"
         self.errors.setVisible(count > 0)
 
     def end_starting(self) -> None:

@@ -31,6 +31,8 @@ class WelcomePage(QWidget):
         self.add_button.clicked.connect(self.add_requested)
         self.clear_button = QPushButton("Clear filters", self)
         self.clear_button.clicked.connect(self.clear_filters_requested)
+        for button in (self.add_button, self.clear_button):
+            button.setAutoDefault(True)  # Enter presses a focused button, as Space does
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         layout.addWidget(self.logo)
