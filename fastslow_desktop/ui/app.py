@@ -104,6 +104,10 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     app.setDesktopFileName("fastslow")
     app.setStyle("Fusion")
     app.setStyleSheet(STYLESHEET)
+    # A light/dark switch of the desktop while the app runs: the style sheet's palette() colours are
+    # resolved when it is set, so set it again (without this the window stayed half light, half dark).
+    app.styleHints().colorSchemeChanged.connect(  # once the new palette is in place
+        lambda _scheme: QTimer.singleShot(0, lambda: app.setStyleSheet(STYLESHEET)))
     settings = AppSettings()
     config = service_config(settings, getattr(args, "library", None), getattr(args, "models", None),
                             getattr(args, "device", None))

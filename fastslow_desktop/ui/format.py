@@ -73,3 +73,12 @@ def match_text(result) -> str:
         return ""
     probability = getattr(result, "match_probability", None)
     return match if probability is None else f"{match} · {probability:.0%}".replace("%", " %")
+
+
+_BREAK_AFTER = str.maketrans({c: c + "\u200b" for c in "/\\_-.,"})
+
+
+def breakable(name: str) -> str:
+    """A path or file name with invisible break points after / _ - . , so a long one wraps in a label
+    instead of being cut off (for display only: a copy of it carries them)."""
+    return name.translate(_BREAK_AFTER)

@@ -66,8 +66,10 @@ class MainWindow(ResultSelection, ResultActions, WindowDialogs, QMainWindow):
     def _build(self) -> None:
         self.search_bar = SearchBar(self)
         self.banner = Banner(self)
-        self.thumbnails = ThumbnailLoader(QSize(THUMB, THUMB), threads=2, parent=self)
-        self.results_model = ResultsModel(self.thumbnails, self)
+        # Decoded for the screen's pixels (2× at 200 % scaling), drawn in the card's logical box: sharp.
+        ratio = self.devicePixelRatioF()
+        self.thumbnails = ThumbnailLoader(QSize(THUMB, THUMB) * ratio, threads=2, parent=self)
+        self.results_model = ResultsModel(self.thumbnails, self, pixel_ratio=ratio)
         self.results_view = ResultsView(self)
         self.results_view.setObjectName("results")
         self.results_view.setModel(self.results_model)

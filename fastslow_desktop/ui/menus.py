@@ -47,7 +47,9 @@ def build_menus(window: QMainWindow) -> None:
     window.reindex_action = QAction("&Re-scan all folders", window)
     window.retry_action = QAction("Re&try failed files", window)
     quit_action = QAction("&Quit", window)
-    quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+    # The platform's key (none on Windows) and Ctrl+Q everywhere, as the shortcuts help says.
+    quit_action.setShortcuts(list(dict.fromkeys([*QKeySequence.keyBindings(QKeySequence.StandardKey.Quit),
+                                                  QKeySequence("Ctrl+Q")])))
     quit_action.triggered.connect(window.close)
     for action in (window.add_action, window.picture_action, window.reindex_action, window.retry_action,
                    window.models_action, window.settings_action):

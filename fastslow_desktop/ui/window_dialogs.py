@@ -17,8 +17,8 @@ from .dialogs.settings import SettingsDialog
 from .services import ServiceConfig
 
 OFFLINE_HELP = ("To search without downloading, use a model bundle on disk: start with "
-                "<code>fastslow --models PATH</code> or choose a bundle folder in Settings — or try "
-                "<code>fastslow demo</code>, which works offline.")
+                "“fastslow --models PATH” or choose a bundle folder in Settings — or try "
+                "“fastslow demo”, which works offline.")
 
 
 class WindowDialogs:
@@ -44,7 +44,7 @@ class WindowDialogs:
         dialog.finished.connect(lambda _result: self.controller.stopping_changed.disconnect(stop))
         if first_run:
             dialog.rejected.connect(lambda: self._on_failed(
-                "No search models yet: choose and download them (Models…), or use a bundle folder in "
+                "No search models yet: choose and download them (File › Models…), or use a bundle folder in "
                 "Settings.", True))
         dialog.show()
         return dialog
@@ -66,7 +66,7 @@ class WindowDialogs:
         self.status.set_models("Models unavailable")
         self.status.end_starting()
         # the hub's own message already gives the way out; say it once
-        text = message if not offline or "fastslow demo" in message else f"{message}<br>{OFFLINE_HELP}"
+        text = message if not offline or "fastslow demo" in message else f"{message}\n{OFFLINE_HELP}"
         self.banner.show_message(text, "Settings…")
 
     def _refresh_results(self, report) -> None:
@@ -94,7 +94,7 @@ class WindowDialogs:
         self._keep_banner = True
         self.settings.models = kept  # Settings shows the models in use
         self.status.set_models(f"Switching back to {kept}…")
-        self.banner.show_message(f"{message}<br>FastSlow keeps using {kept}.", "Settings…")
+        self.banner.show_message(f"{message}\nFastSlow keeps using {kept}.", "Settings…")
 
     def _on_models_chosen_elsewhere(self, spec: str) -> None:
         self.settings.models = spec  # Settings shows the models in use

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+from ..format import breakable
 
 
 def parse_patterns(text: str) -> list[str]:
@@ -34,8 +38,10 @@ class ExclusionsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"Skip these files and folders inside<br><b>{folder}</b><br>"
-                                "(one pattern per line, e.g. <code>*.tmp</code> or <code>Screenshots</code>):", self))
+        intro = QLabel(f"Skip these files and folders inside<br><b>{html.escape(breakable(folder))}</b><br>"
+                       "(one pattern per line, e.g. <code>*.tmp</code> or <code>Screenshots</code>):", self)
+        intro.setWordWrap(True)  # a long path wraps instead of widening the dialog past the screen
+        layout.addWidget(intro)
         layout.addWidget(self.edit)
         layout.addWidget(buttons)
         self.resize(460, 320)

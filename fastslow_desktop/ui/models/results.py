@@ -61,8 +61,9 @@ class ResultsModel(QAbstractListModel):
 
     CACHE_SIZE = 800  # pixmaps kept (≈ 80 kB each at 144 px)
 
-    def __init__(self, thumbnails: ThumbnailLoader | None = None, parent=None):
+    def __init__(self, thumbnails: ThumbnailLoader | None = None, parent=None, pixel_ratio: float = 1.0):
         super().__init__(parent)
+        self._pixel_ratio = pixel_ratio  # device pixels per logical one: thumbnails are decoded that much larger
         self._results: list = []
         self._row_of: dict[int, int] = {}
         self._stage = 0
@@ -242,7 +243,10 @@ class ResultsModel(QAbstractListModel):
     def _on_thumbnail(self, sid: int, image: QImage) -> None:
         self._pending.discard(sid)
         # QPixmap only on the GUI thread (this slot): workers produced the QImage.
-        self._remember(sid, QPixmap.fromImage(image) if not image.isNull() else _MISSING)
+        pixmap = QPixmap.fromImage(image) if not image.isNull() else _MISSING
+        if pixmap is not _MISSING:
+            pixmap.setDevicePixelRatio(self._pixel_ratio)
+        self._remember(sid, pixmap)
         row = self._row_of.get(sid)
         if row is not None:
             index = self.index(row, 0)

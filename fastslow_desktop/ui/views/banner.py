@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
 
@@ -14,9 +14,11 @@ class Banner(QFrame):
         self.setObjectName("banner")
         self.label = QLabel(self)
         self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # messages hold paths: "<2019>" is a name, not a tag
         self.label.setOpenExternalLinks(False)
         self.button = QPushButton("Settings…", self)
         self.close_button = QPushButton("✕", self)
+        self.close_button.setObjectName("bannerClose")
         self.close_button.setFlat(True)
         self.close_button.setFixedWidth(28)
         self.close_button.setToolTip("Dismiss")

@@ -19,6 +19,17 @@ ANY_FOLDER, CHOOSE = "", "\0choose"  # item data of "All folders" and "Choose…
 DATE_PRESETS = (("Any time", "any"), ("Last 30 days", "30d"), ("This year", "year"), ("Last year", "last_year"),
                 ("Custom…", "custom"))
 SORTS = (("Relevance", "relevance"), ("Newest first", "date"))
+FOLDER_TIP = "Only results in this folder and its subfolders"
+FOLDER_CHARS = 20  # the folder box's width in characters; longer names are shortened in the middle
+
+
+def short_name(path: str) -> str:
+    """A folder's name as the box shows it: 'Holiday photos…summer 2019' rather than cut off at the edge."""
+    name = Path(path).name or path
+    if len(name) <= FOLDER_CHARS:
+        return name
+    half = (FOLDER_CHARS - 1) // 2
+    return f"{name[:half]}…{name[-(FOLDER_CHARS - 1 - half):]}"
 
 
 def preset_range(key: str, today: dt.date) -> tuple[dt.date | None, dt.date | None]:
@@ -82,8 +93,8 @@ class FilterBar(QWidget):
         self.folder = _FolderCombo(self)
         self.folder.setObjectName("folderFilter")
         self.folder.setAccessibleName("Folder filter")
-        self.folder.setToolTip("Only results in this folder and its subfolders")
-        self.folder.setMinimumContentsLength(14)
+        self.folder.setToolTip(FOLDER_TIP)
+        self.folder.setMinimumContentsLength(FOLDER_CHARS)
         self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.set_roots([])
         self.dates = QComboBox(self)
@@ -103,6 +114,7 @@ class FilterBar(QWidget):
         if kind is not None:
             self.adopt_kind(kind)
         self.folder.activated.connect(self._on_folder)
+        self.folder.currentIndexChanged.connect(self._folder_tip)
         self.dates.currentIndexChanged.connect(self._on_dates)
         self.after.dateChanged.connect(self._on_custom_date)
         self.before.dateChanged.connect(self._on_custom_date)
@@ -166,7 +178,7 @@ class FilterBar(QWidget):
         if self.kind is not None and self.kind.currentData():
             words.append(self.kind.currentText())
         if self.folder.currentData() not in (ANY_FOLDER, CHOOSE, None):
-            words.append(f"in {self.folder.currentText()}")
+            words.append(f"in {Path(self.folder.currentData()).name or self.folder.currentData()}")
         if self.dates.currentData() == "custom":
             start, end = sorted((_pydate(self.after.date()), _pydate(self.before.date())))
             words.append(f"{start:%Y-%m-%d} to {end:%Y-%m-%d}")
@@ -197,26 +209,31 @@ class FilterBar(QWidget):
         self.folder.clear()
         self.folder.addItem("All folders", ANY_FOLDER)
         for path in dict.fromkeys(paths + [p for p in chosen if p == current]):
-            self.folder.addItem(Path(path).name or path, path)
+            self.folder.addItem(short_name(path), path)
             self.folder.setItemData(self.folder.count() - 1, path, role=Qt.ItemDataRole.ToolTipRole)
         self.folder.addItem("Choose…", CHOOSE)
         index = self.folder.findData(current) if current else 0
         self.folder.setCurrentIndex(max(0, index))
         self._last_folder = self.folder.currentIndex()
         self.folder.blockSignals(False)
+        self._folder_tip()
 
     def select_folder(self, path: str) -> None:
         """Filter to `path` (added to the list when it is not a library folder)."""
         index = self.folder.findData(path)
         if index < 0:
             index = self.folder.count() - 1  # before "Choose…"
-            self.folder.insertItem(index, Path(path).name or path, path)
+            self.folder.insertItem(index, short_name(path), path)
             self.folder.setItemData(index, path, role=Qt.ItemDataRole.ToolTipRole)
         changed = index != self.folder.currentIndex()
         self.folder.setCurrentIndex(index)
         self._last_folder = index
         if changed:
             self.changed.emit()
+
+    def _folder_tip(self, _index: int = 0) -> None:
+        path = self.folder.currentData()
+        self.folder.setToolTip(path if path not in (ANY_FOLDER, CHOOSE, None) else FOLDER_TIP)
 
     def _on_folder(self, index: int) -> None:
         if self.folder.itemData(index) == CHOOSE:

@@ -18,7 +18,7 @@ from ...search.moments import Moment, next_moment
 from ..announce import announce
 from ..desktop import multimedia_problem
 from ..focus_order import chain
-from ..format import captured, clock, file_size, match_text, moment_label, score, timestamp
+from ..format import breakable, captured, clock, file_size, match_text, moment_label, score, timestamp
 from ..workers.job import JobRunner
 from ..workers.preview import load_preview
 from .moment_strip import MomentStrip
@@ -62,12 +62,17 @@ class ImageLabel(QLabel):
         if self._pixmap.isNull():
             self.setPixmap(QPixmap())
             return
+        # In device pixels: at 150 % or 200 % scaling a pixmap of the label's logical size was stretched
+        # (blurred) by the screen; one of the device size, marked with the ratio, is drawn 1:1.
+        ratio = self.devicePixelRatioF()
         size = self._pixmap.size()
-        fit = size.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        fit = size.scaled(self.size() * ratio, Qt.AspectRatioMode.KeepAspectRatio)
         limit = size * MAX_UPSCALE
         size = fit if fit.width() <= limit.width() else limit
-        self.setPixmap(self._pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+        scaled = self._pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+        scaled.setDevicePixelRatio(ratio)
+        self.setPixmap(scaled)
 
 
 class PreviewPane(QWidget):
@@ -127,6 +132,10 @@ class PreviewPane(QWidget):
         self.title = QLabel(self)
         self.title.setObjectName("previewTitle")
         self.title.setWordWrap(True)
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # a file named "Me <3 you & <Tom>.png" is shown whole
+        bold = self.title.font()
+        bold.setBold(True)
+        self.title.setFont(bold)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         details = QWidget(self)
         details_layout = QVBoxLayout(details)
@@ -140,6 +149,7 @@ class PreviewPane(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # it shows no focus and its labels take none: no Tab stop
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long names wrap instead
         return scroll
 
     def _build_moments(self) -> QWidget:
@@ -167,10 +177,15 @@ class PreviewPane(QWidget):
                            ("slow", "Slow score")):
             value = QLabel(self)
             value.setWordWrap(True)
+            value.setTextFormat(Qt.TextFormat.PlainText)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setObjectName(f"meta_{key}")
             self.fields[key] = value
             meta.addRow(label, value)
+        # Shown with invisible break points (a long path wraps); "Copy path" copies it exactly, so the label
+        # itself is not for copying.
+        self.fields["path"].setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        self.fields["path"].setToolTip("“Copy path” copies it exactly")
         return meta
 
     def _build_actions(self) -> QGridLayout:
@@ -221,7 +236,7 @@ class PreviewPane(QWidget):
             self.moments_row.setVisible(False)
             self.image.set_image(QPixmap())
             return
-        self.title.setText(f"<b>{Path(result.path).name}</b>")
+        self.title.setText(breakable(Path(result.path).name))
         self._fill_fields(result)
         self.play_button.setVisible(result.kind == "video")
         self.stack.setCurrentWidget(self.image)
@@ -247,7 +262,7 @@ class PreviewPane(QWidget):
         info = result.info
         values = {
             "moment": moment_label(result.t_start, result.t_end) if result.kind == "video" else "",
-            "path": result.path,
+            "path": breakable(result.path),
             "size": file_size(getattr(info, "size", None)),
             "taken": captured(info),
             "modified": timestamp(getattr(info, "mtime", None)),

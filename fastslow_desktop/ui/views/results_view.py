@@ -68,7 +68,7 @@ class ResultDelegate(QStyledItemDelegate):
         box = QRect(cell.left() + (cell.width() - THUMB) // 2, cell.top() + 6, THUMB, THUMB)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
         if isinstance(pixmap, QPixmap) and not pixmap.isNull():
-            size = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            size = pixmap.deviceIndependentSize().toSize().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(box.center())
             clip = QPainterPath()

@@ -39,6 +39,7 @@ class FoldersSidebar(QWidget):
         self.list.setUniformItemSizes(False)
         self.list.setFrameShape(QListWidget.Shape.NoFrame)
         self.list.setAccessibleName("Folders")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # names wrap; no 3 px scroll
         self.empty = QLabel("Drop photo or video folders here, or use Add.", self)
         self.empty.setWordWrap(True)
         self.empty.setObjectName("hint")

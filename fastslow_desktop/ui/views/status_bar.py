@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton
 
+from ..announce import announce
 from ..format import eta
 
 
@@ -167,9 +170,13 @@ class AppStatusBar(QStatusBar):
 
     def show_query_notes(self, notes: list[str]) -> None:
         """What of the query the models could not read (for a while); a query read whole clears the last one's."""
-        text = " ".join(notes)
+        # Quoted words kept apart from the sentence (first-strong isolates): a right-to-left query inside the
+        # quotes reordered the punctuation around it.
+        text = re.sub(r"“([^”]*)”", "“\u2068\\1\u2069”", " ".join(notes))
         if text:
             self.showMessage(text, QUERY_NOTE_MS)
+            announce(self, text)
         elif self.currentMessage() and self.currentMessage() == self._query_note:
             self.clearMessage()
+        self.setToolTip(text)  # the whole note, when a long query's is cut at the window's edge
         self._query_note = text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon, QResizeEvent
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 class WelcomePage(QWidget):
@@ -21,8 +21,9 @@ class WelcomePage(QWidget):
         self.heading = QLabel(self)
         self.heading.setObjectName("welcomeHeading")
         self.heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.heading.setWordWrap(True)  # unwrapped, the 20 pt line set the window's smallest width
         self.body = QLabel(self)
-        self.body.setObjectName("hint")
+        self.body.setObjectName("welcomeBody")  # the first run's instructions: body text, not a faint hint
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body.setWordWrap(True)
         self.body.setMaximumWidth(520)
@@ -37,7 +38,13 @@ class WelcomePage(QWidget):
         layout.addStretch(2)
         layout.addWidget(self.logo)
         layout.addWidget(self.heading)
-        layout.addWidget(self.body, 0, Qt.AlignmentFlag.AlignHCenter)
+        # Centred by stretches, not by alignment: an aligned word-wrapped label got only its narrow
+        # preferred width (a 240 px column of five lines) where 520 px were free.
+        body_row = QHBoxLayout()
+        body_row.addStretch(1)
+        body_row.addWidget(self.body, 100)
+        body_row.addStretch(1)
+        layout.addLayout(body_row)
         layout.addSpacing(12)
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
