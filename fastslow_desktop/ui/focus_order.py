@@ -19,13 +19,12 @@ def chain(widgets: Iterable[QWidget | None]) -> None:
 
 
 def window_order(window) -> list[QWidget]:
-    """Search row, its banner, the filter row, the folders, the results (or the welcome page), the preview,
-    the status bar's buttons."""
+    """Search row, the filter row, the banner under it, the folders, the results (or the welcome page), the
+    preview, the status bar's buttons."""
     bar, banner, filters, side = window.search_bar, window.banner, window.filter_bar, window.sidebar
     status = window.status
-    return [bar.field, banner.button, banner.close_button,
-            filters.kind, filters.folder, filters.dates, filters.after, filters.before, filters.sort,
-            side.list, side.add_button, side.remove_button, side.exclude_button,
+    return [bar.field, filters.kind, filters.folder, filters.dates, filters.after, filters.before, filters.sort,
+            banner.button, banner.close_button, side.list, side.add_button, side.remove_button, side.exclude_button,
             window.welcome.add_button, window.welcome.clear_button, window.results_view,
             *window.preview.tab_widgets(), status.pause, status.cancel, status.errors]
 
