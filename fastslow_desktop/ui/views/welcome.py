@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon, QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+BODY_WIDTH = 520  # the text's line length, pixels: longer lines are hard to read
 
 
 class WelcomePage(QWidget):
@@ -26,7 +28,6 @@ class WelcomePage(QWidget):
         self.body.setObjectName("welcomeBody")  # the first run's instructions: body text, not a faint hint
         self.body.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.body.setWordWrap(True)
-        self.body.setMaximumWidth(520)
         self.add_button = QPushButton("Add folders…", self)
         self.add_button.setObjectName("primary")
         self.add_button.clicked.connect(self.add_requested)
@@ -38,13 +39,9 @@ class WelcomePage(QWidget):
         layout.addStretch(2)
         layout.addWidget(self.logo)
         layout.addWidget(self.heading)
-        # Centred by stretches, not by alignment: an aligned word-wrapped label got only its narrow
-        # preferred width (a 240 px column of five lines) where 520 px were free.
-        body_row = QHBoxLayout()
-        body_row.addStretch(1)
-        body_row.addWidget(self.body, 100)
-        body_row.addStretch(1)
-        layout.addLayout(body_row)
+        # The page's whole width, its lines kept to BODY_WIDTH by side margins (`_fit`): added with an
+        # alignment, a word-wrapped label got only its narrow preferred width (a 240 px column of five lines).
+        layout.addWidget(self.body)
         layout.addSpacing(12)
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -59,7 +56,9 @@ class WelcomePage(QWidget):
         # A centred word-wrapped label gets its one-line height from the box layout, which cuts the
         # wrapped lines top and bottom: ask for the height its text needs at the width it will have.
         margins = self.layout().contentsMargins()
-        width = min(self.body.maximumWidth(), max(100, self.width() - margins.left() - margins.right()))
+        width = max(100, self.width() - margins.left() - margins.right())
+        pad = max(0, (width - BODY_WIDTH) // 2)
+        self.body.setContentsMargins(pad, 0, pad, 0)
         self.body.setMinimumHeight(self.body.heightForWidth(width))
 
     def show_first_run(self) -> None:
