@@ -236,7 +236,9 @@ class PreviewPane(QWidget):
             self.moments_row.setVisible(False)
             self.image.set_image(QPixmap())
             return
-        self.title.setText(breakable(Path(result.path).name))
+        name = Path(result.path).name
+        # Break points only where a name is too long for one line: a short one copies without them.
+        self.title.setText(name if len(name) <= 40 else breakable(name))
         self._fill_fields(result)
         self.play_button.setVisible(result.kind == "video")
         self.stack.setCurrentWidget(self.image)
