@@ -77,3 +77,19 @@ def test_thumbnails_are_made_for_the_screens_pixels():
     model._on_thumbnail(1, image)
     pixmap = model.index(0, 0).data(Qt.ItemDataRole.DecorationRole)
     assert pixmap.devicePixelRatio() == 2.0 and pixmap.deviceIndependentSize().toSize() == QSize(144, 144)
+
+
+def test_the_welcome_text_is_as_tall_as_its_lines_after_the_window_grows(qtbot):
+    """The text's height only ever grew: once narrow, a wide page kept 12 lines of room around 3 lines of text."""
+    from fastslow_desktop.ui.views.welcome import WelcomePage
+
+    page = WelcomePage()
+    qtbot.addWidget(page)
+    page.show()
+    page.resize(160, 600)
+    qtbot.wait(20)
+    narrow = page.body.minimumHeight()
+    page.resize(900, 600)
+    qtbot.wait(20)
+    line = page.body.fontMetrics().lineSpacing()
+    assert page.body.minimumHeight() < narrow and page.body.minimumHeight() <= 4 * line

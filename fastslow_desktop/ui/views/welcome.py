@@ -59,6 +59,7 @@ class WelcomePage(QWidget):
         width = max(100, self.width() - margins.left() - margins.right())
         pad = max(0, (width - BODY_WIDTH) // 2)
         self.body.setContentsMargins(pad, 0, pad, 0)
+        self.body.setMinimumHeight(0)  # QLabel's heightForWidth counts the minimum: it only ever grew
         self.body.setMinimumHeight(self.body.heightForWidth(width))
 
     def show_first_run(self) -> None:
