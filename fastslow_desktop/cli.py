@@ -220,9 +220,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for failure in status["failed"]:
         print(f"  ! {printable_path(failure['path'])}: {failure['error']}")
     if status["hidden"]:
-        shown = ", ".join(printable_path(os.path.basename(path)) for path in status["hidden"][:3])
-        more = f" and {len(status['hidden']) - 3} more" if len(status["hidden"]) > 3 else ""
         n = len(status["hidden"])
+        shown = ", ".join(printable_path(os.path.basename(path)) for path in status["hidden"][:3])
+        more = f" and {n - 3} more" if n > 3 else ""
         print(f"note: {n} hidden folder{'' if n == 1 else 's'} or file{'' if n == 1 else 's'} skipped (names "
               f"starting with a dot: {shown}{more}); hidden ones are not indexed")
     if status["unfinished_run"]:

@@ -18,7 +18,7 @@ from ..media import DecodeError, frame_times, load_image, video_frames
 from .indexer import Indexer
 from .models_spec import TARGET_KEY, remember_spec
 from .progress import IndexReport, Progress
-from .scan import request_retry, root_for, scan_hidden, scan_problems
+from .scan import request_retry, root_for, scan_problems
 from .unfinished import left_unfinished
 from .walk import is_under
 
@@ -251,6 +251,7 @@ class Library:
     def status(self) -> dict:
         """What `fastslow status --json` prints."""
         counts = self.catalog.store.counts()
+        problems, hidden = scan_problems(self.catalog.store)
         return {
             "roots": [{"path": r.path, "online": r.online, "media": r.n_media, "indexed": r.n_indexed,
                        "failed": r.n_errors, "excludes": list(r.excludes)} for r in self.roots()],
@@ -260,10 +261,9 @@ class Library:
             "segments": counts["segments"],
             "model": self.serving_model_id,
             # Files that failed, and folders or files the walk could not use (unreadable, special).
-            "failed": sorted(self.catalog.store.failures() + scan_problems(self.catalog.store),
-                             key=lambda f: f["path"]),
+            "failed": sorted(self.catalog.store.failures() + problems, key=lambda f: f["path"]),
             "unfinished_run": self.left_unfinished(),  # running now, or stopped early: files may be missing
-            "hidden": scan_hidden(self.catalog.store),  # hidden folders and media files, skipped on purpose
+            "hidden": hidden,  # hidden folders and media files, skipped on purpose
         }
 
     def retry_failed(self) -> int:

@@ -283,7 +283,7 @@ def _problem_rows(scan: _Scan, roots: list[dict]) -> list[tuple[str, str]]:
             folder = target if what == "folder" else os.path.dirname(target)
             rows.append((link, f"link to a {what} outside the indexed folders, not followed "
                                f"(add {folder} as a folder to index it)"))
-    rows.extend((path, HIDDEN) for path in scan.report.hidden)  # kept apart by `scan_hidden`
+    rows.extend((path, HIDDEN) for path in scan.report.hidden)  # kept apart by `scan_problems`
     return rows
 
 
@@ -304,16 +304,12 @@ def _load_problems(store: Store) -> list[dict]:
     return [p for p in data if isinstance(p, dict) and isinstance(p.get("path"), str)] if isinstance(data, list) else []
 
 
-def scan_problems(store: Store) -> list[dict]:
-    """Folders and files the last walks could not use, with why ({"path", "error"}), for `status`."""
+def scan_problems(store: Store) -> tuple[list[dict], list[str]]:
+    """For `status`: the folders and files the last walks could not use, with why ({"path", "error"}), and
+    the hidden folders and media files (names starting with a dot) they skipped on purpose (paths)."""
     roots = store.roots()
-    return [p for p in _load_problems(store) if root_for(p["path"], roots) is not None and p.get("error") != HIDDEN]
-
-
-def scan_hidden(store: Store) -> list[str]:
-    """Hidden folders and media files (names starting with a dot) the last walks skipped, for `status`."""
-    roots = store.roots()
-    return [p["path"] for p in _load_problems(store) if p.get("error") == HIDDEN and root_for(p["path"], roots)]
+    kept = [p for p in _load_problems(store) if root_for(p["path"], roots) is not None]
+    return [p for p in kept if p.get("error") != HIDDEN], [p["path"] for p in kept if p.get("error") == HIDDEN]
 
 
 def request_retry(store: Store) -> int:

@@ -57,12 +57,14 @@ def is_clutter(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$") or name.lower() in CLUTTER
 
 
-def _note_hidden(entry: os.DirEntry, report: WalkReport) -> None:
+def _note_hidden(entry: os.DirEntry, report: WalkReport, root: str, excludes: tuple[str, ...]) -> None:
     """A hidden folder, or a hidden file named as media, is skipped but counted in `status`: a person whose
-    photos are in `.photos` should learn why none were found. System clutter and macOS's `._name` companion
-    files (metadata beside a copied file, not pictures) are not worth a mention."""
+    photos are in `.photos` should learn why none were found. System clutter, macOS's `._name` companion
+    files (metadata beside a copied file, not pictures) and what the user excluded are not worth a mention."""
     name = entry.name
     if not name.startswith(".") or name.startswith("._") or name.lower() in CLUTTER:
+        return
+    if excludes and is_excluded(os.path.relpath(entry.path, root), excludes):
         return
     try:
         folder = entry.is_dir(follow_symlinks=False)
@@ -182,12 +184,10 @@ def walk(folder: str | Path, root: str | Path | None = None, excludes: Iterable[
         entries = _list_folder(path, seen_dirs, report)
         subdirs = []
         for entry in entries or ():
-            excluded = bool(excludes) and is_excluded(os.path.relpath(entry.path, root), excludes)
             if is_clutter(entry.name):
-                if not excluded:  # what the user excluded needs no mention
-                    _note_hidden(entry, report)
+                _note_hidden(entry, report, root, excludes)
                 continue
-            if excluded:
+            if excludes and is_excluded(os.path.relpath(entry.path, root), excludes):
                 continue
             try:
                 link = entry.is_symlink()

@@ -209,8 +209,9 @@ class ResultsModel(QAbstractListModel):
         and what the preview shows (the match judgement), e.g. "2.mp4, video 0:02–0:07, match yes · 97 %, 3 of
         40, in Matches"."""
         parts = [Path(r.path).name, f"video {moment_label(r.t_start, r.t_end)}" if r.kind == "video" else "photo"]
-        if match_text(r):
-            parts.append(f"match {match_text(r)}")
+        match = match_text(r)
+        if match:
+            parts.append(f"match {match}")
         parts.append(f"{row + 1} of {len(self._results)}")
         state, n = self._divider
         if state == "matches":

@@ -99,7 +99,9 @@ class FoldersSidebar(QWidget):
         self.list.blockSignals(False)
         self.empty.setVisible(not roots)
         self._update_buttons()
-        if refocus and removed:  # the keyboard stays here, on what comes next, not on a stale button
+        # The keyboard stays here, on what comes next: a disabled button would hand it on to whatever
+        # follows in the chain, which may be far off in the preview.
+        if refocus and removed:
             (self.list if self.list.count() else self.add_button).setFocus(Qt.FocusReason.OtherFocusReason)
 
     def paths(self) -> list[str]:
@@ -115,11 +117,8 @@ class FoldersSidebar(QWidget):
 
     def _update_buttons(self) -> None:
         has = self.current_path() is not None
-        lost = not has and (self.remove_button.hasFocus() or self.exclude_button.hasFocus())
         self.remove_button.setEnabled(has)
         self.exclude_button.setEnabled(has)
-        if lost:  # a disabled button hands the keyboard to the next widget, which may be off in the preview
-            (self.list if self.list.count() else self.add_button).setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _remove(self) -> None:
         path = self.current_path()
