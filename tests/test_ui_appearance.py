@@ -93,3 +93,19 @@ def test_the_welcome_text_is_as_tall_as_its_lines_after_the_window_grows(qtbot):
     qtbot.wait(20)
     line = page.body.fontMetrics().lineSpacing()
     assert page.body.minimumHeight() < narrow and page.body.minimumHeight() <= 4 * line
+
+
+def test_a_sidebar_without_folders_shows_its_hint_where_the_list_would_be(qtbot):
+    """The first-run sidebar was an empty white list with the hint squeezed under it."""
+    from fastslow_desktop.ui.views.sidebar import FoldersSidebar
+
+    sidebar = FoldersSidebar()
+    qtbot.addWidget(sidebar)
+    sidebar.resize(260, 500)
+    sidebar.show()
+    sidebar.set_roots([])
+    assert sidebar.empty.isVisible() and not sidebar.list.isVisible()
+    assert sidebar.empty.y() < sidebar.add_button.y() - 200  # at the top, not pressed against the buttons
+    root = SimpleNamespace(path="/photos", n_indexed=0, n_media=0, n_errors=0, online=True, excludes=[])
+    sidebar.set_roots([root])
+    assert sidebar.list.isVisible() and not sidebar.empty.isVisible() and sidebar.list.count() == 1

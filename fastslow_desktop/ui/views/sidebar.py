@@ -57,8 +57,9 @@ class FoldersSidebar(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(title)
+        # With no folders the hint takes the list's place: an empty white list reads as something broken.
         layout.addWidget(self.list, 1)
-        layout.addWidget(self.empty)
+        layout.addWidget(self.empty, 1, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(buttons)
 
         self._roots: dict[str, object] = {}
@@ -68,6 +69,7 @@ class FoldersSidebar(QWidget):
         self.exclude_button.clicked.connect(self._exclusions)
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
         self._update_buttons()
+        self.list.setVisible(False)  # no folders until set_roots says otherwise
         self.setMinimumWidth(240)
 
     def indexed_elsewhere(self, active: bool) -> None:
@@ -98,6 +100,7 @@ class FoldersSidebar(QWidget):
             self.list.setCurrentRow(min(row, self.list.count() - 1))  # its neighbour is next
         self.list.blockSignals(False)
         self.empty.setVisible(not roots)
+        self.list.setVisible(bool(roots))
         self._update_buttons()
         # The keyboard stays here, on what comes next: a disabled button would hand it on to whatever
         # follows in the chain, which may be far off in the preview.
