@@ -121,3 +121,27 @@ def test_slow_twin_negatives_pair_only_confusable_twins_with_captions_false_for_
     assert set(terms) == {"caption_fwd", "caption_bwd", "twin_rank"} and terms["twin_rank"] > 0
     terms["twin_rank"].backward()
     assert slow.fwd.embed.weight.grad is not None
+
+
+def test_an_architecture_can_start_its_residual_blocks_switched_on():
+    """fast-synth-bn1 states residual_bn_weight 1; open_clip itself starts every residual block at zero."""
+    from dataclasses import replace
+
+    from training.params import PRESETS
+    from training.stages import apply_init, new_fast
+
+    def last_bn(model):
+        return [p for n, p in model.visual.named_parameters() if n.startswith("layer") and n.endswith("bn3.weight")]
+
+    tokenizer = TextTokenizer.compact_for(["a red circle"], context_length=16)
+    switched_on = new_fast(replace(PRESETS["synthetic"], fast_arch="fast-synth-bn1"), tokenizer).model
+    assert len(last_bn(switched_on)) == 4 and all(bool((p == 1).all()) for p in last_bn(switched_on))
+    preset = new_fast(replace(PRESETS["synthetic"]), tokenizer).model
+    assert all(bool((p == 0).all()) for p in last_bn(preset))
+    vit = build_clip(load_arch("fast-tiny"), tokenizer.vocab_size, 16)
+    try:
+        apply_init(vit, {"residual_bn_weight": 1.0})
+    except ValueError as exc:
+        assert "ModifiedResNet" in str(exc)
+    else:
+        raise AssertionError("a ViT tower has no residual BatchNorm to set")

@@ -53,7 +53,29 @@ def new_fast(cfg: TrainConfig, tokenizer: TextTokenizer) -> FastSpec:
         return FastSpec(model, arch, preprocess)
     arch = load_arch(cfg.fast_arch)
     model = build_clip(arch, tokenizer.vocab_size, tokenizer.context_length)
+    apply_init(model, arch.get("init", {}))
     return FastSpec(model, arch, PreprocessConfig.from_dict(arch.get("preprocess", {})))
+
+
+def apply_init(model: torch.nn.Module, init: dict) -> None:
+    """Initial-weight choices an architecture states beyond open_clip's defaults (random-weight training only).
+
+    "residual_bn_weight": the scale of each residual block's last BatchNorm in a ModifiedResNet image
+    tower (fast-synth-bn1 sets 1). open_clip sets 0, so every block starts as the identity; with that
+    start the synthetic preset's student learns two-object relations late, at a step its initial
+    weights decide (README, "Where the seed spread comes from").
+    """
+    weight = init.get("residual_bn_weight")
+    if weight is None:
+        return
+    layers = [getattr(model.visual, f"layer{i}", None) for i in range(1, 5)]
+    if any(layer is None for layer in layers):
+        raise ValueError("init.residual_bn_weight applies to ModifiedResNet image towers only")
+    with torch.no_grad():
+        for layer in layers:
+            for name, param in layer.named_parameters():
+                if name.endswith("bn3.weight"):
+                    param.fill_(float(weight))
 
 
 def new_slow(cfg: TrainConfig, tokenizer: TextTokenizer, **overrides) -> SlowCaptioner:
