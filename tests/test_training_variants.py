@@ -1,7 +1,8 @@
-"""training variants: the cached teacher, attentive region removal, and the slow-to-fast decomposition."""
+"""training variants: the cached teacher, attentive region removal, the slow-to-fast decomposition, initial weights."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fastslow_desktop.models import (
@@ -139,9 +140,5 @@ def test_an_architecture_can_start_its_residual_blocks_switched_on():
     preset = new_fast(replace(PRESETS["synthetic"]), tokenizer).model
     assert all(bool((p == 0).all()) for p in last_bn(preset))
     vit = build_clip(load_arch("fast-tiny"), tokenizer.vocab_size, 16)
-    try:
+    with pytest.raises(ValueError, match="ModifiedResNet"):  # a ViT tower has no residual BatchNorm to set
         apply_init(vit, {"residual_bn_weight": 1.0})
-    except ValueError as exc:
-        assert "ModifiedResNet" in str(exc)
-    else:
-        raise AssertionError("a ViT tower has no residual BatchNorm to set")

@@ -61,8 +61,8 @@ def apply_init(model: torch.nn.Module, init: dict) -> None:
     """Initial-weight choices an architecture states beyond open_clip's defaults (random-weight training only).
 
     "residual_bn_weight": the scale of each residual block's last BatchNorm in a ModifiedResNet image
-    tower (fast-synth-bn1 sets 1). open_clip sets 0, so every block starts as the identity; with that
-    start the synthetic preset's student learns two-object relations late, at a step its initial
+    tower (fast-synth-bn1 sets 1). open_clip sets 0, so each block starts by passing only its shortcut;
+    from that start the synthetic preset's student learns two-object relations late, at a step its initial
     weights decide (README, "Where the seed spread comes from").
     """
     weight = init.get("residual_bn_weight")
